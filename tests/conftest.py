@@ -1,0 +1,23 @@
+"""Shared fixtures: the embedded digits data and the real MNIST test set from ../shared."""
+
+from pathlib import Path
+
+import pytest
+
+from vae_core.data import load_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST_DIR = REPO.parent / "shared" / "data" / "mnist-t10k"
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    if not MNIST_DIR.is_dir():
+        pytest.skip(f"the real MNIST test set is not at {MNIST_DIR}")
+    return load_dataset("mnist", data_dir=MNIST_DIR)

@@ -1,0 +1,126 @@
+"""The background job: control from another thread, bounded history, failures, the slot queue."""
+
+import math
+import threading
+import time
+
+import torch
+
+from vae_core.config import TrainConfig
+from vae_core.job import TrainingJob
+from vae_core.slots import SlotPool
+
+LONG = TrainConfig(epochs=200, batch_size=16, hidden=[256, 256])
+
+
+def wait_for(predicate, timeout=20.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_stop_mid_epoch_returns_within_a_second_and_leaves_no_thread(digits):
+    before = threading.active_count()
+    job = TrainingJob(LONG, digits, pool=SlotPool(1)).start()
+    assert wait_for(lambda: job.view().step > 30)
+    t0 = time.monotonic()
+    job.stop()
+    assert job.join(1.0), "the job did not stop within a second"
+    assert time.monotonic() - t0 < 1.0
+    assert job.view().status == "stopped"
+    assert threading.active_count() == before
+
+
+def test_pause_holds_the_step_count_and_resume_continues(digits):
+    job = TrainingJob(LONG, digits, pool=SlotPool(1)).start()
+    assert wait_for(lambda: job.view().step > 5)
+    job.pause()
+    assert wait_for(lambda: job.view().status == "paused")
+    held = job.view().step
+    time.sleep(0.3)
+    assert job.view().step == held
+    job.resume()
+    assert wait_for(lambda: job.view().step > held + 5)
+    job.stop()
+    assert job.join(2)
+
+
+def test_live_lr_and_beta_changes_apply_from_the_next_step(digits):
+    job = TrainingJob(LONG, digits, pool=SlotPool(1)).start()
+    assert wait_for(lambda: job.view().step > 5)
+    job.set_lr(1e-4)
+    job.set_beta(3.0)
+    assert wait_for(lambda: job.history.steps()[-1]["beta"] == 3.0)
+    last = job.history.steps()[-1]
+    assert math.isclose(last["lr"], 1e-4) and job.live_changes[0]["beta"] == 3.0
+    job.stop()
+    assert job.join(2)
+
+
+def test_history_is_thinned_to_its_budget(digits):
+    job = TrainingJob(TrainConfig(epochs=30, batch_size=8, hidden=[32]), digits, pool=SlotPool(1), max_points=100)
+    job.start()
+    assert job.join(60)
+    steps = job.history.steps()
+    assert job.view().step > 4000 and len(steps) <= 100
+    assert steps[-1]["step"] > 0.9 * job.view().step  # thinning keeps the whole span
+    gaps = {b["step"] - a["step"] for a, b in zip(steps, steps[1:])}
+    assert len(gaps) == 1
+
+
+def test_snapshots_carry_what_the_ui_draws(digits):
+    job = TrainingJob(TrainConfig(epochs=2, latent_dim=5), digits, pool=SlotPool(1)).start()
+    assert job.join(30)
+    snap = job.view().snapshot
+    assert snap.reconstructions.shape == snap.originals.shape == (16, 1, 8, 8)
+    assert snap.samples.shape == (16, 1, 8, 8) and 0 <= snap.samples.min() and snap.samples.max() <= 1
+    assert snap.latent_mu.shape == (len(digits.val), 5) and snap.latent_2d.shape == (len(digits.val), 2)
+    assert snap.labels.shape == (len(digits.val),) and snap.kl_per_dim.shape == (5,)
+    assert snap.epoch == 2 and 0 <= snap.active_units <= 5
+
+
+def test_a_learning_rate_of_1000_fails_with_a_message_and_finite_weights(digits):
+    job = TrainingJob(TrainConfig(lr=1e3, optimizer="sgd", epochs=5), digits, pool=SlotPool(1)).start()
+    assert job.join(30)
+    view = job.view()
+    assert view.status == "failed" and "learning rate" in view.message
+    assert all(torch.isfinite(p).all() for p in job.trainer.model.parameters())
+
+
+def test_with_a_limit_of_one_two_jobs_run_one_after_the_other(digits):
+    pool = SlotPool(1)
+    first = TrainingJob(LONG, digits, pool=pool).start()
+    assert wait_for(lambda: first.view().status == "running")
+    second = TrainingJob(TrainConfig(epochs=1), digits, pool=pool).start()
+    assert wait_for(lambda: second.view().queue_position == 1)
+    time.sleep(0.3)
+    assert second.view().status == "queued" and second.view().step == 0
+    first.stop()
+    assert first.join(2)
+    assert second.join(30) and second.view().status == "finished"
+
+
+def test_a_queued_job_can_be_stopped_before_it_starts(digits):
+    pool = SlotPool(1)
+    first = TrainingJob(LONG, digits, pool=pool).start()
+    second = TrainingJob(LONG, digits, pool=pool).start()
+    assert wait_for(lambda: second.view().queue_position == 1)
+    second.stop()
+    assert second.join(2) and second.view().status == "stopped"
+    first.stop()
+    assert first.join(2)
+
+
+def test_an_unknown_dataset_fails_with_the_data_message():
+    job = TrainingJob(TrainConfig(dataset="no-such-set"), pool=SlotPool(1)).start()
+    assert job.join(10)
+    assert job.view().status == "failed" and "no-such-set" in job.view().message
+
+
+def test_incompatible_settings_fail_with_the_field_name():
+    job = TrainingJob(TrainConfig(dataset="moons", recon_loss="bce"), pool=SlotPool(1)).start()
+    assert job.join(10)
+    assert job.view().status == "failed" and "recon_loss" in job.view().message

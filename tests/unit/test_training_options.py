@@ -1,0 +1,216 @@
+"""Each training option changes what training does: every test here fails if its option is ignored."""
+
+import pytest
+import torch
+
+from vae_core.config import OPTIMIZERS, TrainConfig
+from vae_core.job import TrainingJob
+from vae_core.schedules import lr_curve
+from vae_core.slots import SlotPool
+from vae_core.train import Trainer
+
+FAST = dict(epochs=8, batch_size=64, lr=3e-3, hidden=[128], latent_dim=4)
+
+
+def fit(config: TrainConfig, data) -> tuple[Trainer, dict]:
+    trainer = Trainer(config, data)
+    for _ in range(config.epochs):
+        for x in trainer.batches():
+            trainer.train_step(x)
+        trainer.end_epoch(trainer.evaluate(data.val)["neg_elbo"])
+    return trainer, trainer.evaluate(data.val)
+
+
+def test_high_beta_lowers_kl_and_raises_reconstruction_error(digits):
+    _, low = fit(TrainConfig(beta=0.0, **FAST), digits)
+    _, high = fit(TrainConfig(beta=8.0, **FAST), digits)
+    assert high["kl"] < 0.3 * low["kl"]
+    assert high["recon"] > low["recon"] + 2
+
+
+def test_free_bits_keep_each_dimension_near_or_above_lambda(digits):
+    trainer, _ = fit(TrainConfig(beta=8.0, free_bits=1.0, **FAST), digits)
+    from vae_core.explore import encode
+    from vae_core.objectives import kl_per_dim
+    mu, logvar = encode(trainer.model, digits.val)
+    per_dim = kl_per_dim(mu, logvar).mean(0)
+    assert per_dim.min() > 0.8, per_dim
+    _, plain = fit(TrainConfig(beta=8.0, **FAST), digits)
+    assert plain["kl"] < 0.5 * per_dim.sum()
+
+
+def test_capacity_objective_keeps_kl_near_its_target(digits):
+    config = TrainConfig(capacity=True, capacity_max=6.0, capacity_gamma=50.0, capacity_ramp_epochs=4, **FAST)
+    _, result = fit(config, digits)
+    assert abs(result["kl"] - 6.0) < 1.0, result
+    _, other = fit(config.replace(capacity_max=12.0), digits)
+    assert abs(other["kl"] - 12.0) < 1.5, other
+
+
+def test_autoencoder_mode_reports_zero_kl_and_is_deterministic(digits):
+    trainer, result = fit(TrainConfig(mode="ae", **FAST), digits)
+    assert result["kl"] == 0.0
+    x = digits.val[:4]
+    trainer.model.train()
+    assert torch.equal(trainer.model(x)[0], trainer.model(x)[0])
+
+
+def test_augmentation_changes_training_batches_only(digits):
+    config = TrainConfig(augment=True, aug_rotation=30.0, aug_shift=0.2, **FAST)
+    augmented = Trainer(config, digits)
+    plain = Trainer(config.replace(augment=False), digits)
+    xa, xp = next(augmented.batches()), next(plain.batches())
+    assert xa.shape == xp.shape and not torch.allclose(xa, xp, atol=0.05)
+    assert 0.0 <= xa.min() and xa.max() <= 1.0
+    plain.load_weights(augmented.weights())
+    assert augmented.evaluate(digits.val) == plain.evaluate(digits.val)
+
+
+def test_flip_mirrors_some_images(digits):
+    config = TrainConfig(augment=True, aug_rotation=0.0, aug_shift=0.0, aug_zoom=0.0, aug_flip=True, **FAST)
+    from vae_core.augment import augment_batch
+    x = digits.train[:64]
+    out = augment_batch(x, config, torch.Generator().manual_seed(0))
+    mirrored = torch.isclose(out, x.flip(-1), atol=1e-4).flatten(1).all(1)
+    kept = torch.isclose(out, x, atol=1e-4).flatten(1).all(1)
+    assert mirrored.any() and kept.any() and (mirrored | kept).all()
+
+
+def test_weight_decay_shrinks_weights(digits):
+    plain, _ = fit(TrainConfig(optimizer="adamw", **FAST), digits)
+    decayed, _ = fit(TrainConfig(optimizer="adamw", weight_decay=0.5, **FAST), digits)
+    norm = lambda t: sum(p.norm() ** 2 for n, p in t.model.named_parameters() if "weight" in n).sqrt()  # noqa: E731
+    assert norm(decayed) < 0.8 * norm(plain)
+
+
+def test_l1_makes_weights_sparser(digits):
+    plain, _ = fit(TrainConfig(**FAST), digits)
+    sparse, _ = fit(TrainConfig(l1=1e-3, **FAST), digits)
+    small = lambda t: torch.cat([p.flatten().abs() < 1e-2 for n, p in t.model.named_parameters()  # noqa: E731
+                                 if "weight" in n]).float().mean()
+    assert small(sparse) > small(plain) + 0.1
+
+
+def test_dropout_and_batch_norm_make_training_mode_differ(digits):
+    for options in ({"dropout": 0.5}, {"batch_norm": True}):
+        trainer = Trainer(TrainConfig(mode="ae", **FAST, **options), digits)
+        x = digits.val[:32]
+        trainer.model.train()
+        train_out = trainer.model(x)[0]
+        trainer.model.eval()
+        assert not torch.allclose(train_out, trainer.model(x)[0]), options
+    plain = Trainer(TrainConfig(mode="ae", **FAST), digits).model
+    assert not any(isinstance(m, (torch.nn.Dropout, torch.nn.BatchNorm1d)) for m in plain.modules())
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_every_optimizer_trains(name, digits):
+    config = TrainConfig(optimizer=name, **{**FAST, "lr": 0.05 if name == "sgd" else 3e-3})
+    trainer = Trainer(config, digits)
+    assert type(trainer.optimizer).__name__.lower() == name
+    before = trainer.evaluate(digits.val)["neg_elbo"]
+    for _ in range(3):
+        for x in trainer.batches():
+            trainer.train_step(x)
+    assert trainer.evaluate(digits.val)["neg_elbo"] < before - 5
+
+
+def test_input_normalisation_standardises_the_encoder_input(digits):
+    trainer = Trainer(TrainConfig(normalize_inputs=True, **FAST), digits)
+    assert torch.allclose(trainer.model.input_mean, digits.train.mean(0))
+    assert not torch.allclose(Trainer(TrainConfig(**FAST), digits).model.input_std, trainer.model.input_std)
+
+
+def test_gradient_clipping_bounds_the_gradient_norm(digits):
+    trainer = Trainer(TrainConfig(grad_clip=0.5, **FAST), digits)
+    trainer.train_step(next(trainer.batches()))
+    norm = torch.cat([p.grad.flatten() for p in trainer.model.parameters()]).norm()
+    assert norm <= 0.5 + 1e-4
+
+
+def test_adversarial_term_trains_a_discriminator(digits):
+    trainer = Trainer(TrainConfig(adv_weight=1.0, **FAST), digits)
+    before = [p.clone() for p in trainer.discriminator.parameters()]
+    row = trainer.train_step(next(trainer.batches()))
+    assert {"adv_g", "adv_d"} <= row.keys()
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.discriminator.parameters()))
+    assert Trainer(TrainConfig(**FAST), digits).discriminator is None
+    plain = Trainer(TrainConfig(**FAST), digits)
+    x = next(plain.batches())
+    adv = Trainer(TrainConfig(adv_weight=1.0, **FAST), digits)
+    plain.train_step(x), adv.train_step(x)
+    assert not torch.equal(plain.model.to_mu.weight, adv.model.to_mu.weight)
+
+
+def test_convolutional_model_trains_on_images(digits):
+    config = TrainConfig(architecture="conv", hidden=[16, 32], epochs=3, batch_size=64, lr=3e-3, latent_dim=4)
+    trainer = Trainer(config, digits)
+    assert any(isinstance(m, torch.nn.Conv2d) for m in trainer.model.modules())
+    before = trainer.evaluate(digits.val)["neg_elbo"]
+    _, after = fit(config, digits)
+    assert after["neg_elbo"] < before - 5
+
+
+def test_same_config_and_seed_give_the_same_losses(digits):
+    a, b = Trainer(TrainConfig(**FAST), digits), Trainer(TrainConfig(**FAST), digits)
+    c = Trainer(TrainConfig(**{**FAST, "lr": 3e-3}, seed=1), digits)
+    rows = [[t.train_step(x)["loss"] for x in t.batches()] for t in (a, b, c)]
+    assert rows[0] == rows[1] and rows[0] != rows[2]
+
+
+def test_lr_schedules_have_their_shapes():
+    spe = 10
+    base = TrainConfig(epochs=20, lr=1e-2)
+    _, constant = lr_curve(base, spe, points=10_000)
+    assert set(constant) == {1e-2}
+    _, step = lr_curve(base.replace(lr_schedule="step", lr_step_epochs=5, lr_gamma=0.5), spe, 10_000)
+    assert step[49] == pytest.approx(1e-2) and step[50] == pytest.approx(5e-3) and step[150] == pytest.approx(1.25e-3)
+    _, exp = lr_curve(base.replace(lr_schedule="exponential", lr_gamma=0.5), spe, 10_000)
+    assert exp[10] == pytest.approx(5e-3) and exp[20] == pytest.approx(2.5e-3)
+    _, cos = lr_curve(base.replace(lr_schedule="cosine"), spe, 10_000)
+    assert cos[0] == pytest.approx(1e-2) and cos[100] == pytest.approx(5e-3, rel=0.02) and cos[-1] < 1e-4
+    _, one = lr_curve(base.replace(lr_schedule="onecycle"), spe, 10_000)
+    peak = max(range(len(one)), key=one.__getitem__)
+    assert one[0] < 1e-3 and one[peak] == pytest.approx(1e-2, rel=0.01) and 40 <= peak <= 80 and one[-1] < 1e-5
+    _, warm = lr_curve(base.replace(lr_schedule="cosine", lr_warmup_epochs=2), spe, 10_000)
+    assert warm[0] == pytest.approx(1e-4) and warm[10] == pytest.approx(5.05e-3, rel=0.01)
+    assert max(warm) == pytest.approx(1e-2) and warm[-1] < 1e-4
+
+
+def test_plateau_schedule_cuts_the_lr_when_validation_stalls(digits):
+    trainer = Trainer(TrainConfig(lr_schedule="plateau", lr_patience=1, lr_gamma=0.1, **FAST), digits)
+    for loss in (10.0, 9.0, 9.0, 9.0):
+        trainer.end_epoch(loss)
+    assert trainer.schedule.lr == pytest.approx(3e-4)
+
+
+def test_live_lr_change_keeps_optimiser_state_and_schedule_shape(digits):
+    trainer = Trainer(TrainConfig(lr_schedule="cosine", **FAST), digits)
+    batches = trainer.batches()
+    for _ in range(5):
+        trainer.train_step(next(batches))
+    state = trainer.optimizer.state[trainer.model.to_mu.weight]["exp_avg"].clone()
+    lr_before = trainer.schedule.lr
+    trainer.set_lr(3e-4)
+    assert trainer.schedule.lr == pytest.approx(lr_before / 10)
+    assert torch.equal(trainer.optimizer.state[trainer.model.to_mu.weight]["exp_avg"], state)
+    trainer.train_step(next(batches))
+    assert trainer.schedule.lr < lr_before / 10  # still annealing
+
+
+def test_early_stopping_restores_the_best_weights(digits):
+    # A tiny training set and a large model overfit: validation loss turns up, and the job stops.
+    from vae_core.data import Dataset
+    small = Dataset("digits-small", "image", digits.train[:60], digits.val, digits.test, None, None, None, None)
+    config = TrainConfig(epochs=300, batch_size=20, lr=3e-3, hidden=[512, 512], latent_dim=16, early_stopping=True,
+                         patience=5, beta=0.1)
+    job = TrainingJob(config, small, pool=SlotPool(1)).start()
+    assert job.join(120)
+    view = job.view()
+    assert view.status == "finished" and "Early stopping" in view.message
+    vals = [row["val_neg_elbo"] for row in view.epoch_history]
+    best = min(range(len(vals)), key=vals.__getitem__)
+    assert len(vals) < 300 and best < len(vals) - 1 and view.best_epoch == best + 1
+    final = job.trainer.evaluate(small.val)["neg_elbo"]
+    assert final == pytest.approx(vals[best], rel=1e-6)
+    assert final < vals[-1]

@@ -1,0 +1,1 @@
+"""VAE Lab core: data, models, objectives, training and exploration, with no UI."""

@@ -1,0 +1,196 @@
+"""TrainConfig: every setting of a training run, as plain validated data with a JSON form."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field, fields
+
+from vae_core import limits
+
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "gelu")
+ARCHITECTURES = ("mlp", "conv")
+MODES = ("vae", "ae")
+RECON_LOSSES = ("bce", "mse", "mixed")
+BETA_SCHEDULES = ("constant", "warmup", "cyclical")
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+LR_SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle", "plateau")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type or out of range; the message names the field."""
+
+
+@dataclass
+class TrainConfig:
+    # data
+    dataset: str = "digits"
+    normalize_inputs: bool = False  # standardise the encoder's input per feature; targets stay as they are
+    # model
+    architecture: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [256, 128])  # MLP widths, or conv channels per layer
+    latent_dim: int = 2
+    activation: str = "relu"
+    batch_norm: bool = False
+    dropout: float = 0.0
+    mode: str = "vae"  # "ae": deterministic encoder, no KL term
+    # objective
+    recon_loss: str = "bce"
+    mse_sigma: float = 0.1  # σ of the Gaussian decoder for MSE
+    mixed_weight: float = 0.5  # share of BCE in the mixed loss
+    beta: float = 1.0
+    beta_schedule: str = "constant"
+    beta_warmup_epochs: float = 5.0
+    beta_cycles: int = 4
+    beta_cycle_ratio: float = 0.5
+    capacity: bool = False
+    capacity_gamma: float = 100.0
+    capacity_max: float = 25.0  # nats
+    capacity_ramp_epochs: float = 10.0
+    free_bits: float = 0.0  # nats per latent dimension
+    adv_weight: float = 0.0  # 0 turns the discriminator off
+    l1: float = 0.0
+    # optimisation
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    lr_warmup_epochs: float = 0.0
+    lr_step_epochs: int = 10
+    lr_gamma: float = 0.5  # decay factor of step (per step_epochs), exponential (per epoch) and plateau
+    lr_patience: int = 2
+    grad_clip: float = 0.0  # max gradient norm, 0 = off
+    epochs: int = 30
+    batch_size: int = 32
+    seed: int = 0
+    # augmentation (images, training batches only)
+    augment: bool = False
+    aug_shift: float = 0.1  # fraction of the side
+    aug_rotation: float = 10.0  # degrees
+    aug_zoom: float = 0.1  # relative
+    aug_flip: bool = False
+    # early stopping on validation loss
+    early_stopping: bool = False
+    patience: int = 5
+    min_delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        lim = limits.current()
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name), f.type)
+        _choice("architecture", self.architecture, ARCHITECTURES)
+        _choice("activation", self.activation, ACTIVATIONS)
+        _choice("mode", self.mode, MODES)
+        _choice("recon_loss", self.recon_loss, RECON_LOSSES)
+        _choice("beta_schedule", self.beta_schedule, BETA_SCHEDULES)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        if not self.dataset or len(self.dataset) > 200:
+            raise ConfigError("dataset: must be a dataset name of 1 to 200 characters")
+        if not 1 <= len(self.hidden) <= 6:
+            raise ConfigError(f"hidden: must list 1 to 6 layer widths, got {len(self.hidden)}")
+        for w in self.hidden:
+            _range("hidden", w, 1, 4096)
+        _range("latent_dim", self.latent_dim, 1, min(64, lim.max_latent))
+        _range("dropout", self.dropout, 0.0, 0.9)
+        _range("mse_sigma", self.mse_sigma, 1e-3, 10.0)
+        _range("mixed_weight", self.mixed_weight, 0.0, 1.0)
+        _range("beta", self.beta, 0.0, 1000.0)
+        _range("beta_warmup_epochs", self.beta_warmup_epochs, 0.0, 1000.0)
+        _range("beta_cycles", self.beta_cycles, 1, 100)
+        _range("beta_cycle_ratio", self.beta_cycle_ratio, 0.01, 1.0)
+        _range("capacity_gamma", self.capacity_gamma, 0.0, 10000.0)
+        _range("capacity_max", self.capacity_max, 0.0, 1000.0)
+        _range("capacity_ramp_epochs", self.capacity_ramp_epochs, 0.0, 1000.0)
+        _range("free_bits", self.free_bits, 0.0, 10.0)
+        _range("adv_weight", self.adv_weight, 0.0, 100.0)
+        _range("l1", self.l1, 0.0, 1.0)
+        _range("lr", self.lr, 1e-7, 1e4)
+        _range("momentum", self.momentum, 0.0, 0.999)
+        _range("weight_decay", self.weight_decay, 0.0, 1.0)
+        _range("lr_warmup_epochs", self.lr_warmup_epochs, 0.0, 1000.0)
+        _range("lr_step_epochs", self.lr_step_epochs, 1, 1000)
+        _range("lr_gamma", self.lr_gamma, 0.01, 1.0)
+        _range("lr_patience", self.lr_patience, 0, 100)
+        _range("grad_clip", self.grad_clip, 0.0, 1000.0)
+        _range("epochs", self.epochs, 1, lim.max_epochs)
+        _range("batch_size", self.batch_size, 1, 4096)
+        _range("seed", self.seed, 0, 2**31 - 1)
+        _range("aug_shift", self.aug_shift, 0.0, 0.5)
+        _range("aug_rotation", self.aug_rotation, 0.0, 180.0)
+        _range("aug_zoom", self.aug_zoom, 0.0, 0.5)
+        _range("patience", self.patience, 1, 1000)
+        _range("min_delta", self.min_delta, 0.0, 1000.0)
+        if self.nesterov and self.optimizer != "sgd":
+            raise ConfigError("nesterov: only applies to the sgd optimizer")
+        if self.lr_schedule == "onecycle" and self.lr_warmup_epochs > 0:
+            raise ConfigError("lr_warmup_epochs: the one-cycle schedule has its own warm-up; set it to 0")
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict, *, strict: bool = True) -> "TrainConfig":
+        """Build from untrusted data: unknown keys are an error when `strict`, else ignored."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"config: expected a JSON object, got {type(data).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown and strict:
+            raise ConfigError(f"unknown setting(s): {', '.join(map(str, unknown[:10]))}")
+        values = {k: _coerce(k, v, known[k].type) for k, v in data.items() if k in known}
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str, *, strict: bool = True) -> "TrainConfig":
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise ConfigError(f"config: not valid JSON ({exc})") from None
+        return cls.from_dict(data, strict=strict)
+
+
+def _coerce(name: str, value, type_name: str):
+    """Lists arrive from JSON as lists; keep everything else as given and let validation judge it."""
+    if type_name == "list[int]" and isinstance(value, tuple):
+        return list(value)
+    if type_name == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _check_type(name: str, value, type_name: str) -> None:
+    ok = {
+        "str": lambda v: isinstance(v, str),
+        "bool": lambda v: isinstance(v, bool),
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+        "list[int]": lambda v: isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
+    }[type_name]
+    if not ok(value):
+        expected = {"list[int]": "a list of whole numbers", "int": "a whole number", "float": "a finite number",
+                    "bool": "true or false", "str": "text"}[type_name]
+        raise ConfigError(f"{name}: expected {expected}, got {value!r:.60}")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name}: must be one of {', '.join(allowed)}; got {value!r:.60}")
+
+
+def _range(name: str, value, low, high) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: must be between {low} and {high}, got {value}")

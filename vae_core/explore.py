@@ -1,0 +1,103 @@
+"""Looking into a trained model: encode, decode, interpolate, traverse, the latent plane, the IWAE bound."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from vae_core.config import TrainConfig
+from vae_core.models import VAE
+from vae_core.objectives import reconstruction_nll
+
+
+@torch.inference_mode()
+def encode(model: VAE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean μ and log-variance of each input."""
+    model.eval()
+    return model.encode(x)
+
+
+@torch.inference_mode()
+def decode(model: VAE, z: torch.Tensor) -> torch.Tensor:
+    """The decoder's mean for each latent vector: images in [0, 1] or 2-D points."""
+    model.eval()
+    return model.output_mean(model.decode(z))
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between vectors a and b at fractions t (falls back to linear when parallel)."""
+    omega = torch.arccos(torch.clamp(torch.dot(a / a.norm(), b / b.norm()), -1.0, 1.0))
+    if omega.abs() < 1e-6:
+        return torch.lerp(a, b, t[:, None])
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / so)[:, None] * a + (torch.sin(t * omega) / so)[:, None] * b
+
+
+def interpolate(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 8,
+                method: str = "linear") -> torch.Tensor:
+    """Decodings along the path between the posterior means of two inputs (linear or spherical)."""
+    mu, _ = encode(model, torch.stack([x_a, x_b]))
+    t = torch.linspace(0, 1, steps)
+    z = slerp(mu[0], mu[1], t) if method == "spherical" else torch.lerp(mu[0][None], mu[1][None], t[:, None])
+    return decode(model, z)
+
+
+def traverse(model: VAE, x: torch.Tensor, dims: list[int] | None = None, span: float = 3.0,
+             steps: int = 7) -> torch.Tensor:
+    """A grid (len(dims), steps, ...): each row moves one latent dimension of x's code over [−span, span]."""
+    mu, _ = encode(model, x[None])
+    dims = list(range(model.latent_dim)) if dims is None else dims
+    values = torch.linspace(-span, span, steps)
+    z = mu.repeat(len(dims) * steps, 1)
+    for row, d in enumerate(dims):
+        z[row * steps:(row + 1) * steps, d] = values
+    return decode(model, z).view(len(dims), steps, *model.sample_shape)
+
+
+def latent_grid(model: VAE, steps: int = 15, span: float = 2.5) -> torch.Tensor:
+    """Decodings of an evenly spaced grid over the 2-D latent plane, (steps, steps, ...); top row is high z₂."""
+    if model.latent_dim != 2:
+        raise ValueError("the latent plane grid needs a 2-D latent space")
+    values = torch.linspace(-span, span, steps)
+    z2, z1 = torch.meshgrid(values.flip(0), values, indexing="ij")
+    z = torch.stack([z1.reshape(-1), z2.reshape(-1)], 1)
+    return decode(model, z).view(steps, steps, *model.sample_shape)
+
+
+def project_2d(mu: np.ndarray) -> np.ndarray:
+    """Latent means in 2-D: as they are for 1 or 2 dimensions, the first two principal components above."""
+    mu = np.asarray(mu, dtype=np.float64)
+    if mu.shape[1] == 1:
+        return np.concatenate([mu, np.zeros_like(mu)], 1)
+    if mu.shape[1] == 2:
+        return mu
+    centred = mu - mu.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:2].T
+
+
+@torch.inference_mode()
+def iwae_bound(model: VAE, x: torch.Tensor, config: TrainConfig, k: int = 50, seed: int = 0,
+               chunk: int = 256) -> float:
+    """Mean importance-weighted lower bound on log p(x) in nats with k samples (Burda et al. 2016)."""
+    if not model.variational:
+        raise ValueError("the IWAE bound needs a VAE: an autoencoder has no posterior to sample")
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    total = 0.0
+    for start in range(0, len(x), chunk):
+        xb = x[start:start + chunk]
+        mu, logvar = model.encode(xb)
+        std = torch.exp(0.5 * logvar)
+        eps = torch.randn((k, *mu.shape), generator=gen)
+        z = mu + eps * std  # (k, B, D)
+        raw = model.decode(z.reshape(-1, mu.shape[1]))
+        log_px_z = -reconstruction_nll(raw, xb.repeat(k, *[1] * (xb.dim() - 1)), config, model.is_image)
+        log_px_z = log_px_z.view(k, len(xb))
+        log_pz = (-0.5 * (z ** 2 + math.log(2 * math.pi))).sum(-1)
+        log_qz = (-0.5 * (eps ** 2 + math.log(2 * math.pi)) - 0.5 * logvar).sum(-1)
+        log_w = log_px_z + log_pz - log_qz
+        total += (torch.logsumexp(log_w, 0) - math.log(k)).sum().item()
+    return total / len(x)

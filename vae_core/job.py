@@ -1,0 +1,272 @@
+"""TrainingJob: one run trained on its own thread, controlled and observed from another.
+
+The UI thread calls start / pause / resume / stop / set_lr / set_beta and reads `view()`;
+the training thread never touches the UI. History is bounded and snapshots are throttled to a
+small share of training time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from vae_core import runs
+from vae_core.config import TrainConfig
+from vae_core.data import Dataset, load_dataset
+from vae_core.history import History
+from vae_core.models import parameter_count
+from vae_core.slots import SlotPool, default_pool
+from vae_core.snapshots import Snapshot, SnapshotMaker
+from vae_core.train import Trainer
+
+QUEUED, RUNNING, PAUSED, FINISHED, STOPPED, FAILED = "queued", "running", "paused", "finished", "stopped", "failed"
+DONE = (FINISHED, STOPPED, FAILED)
+SNAPSHOT_SHARE = 0.05  # snapshots may take at most this share of the training thread's time
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A consistent copy of a job's state for the UI."""
+    status: str
+    message: str
+    epoch: int
+    epochs: int
+    step: int
+    total_steps: int
+    elapsed: float
+    eta: float | None
+    lr: float
+    beta: float
+    queue_position: int
+    step_history: list[dict] = field(repr=False)
+    epoch_history: list[dict] = field(repr=False)
+    snapshot: Snapshot | None = field(repr=False)
+    run_dir: str | None = None
+    best_epoch: int | None = None
+
+    @property
+    def progress(self) -> float:
+        return self.step / self.total_steps if self.total_steps else 0.0
+
+
+class TrainingJob:
+    def __init__(self, config: TrainConfig, data: Dataset | None = None, *, data_dir: str | None = None,
+                 runs_dir: str | os.PathLike | None = None, pool: SlotPool | None = None,
+                 snapshot_interval: float = 0.5, max_points: int = 2000):
+        self.config = config
+        self.data = data
+        self.data_dir = data_dir
+        self.runs_dir = runs_dir
+        self.pool = pool or default_pool()
+        self.snapshot_interval = snapshot_interval
+        self.history = History(max_points)
+        self.trainer: Trainer | None = None
+        self.run_dir: Path | None = None
+        self.status = QUEUED
+        self.message = ""
+        self.best_epoch: int | None = None
+        self.live_changes: list[dict] = []
+        self._snapshot: Snapshot | None = None
+        self._lock = threading.Lock()
+        self._pending: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self._thread = threading.Thread(target=self._run, name="vae-lab-training", daemon=True)
+        self._started_at: float | None = None
+        self._paused_for = 0.0
+
+    # --- control, from any thread -------------------------------------------------------------
+    def start(self) -> "TrainingJob":
+        self._started_at = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def pause(self) -> None:
+        if self.status == RUNNING:
+            self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self) -> None:
+        """Ask the job to stop; it does so before its next step (within about a second)."""
+        self._stop.set()
+        self._running.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end; True if it has."""
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def set_lr(self, lr: float) -> None:
+        self._set_pending("lr", lr, 1e-7, 1e4)
+
+    def set_beta(self, beta: float) -> None:
+        self._set_pending("beta", beta, 0.0, 1000.0)
+
+    def _set_pending(self, name: str, value: float, low: float, high: float) -> None:
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
+            raise ValueError(f"{name}: must be between {low} and {high}, got {value}")
+        with self._lock:
+            self._pending[name] = float(value)
+
+    # --- observation ------------------------------------------------------------------------
+    def view(self) -> JobView:
+        trainer = self.trainer
+        step = trainer.step if trainer else 0
+        total = trainer.total_steps if trainer else 0
+        elapsed = (time.perf_counter() - self._started_at) if self._started_at else 0.0
+        active = elapsed - self._paused_for
+        eta = active / step * (total - step) if step and self.status in (RUNNING, PAUSED) else None
+        return JobView(
+            status=self.status, message=self.message, epoch=trainer.epoch if trainer else 0,
+            epochs=self.config.epochs, step=step, total_steps=total, elapsed=elapsed, eta=eta,
+            lr=trainer.schedule.lr if trainer else self.config.lr,
+            beta=trainer.current_beta() if trainer else self.config.beta,
+            queue_position=self.pool.position(self), step_history=self.history.steps(),
+            epoch_history=self.history.epochs(), snapshot=self._snapshot,
+            run_dir=str(self.run_dir) if self.run_dir else None, best_epoch=self.best_epoch)
+
+    # --- the training thread ----------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            data = self.data or load_dataset(self.config.dataset, data_dir=self.data_dir)
+            self.data = data
+            if not self.pool.acquire(self, self._stop):
+                self.status = STOPPED
+                self.message = "Stopped before it started."
+                return
+            try:
+                self.status = RUNNING
+                torch.set_num_threads(_thread_count(self.config, self.pool.running))
+                self._train(data)
+            finally:
+                self.pool.release(self)
+        except Exception as exc:  # the UI shows the message; the thread must never die silently
+            self.status = FAILED
+            self.message = f"Training failed: {exc}"
+
+    def _train(self, data: Dataset) -> None:
+        config = self.config
+        self.trainer = trainer = Trainer(config, data)
+        maker = SnapshotMaker(data.val, data.val_labels, config.latent_dim, config.seed)
+        if self.runs_dir is not None:
+            self.run_dir = runs.new_run_dir(self.runs_dir, config)
+            runs.save_config(self.run_dir, config)
+        self._last_snapshot_end, self._snapshot_cost = 0.0, 0.0
+        self._take_snapshot(maker, force=True)
+        last_good = best = trainer.weights()
+        best_val, bad_epochs = math.inf, 0
+        for epoch in range(config.epochs):
+            sums, count = {"loss": 0.0, "recon": 0.0, "kl": 0.0}, 0
+            for x in trainer.batches():
+                if not self._wait_and_apply_changes():
+                    return self._end(STOPPED, "Stopped by the user.", maker)
+                row = trainer.train_step(x)
+                if not math.isfinite(row["loss"]):
+                    trainer.load_weights(last_good)
+                    return self._end(FAILED, _diverged_message(row["step"], epoch + 1, trainer.schedule.lr), maker)
+                self.history.add_step(row)
+                for k in sums:
+                    sums[k] += row[k]
+                count += 1
+                self._take_snapshot(maker)
+            val = trainer.evaluate(data.val)
+            if not math.isfinite(val["neg_elbo"]):
+                trainer.load_weights(last_good)
+                return self._end(FAILED, _diverged_message(trainer.step, epoch + 1, trainer.schedule.lr), maker)
+            trainer.end_epoch(val["neg_elbo"])
+            self.history.add_epoch({"epoch": epoch + 1, "step": trainer.step, "lr": trainer.schedule.lr,
+                                    "beta": trainer.current_beta(),
+                                    **{f"train_{k}": v / max(count, 1) for k, v in sums.items()},
+                                    **{f"val_{k}": v for k, v in val.items()}})
+            last_good = trainer.weights()
+            if val["neg_elbo"] < best_val - config.min_delta:
+                best_val, best, bad_epochs, self.best_epoch = val["neg_elbo"], last_good, 0, epoch + 1
+            else:
+                bad_epochs += 1
+            self._take_snapshot(maker, force=True)
+            self._save(last_good)
+            if config.early_stopping and bad_epochs >= config.patience:
+                trainer.load_weights(best)
+                return self._end(FINISHED, f"Early stopping: no improvement for {bad_epochs} epochs; "
+                                           f"restored the best weights (epoch {self.best_epoch}).", maker)
+        if config.early_stopping and self.best_epoch is not None:
+            trainer.load_weights(best)
+            return self._end(FINISHED, f"Finished; restored the best weights (epoch {self.best_epoch}).", maker)
+        self._end(FINISHED, "Finished.", maker)
+
+    def _wait_and_apply_changes(self) -> bool:
+        """Block while paused; apply live LR / β changes; False when asked to stop."""
+        if not self._running.is_set():
+            self.status = PAUSED
+            paused_at = time.perf_counter()
+            self._running.wait()
+            self._paused_for += time.perf_counter() - paused_at
+            self.status = RUNNING
+        if self._stop.is_set():
+            return False
+        if self._pending:
+            with self._lock:
+                pending, self._pending = self._pending, {}
+            trainer = self.trainer
+            if "lr" in pending:
+                trainer.set_lr(pending["lr"])
+            if "beta" in pending:
+                trainer.beta = pending["beta"]
+            self.live_changes.append({"step": trainer.step, **pending})
+        return True
+
+    def _take_snapshot(self, maker: SnapshotMaker, force: bool = False) -> None:
+        now = time.perf_counter()
+        wait = max(self.snapshot_interval, self._snapshot_cost * (1 - SNAPSHOT_SHARE) / SNAPSHOT_SHARE)
+        if not force and now - self._last_snapshot_end < wait:
+            return
+        trainer = self.trainer
+        self._snapshot = maker.take(trainer.model, trainer.step, trainer.epoch)
+        self._last_snapshot_end = time.perf_counter()
+        self._snapshot_cost = self._last_snapshot_end - now
+
+    def _end(self, status: str, message: str, maker: SnapshotMaker) -> None:
+        self._take_snapshot(maker, force=True)
+        self.status, self.message = status, message
+        self._save(self.trainer.weights())
+
+    def _save(self, weights: dict[str, torch.Tensor]) -> None:
+        if self.run_dir is None:
+            return
+        trainer = self.trainer
+        meta = {"status": self.status, "message": self.message, "dataset": self.config.dataset,
+                "sample_shape": list(trainer.data.sample_shape), "parameters": parameter_count(trainer.model),
+                "epochs_done": trainer.epoch, "steps_done": trainer.step, "best_epoch": self.best_epoch,
+                "live_changes": self.live_changes, "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+        try:
+            runs.save_progress(self.run_dir, meta, self.history.epochs(), self.history.steps(), weights)
+        except OSError as exc:  # a full disk or read-only folder must not cost the user the trained model
+            self.message = (self.message + " " if self.message else "") + f"Could not save the run: {exc}"
+
+
+def _thread_count(config: TrainConfig, running: int) -> int:
+    """Intra-op threads for this job: convolutions gain from a share of the cores; small MLPs run
+    fastest on one thread (measured: two threads from a worker thread doubled their step time)."""
+    if config.architecture == "mlp":
+        return 1
+    return max(1, (os.cpu_count() or 1) // max(1, running))
+
+
+def _diverged_message(step: int, epoch: int, lr: float) -> str:
+    return (f"The loss became NaN or infinite at step {step} (epoch {epoch}), so training stopped. "
+            f"This usually means the learning rate ({lr:g}) is too high: try a value 10 times smaller, "
+            "or turn on gradient clipping. The weights from the last good epoch were kept.")

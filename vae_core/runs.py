@@ -1,0 +1,182 @@
+"""Saved runs: one folder each with config.json, metrics.csv, steps.json, meta.json, weights.safetensors.
+
+Every file is written atomically (a temporary file, then a rename), so a run folder is always
+consistent even if the process dies mid-write. Loading never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import secrets
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from vae_core.config import ConfigError, TrainConfig
+from vae_core.models import VAE, build_model
+
+FILES = ("config.json", "meta.json", "metrics.csv", "steps.json", "weights.safetensors")
+MAX_FILE_BYTES = 200 * 1024 * 1024
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class RunError(ValueError):
+    """A run folder is missing, incomplete or corrupt; the message names the file."""
+
+
+def default_runs_dir() -> Path:
+    return Path(os.environ.get("VAE_LAB_RUNS", "runs"))
+
+
+def new_run_dir(runs_dir: str | os.PathLike, config: TrainConfig) -> Path:
+    """A fresh folder named from the time, a safe form of the dataset name and a random suffix."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", config.dataset).strip("-")[:30] or "data"
+    name = f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{secrets.token_hex(3)}"
+    path = Path(runs_dir) / name
+    path.mkdir(parents=True, exist_ok=False)
+    return path
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def metrics_csv(epochs: list[dict[str, float]]) -> str:
+    columns = sorted({k for row in epochs for k in row}, key=lambda k: (k != "epoch", k))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(epochs)
+    return out.getvalue()
+
+
+def save_config(run_dir: Path, config: TrainConfig) -> None:
+    write_atomic(run_dir / "config.json", config.to_json().encode())
+
+
+def save_progress(run_dir: Path, meta: dict, epochs: list[dict], steps: list[dict],
+                  weights: dict[str, torch.Tensor] | None) -> None:
+    """Write metrics and (when given) weights first, then meta.json, which says how far the run got."""
+    write_atomic(run_dir / "metrics.csv", metrics_csv(epochs).encode())
+    write_atomic(run_dir / "steps.json", json.dumps(steps).encode())
+    if weights is not None:
+        write_atomic(run_dir / "weights.safetensors",
+                     save_safetensors({k: v.contiguous() for k, v in weights.items()}))
+    write_atomic(run_dir / "meta.json", json.dumps(meta, indent=2).encode())
+
+
+@dataclass
+class SavedRun:
+    path: Path
+    config: TrainConfig
+    meta: dict
+    epochs: list[dict[str, float]]
+    steps: list[dict[str, float]]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def load_model(self) -> VAE:
+        """The trained model, from safetensors (no pickle), checked against the config's architecture."""
+        raw = _read(self.path / "weights.safetensors")
+        try:
+            state = load_safetensors(raw)
+        except (SafetensorError, ValueError, RuntimeError) as exc:
+            raise RunError(f"{self.name}/weights.safetensors is not a valid safetensors file ({exc})") from None
+        model = build_model(self.config, tuple(self.meta["sample_shape"]))
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise RunError(f"{self.name}/weights.safetensors does not fit the model in config.json "
+                           f"({str(exc).splitlines()[0]})") from None
+        model.eval()
+        return model
+
+
+def _read(path: Path) -> bytes:
+    if not path.is_file():
+        raise RunError(f"{path.parent.name}/{path.name} is missing")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise RunError(f"{path.parent.name}/{path.name} is larger than {MAX_FILE_BYTES // 2**20} MB")
+    return path.read_bytes()
+
+
+def _json(path: Path):
+    try:
+        return json.loads(_read(path))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise RunError(f"{path.parent.name}/{path.name} is not valid JSON") from None
+
+
+def load_run(path: str | os.PathLike) -> SavedRun:
+    path = Path(path)
+    try:
+        config = TrainConfig.from_dict(_json(path / "config.json"), strict=False)
+    except ConfigError as exc:
+        raise RunError(f"{path.name}/config.json: {exc}") from None
+    meta = _json(path / "meta.json")
+    if not isinstance(meta, dict) or not isinstance(meta.get("sample_shape"), list):
+        raise RunError(f"{path.name}/meta.json lacks the sample shape")
+    try:
+        epochs = [{k: float(v) for k, v in row.items() if v not in ("", None)}
+                  for row in csv.DictReader(io.StringIO(_read(path / "metrics.csv").decode()))]
+    except (ValueError, UnicodeDecodeError, csv.Error):
+        raise RunError(f"{path.name}/metrics.csv is not a valid metrics table") from None
+    steps = _json(path / "steps.json")
+    if not isinstance(steps, list):
+        raise RunError(f"{path.name}/steps.json is not a list of steps")
+    return SavedRun(path, config, meta, epochs, steps)
+
+
+def run_path(runs_dir: str | os.PathLike, name: str) -> Path:
+    """The folder of a run named by a user, refusing names that could leave the runs directory."""
+    if not _RUN_NAME.match(name):
+        raise RunError(f"{name!r:.60} is not a valid run name")
+    return Path(runs_dir) / name
+
+
+def list_runs(runs_dir: str | os.PathLike) -> list[SavedRun]:
+    """Every loadable run in the folder, newest first; broken folders are skipped."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    runs = []
+    for path in sorted(root.iterdir(), reverse=True):
+        if path.is_dir() and _RUN_NAME.match(path.name):
+            try:
+                runs.append(load_run(path))
+            except RunError:
+                continue
+    return runs
+
+
+def bundle(run_dir: str | os.PathLike) -> bytes:
+    """A zip of the run's files, for download."""
+    run_dir = Path(run_dir)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in FILES:
+            if (run_dir / name).is_file():
+                zf.write(run_dir / name, f"{run_dir.name}/{name}")
+    return out.getvalue()

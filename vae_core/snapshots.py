@@ -1,0 +1,58 @@
+"""What the UI shows of a model while it trains, computed on a fixed evaluation batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vae_core.explore import project_2d
+from vae_core.models import VAE
+from vae_core.objectives import kl_per_dim
+from vae_core.train import active_units
+
+N_IMAGES = 16  # originals, reconstructions and prior samples shown for image data
+N_POINTS = 1000  # latent points, and prior samples for 2-D data
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    step: int
+    epoch: int
+    originals: np.ndarray  # (n, ...) inputs whose reconstructions are shown
+    reconstructions: np.ndarray  # decoder means for the originals
+    samples: np.ndarray  # decoder means for fixed draws from the prior
+    latent_mu: np.ndarray  # (m, latent_dim) posterior means of the evaluation subset
+    latent_logvar: np.ndarray
+    latent_2d: np.ndarray  # (m, 2) latent means as drawn (PCA above 2 dimensions)
+    labels: np.ndarray | None  # (m,) labels of the evaluation subset
+    kl_per_dim: np.ndarray  # (latent_dim,) mean KL of each dimension on the subset
+    active_units: int
+
+
+class SnapshotMaker:
+    """Holds the fixed evaluation inputs and prior draws, so successive snapshots are comparable."""
+
+    def __init__(self, val: torch.Tensor, labels: torch.Tensor | None, latent_dim: int, seed: int):
+        self.x = val[:N_POINTS]
+        self.labels = None if labels is None else labels[:N_POINTS].numpy()
+        is_image = val.dim() == 4
+        n_shown = N_IMAGES if is_image else N_POINTS
+        self.shown = slice(0, min(n_shown, len(self.x)))
+        self.prior_z = torch.randn(n_shown, latent_dim, generator=torch.Generator().manual_seed(seed + 1))
+
+    @torch.inference_mode()
+    def take(self, model: VAE, step: int, epoch: int) -> Snapshot:
+        was_training = model.training
+        model.eval()
+        mu, logvar = model.encode(self.x)
+        recon = model.output_mean(model.decode(mu[self.shown]))
+        samples = model.output_mean(model.decode(self.prior_z))
+        kl_dims = kl_per_dim(mu, logvar).mean(0) if model.variational else torch.zeros(mu.shape[1])
+        model.train(was_training)
+        mu_np = mu.numpy()
+        return Snapshot(step=step, epoch=epoch, originals=self.x[self.shown].numpy(), reconstructions=recon.numpy(),
+                        samples=samples.numpy(), latent_mu=mu_np, latent_logvar=logvar.numpy(),
+                        latent_2d=project_2d(mu_np), labels=self.labels, kl_per_dim=kl_dims.numpy(),
+                        active_units=active_units(mu))
