@@ -1,0 +1,207 @@
+"""Measured quantities behind the lesson claims: each a small function of a model or of plain arrays.
+
+Distances between images are root-mean-square pixel differences (images in [0, 1]), so they read
+the same on 8×8 digits and 28×28 MNIST: 0 is identical, 1 is black against white.
+
+  nearest_distance          RMS distance of each image to its nearest neighbour in a reference set
+  prior_sample_distance     mean nearest-training-image distance of decoded prior samples (lower: more data-like)
+  data_like_threshold       a "looks like data" cut-off from held-out real images
+  latent_plane_coverage     share of the latent plane (grid over the data's own range) whose decodings look like data
+  reconstruction_rmse       RMS pixel error of posterior-mean reconstructions (comparable across losses)
+  sharpness                 mean absolute difference between neighbouring pixels (blur lowers it)
+  train_val_gap             validation minus training −ELBO, both measured the same way
+  kl_per_dimension          mean KL of each latent dimension on a split
+  curve_roughness           how much a loss curve jumps from step to step, relative to its level
+  mutual_information_gap    MIG (Chen et al. 2018) of latent codes against known discrete(-ised) factors
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from vae_core.models import VAE
+from vae_core.objectives import kl_per_dim
+
+
+def _flat(x) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float32)
+    return t.reshape(len(t), -1)
+
+
+@torch.inference_mode()
+def nearest_distance(queries, reference, chunk: int = 512, exclude_self: bool = False) -> torch.Tensor:
+    """RMS pixel distance of each query to its nearest reference row, shape (len(queries),).
+
+    With `exclude_self` (queries and reference the same set) each row's match with itself is skipped.
+    """
+    q, r = _flat(queries), _flat(reference)
+    if q.shape[1] != r.shape[1]:
+        raise ValueError(f"queries have {q.shape[1]} values each, the reference {r.shape[1]}")
+    r_sq = (r * r).sum(1)
+    out = []
+    for start in range(0, len(q), chunk):
+        qb = q[start:start + chunk]
+        d2 = (qb * qb).sum(1, keepdim=True) + r_sq[None] - 2 * qb @ r.T
+        if exclude_self:
+            idx = torch.arange(start, start + len(qb))
+            d2[torch.arange(len(qb)), idx] = math.inf
+        out.append(d2.min(1).values.clamp_min(0))
+    return (torch.cat(out) / q.shape[1]).sqrt()
+
+
+@torch.inference_mode()
+def decode_mean(model: VAE, z: torch.Tensor) -> torch.Tensor:
+    """The decoder's mean image for each latent vector (eval mode)."""
+    was_training = model.training
+    model.eval()
+    out = model.output_mean(model.decode(z))
+    model.train(was_training)
+    return out
+
+
+def prior_samples(model: VAE, n: int = 500, seed: int = 0) -> torch.Tensor:
+    """Decoder means of n draws from the prior N(0, I), as the app shows them."""
+    z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
+    return decode_mean(model, z)
+
+
+def prior_sample_distance(model: VAE, train: torch.Tensor, n: int = 500, seed: int = 0) -> float:
+    """Mean RMS distance of decoded prior samples to their nearest training image: lower is more data-like."""
+    return float(nearest_distance(prior_samples(model, n, seed), train).mean())
+
+
+def data_like_threshold(train: torch.Tensor, held_out: torch.Tensor, quantile: float = 0.9) -> float:
+    """A cut-off for "looks like data": the `quantile` of held-out real images' distances to the training set."""
+    return float(torch.quantile(nearest_distance(held_out, train), quantile))
+
+
+@torch.inference_mode()
+def latent_plane_coverage(model: VAE, x: torch.Tensor, train: torch.Tensor, threshold: float,
+                          steps: int = 25, low: float = 0.02, high: float = 0.98) -> float:
+    """Share of the 2-D latent plane whose decodings look like data (nearest-training distance ≤ threshold).
+
+    The grid spans, on each axis, the `low`–`high` quantiles of the posterior means of `x`, so each model
+    is judged on the region its own data occupies, whatever its scale: holes between clusters count
+    against it, empty space far outside the data does not.
+    """
+    if model.latent_dim != 2:
+        raise ValueError("latent-plane coverage needs a 2-D latent space")
+    model.eval()
+    mu, _ = model.encode(x)
+    qs = torch.quantile(mu, torch.tensor([low, high]), dim=0)  # (2, 2)
+    a = torch.linspace(float(qs[0, 0]), float(qs[1, 0]), steps)
+    b = torch.linspace(float(qs[0, 1]), float(qs[1, 1]), steps)
+    z1, z2 = torch.meshgrid(a, b, indexing="ij")
+    z = torch.stack([z1.reshape(-1), z2.reshape(-1)], 1)
+    return float((nearest_distance(decode_mean(model, z), train) <= threshold).float().mean())
+
+
+@torch.inference_mode()
+def reconstructions(model: VAE, x: torch.Tensor) -> torch.Tensor:
+    """Decoder means at the posterior means of x."""
+    model.eval()
+    mu, _ = model.encode(x)
+    return decode_mean(model, mu)
+
+
+def reconstruction_rmse(model: VAE, x: torch.Tensor) -> float:
+    """RMS pixel error of posterior-mean reconstructions: the same unit whatever loss trained the model."""
+    return float((reconstructions(model, x) - x).pow(2).mean().sqrt())
+
+
+def sharpness(images) -> float:
+    """Mean absolute difference between horizontally and vertically adjacent pixels of (N, C, H, W) images.
+
+    A blurred image has smaller jumps between neighbours, so blur lowers this number.
+    """
+    x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images, dtype=torch.float32)
+    dx = (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
+    dy = (x[..., 1:, :] - x[..., :-1, :]).abs().mean()
+    return float((dx + dy) / 2)
+
+
+def train_val_gap(trainer, data, n: int | None = None) -> float:
+    """Validation minus training −ELBO (nats per sample), both from `Trainer.evaluate` (eval mode, fixed noise).
+
+    `n` limits both splits to their first n samples (the same count on each side)."""
+    train, val = data.train, data.val
+    if n is not None:
+        train, val = train[:n], val[:n]
+    return trainer.evaluate(val)["neg_elbo"] - trainer.evaluate(train)["neg_elbo"]
+
+
+@torch.inference_mode()
+def kl_per_dimension(model: VAE, x: torch.Tensor) -> torch.Tensor:
+    """Mean KL(q(z|x) ‖ N(0, 1)) of each latent dimension over x, shape (latent_dim,); zeros for an autoencoder."""
+    model.eval()
+    mu, logvar = model.encode(x)
+    if not model.variational:
+        return torch.zeros(model.latent_dim)
+    return kl_per_dim(mu, logvar).mean(0)
+
+
+def curve_roughness(values, window: int = 20) -> float:
+    """How much a per-step loss curve jumps: mean |step-to-step change| / mean level, over its last `window` steps.
+
+    Non-finite values (a blown-up run) give infinity."""
+    v = np.asarray(values, dtype=np.float64)[-(window + 1):]
+    if len(v) < 2:
+        raise ValueError("need at least two values")
+    if not np.all(np.isfinite(v)):
+        return math.inf
+    return float(np.abs(np.diff(v)).mean() / max(np.abs(v).mean(), 1e-12))
+
+
+def discretize(values, bins: int) -> np.ndarray:
+    """Equal-width histogram bin index (0 … bins − 1) of each value of a 1-D array."""
+    v = np.asarray(values, dtype=np.float64)
+    edges = np.histogram_bin_edges(v, bins)
+    return np.clip(np.digitize(v, edges[1:-1]), 0, bins - 1)
+
+
+def _entropy(labels: np.ndarray) -> float:
+    _, counts = np.unique(labels, return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def _mutual_information(a: np.ndarray, b: np.ndarray) -> float:
+    """Discrete mutual information in nats from the joint histogram of two label arrays."""
+    _, ai = np.unique(a, return_inverse=True)
+    _, bi = np.unique(b, return_inverse=True)
+    joint = np.zeros((ai.max() + 1, bi.max() + 1))
+    np.add.at(joint, (ai, bi), 1)
+    joint /= joint.sum()
+    pa, pb = joint.sum(1, keepdims=True), joint.sum(0, keepdims=True)
+    nz = joint > 0
+    return float((joint[nz] * np.log(joint[nz] / (pa @ pb)[nz])).sum())
+
+
+def mutual_information_gap(codes, factors, code_bins: int = 20, factor_bins=None) -> float:
+    """MIG (Chen et al. 2018), with the histogram estimator of Locatello et al. 2019.
+
+    codes: (N, D) latent means; factors: (N, K) ground-truth factors. Each code dimension is cut into
+    `code_bins` equal-width bins; factor k is used as it is when `factor_bins[k]` is None (already
+    discrete) or cut into that many bins. For each factor, the gap between the two largest
+    I(z_j; v_k) divided by H(v_k), averaged over factors: 1 when every factor lives in one dimension
+    alone, 0 when none does.
+    """
+    codes, factors = np.asarray(codes), np.asarray(factors)
+    if codes.ndim != 2 or factors.ndim != 2 or len(codes) != len(factors):
+        raise ValueError("codes (N, D) and factors (N, K) must have the same N")
+    factor_bins = [None] * factors.shape[1] if factor_bins is None else list(factor_bins)
+    z = [discretize(codes[:, j], code_bins) for j in range(codes.shape[1])]
+    gaps = []
+    for k in range(factors.shape[1]):
+        v = factors[:, k] if factor_bins[k] is None else discretize(factors[:, k], factor_bins[k])
+        h = _entropy(v)
+        if h <= 0:
+            continue
+        mi = sorted((_mutual_information(zj, v) for zj in z), reverse=True) + [0.0]
+        gaps.append((mi[0] - mi[1]) / h)
+    if not gaps:
+        raise ValueError("every factor is constant")
+    return float(np.mean(gaps))
