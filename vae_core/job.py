@@ -80,6 +80,7 @@ class TrainingJob:
         self._running.set()
         self._thread = threading.Thread(target=self._run, name="vae-lab-training", daemon=True)
         self._started_at: float | None = None
+        self._ended_at: float | None = None
         self._paused_for = 0.0
 
     # --- control, from any thread -------------------------------------------------------------
@@ -127,7 +128,7 @@ class TrainingJob:
         trainer = self.trainer
         step = trainer.step if trainer else 0
         total = trainer.total_steps if trainer else 0
-        elapsed = (time.perf_counter() - self._started_at) if self._started_at else 0.0
+        elapsed = ((self._ended_at or time.perf_counter()) - self._started_at) if self._started_at else 0.0
         active = elapsed - self._paused_for
         eta = active / step * (total - step) if step and self.status in (RUNNING, PAUSED) else None
         return JobView(
@@ -157,6 +158,8 @@ class TrainingJob:
         except Exception as exc:  # the UI shows the message; the thread must never die silently
             self.status = FAILED
             self.message = f"Training failed: {exc}"
+        finally:
+            self._ended_at = time.perf_counter()
 
     def _train(self, data: Dataset) -> None:
         config = self.config
