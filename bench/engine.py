@@ -1,0 +1,158 @@
+"""Part 1 (and 2): training throughput of vae_core's TrainingJob against a plain PyTorch loop.
+
+For every dataset × model × batch size, in one process, alternating, `repeats` times:
+  job           TrainingJob(config, data, pool=SlotPool(1)) from start() to join(): its worker thread,
+                the thread count it picks (`_thread_count`), live history, throttled UI snapshots,
+                a validation pass and a weights copy per epoch, all as the app runs it;
+  plain, main   bench/plain.py's loop on the main thread with torch's default thread count
+                (what a user's script gets);
+  plain, worker the same loop on a fresh worker thread with the job's thread count, so
+                job / plain-worker is the engine's own overhead and plain-worker / plain-main
+                is the effect of the thread and its thread count.
+Both sides train the same epochs on the same in-memory tensors, and both include building the model.
+The time the job spends in SnapshotMaker.take is recorded too (part 2: the snapshots' share).
+
+    python -m bench.engine [--smoke] [--repeats N] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench import common, plain
+from vae_core.config import TrainConfig
+from vae_core.job import FINISHED, TrainingJob, _thread_count
+from vae_core.slots import SlotPool
+from vae_core.snapshots import SnapshotMaker
+
+MODELS = {
+    "mlp 400-20": TrainConfig(hidden=[400], latent_dim=20),
+    "conv 32-64-20": TrainConfig(architecture="conv", hidden=[32, 64], latent_dim=20),
+}
+SMOKE_MODELS = {
+    "mlp 32-4": TrainConfig(hidden=[32], latent_dim=4),
+    "conv 4-8-4": TrainConfig(architecture="conv", hidden=[4, 8], latent_dim=4),
+}
+DATASETS = ("digits", "mnist", "fashion-mnist")
+BATCHES = (64, 128, 256)
+RUN_SECONDS = 1.2  # target length of one run; at least one whole epoch
+
+
+class SnapshotTimer:
+    """Adds up the time spent in SnapshotMaker.take while active (the job calls it on its thread)."""
+
+    def __enter__(self):
+        self.seconds, self.count = 0.0, 0
+        self._original = original = SnapshotMaker.take
+
+        def timed(maker, *args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return original(maker, *args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
+                self.count += 1
+
+        SnapshotMaker.take = timed
+        return self
+
+    def __exit__(self, *exc):
+        SnapshotMaker.take = self._original
+
+
+def run_job(config: TrainConfig, data) -> dict:
+    with SnapshotTimer() as snaps:
+        t0 = time.perf_counter()
+        job = TrainingJob(config, data, pool=SlotPool(1)).start()
+        job.join()
+        seconds = time.perf_counter() - t0
+    view = job.view()
+    if view.status != FINISHED:
+        raise RuntimeError(f"the job did not finish: {view.status}: {view.message}")
+    return {"seconds": seconds, "snapshot_seconds": snaps.seconds, "snapshots": snaps.count}
+
+
+def epochs_for(config: TrainConfig, data, smoke: bool) -> int:
+    """Whole epochs that take about RUN_SECONDS, from a short timed run of the plain loop."""
+    n = 3 if smoke else 8
+    rate = n * config.batch_size / plain.steps(config, data, common.DEFAULT_THREADS, n)
+    return 1 if smoke else max(1, min(50, round(RUN_SECONDS * rate / len(data.train))))
+
+
+def measure(name: str, data, model: str, base: TrainConfig, batch: int, repeats: int, smoke: bool) -> dict:
+    config = base.replace(dataset=name, batch_size=batch)
+    common_params = plain.check_same_architecture(config, data.sample_shape)
+    config = config.replace(epochs=epochs_for(config, data, smoke))
+    job_threads = _thread_count(config, 1)
+    variants = {
+        "job": lambda: run_job(config, data),
+        "main": lambda: {"seconds": plain.train(config, data, common.DEFAULT_THREADS)},
+        "worker": lambda: {"seconds": common.in_thread(plain.train, config, data, job_threads)},
+    }
+    names = list(variants)
+    runs: dict[str, list[dict]] = {k: [] for k in names}
+    with common.OtherLoad() as load:
+        for r in range(repeats):
+            for k in names[r % 3:] + names[:r % 3]:  # rotate the order so none is always first
+                runs[k].append(variants[k]())
+    samples = config.epochs * len(data.train)
+
+    def rate(k):
+        return [samples / run["seconds"] for run in runs[k]]
+
+    def ratio(a, b):
+        return [rb["seconds"] / ra["seconds"] for ra, rb in zip(runs[a], runs[b])]
+
+    return {"dataset": name, "model": model, "params": common_params, "batch": batch, "epochs": config.epochs,
+            "job_threads": job_threads, "job": common.stats(rate("job")), "main": common.stats(rate("main")),
+            "worker": common.stats(rate("worker")), "ratio_main": common.stats(ratio("job", "main")),
+            "ratio_worker": common.stats(ratio("job", "worker")),
+            "thread_effect": common.stats(ratio("worker", "main")),
+            "snapshot_share": common.stats([100 * r["snapshot_seconds"] / r["seconds"] for r in runs["job"]]),
+            "snapshots": common.stats([r["snapshots"] for r in runs["job"]]), "other_cpu": 100 * load.share}
+
+
+def run(smoke: bool = False, repeats: int = 3, datasets=DATASETS) -> dict:
+    models = SMOKE_MODELS if smoke else MODELS
+    batches = (64,) if smoke else BATCHES
+    rows, notes = [], []
+    for name in (("digits",) if smoke else datasets):
+        data = common.load(name, smoke)
+        if isinstance(data, str):
+            notes.append(f"{name} skipped: {data}")
+            continue
+        for model, base in models.items():
+            for batch in batches:
+                rows.append(measure(name, data, model, base, batch, repeats, smoke))
+                print(f"  throughput {name} {model} batch {batch}: job/plain {rows[-1]['ratio_main']['median']:.2f}",
+                      flush=True)
+    columns = [("dataset", "dataset", 0), ("model", "model", 0), ("batch", "batch", 0), ("epochs", "epochs", 0),
+               ("job", "job samples/s", 0), ("main", f"plain main ({common.DEFAULT_THREADS} thr) samples/s", 0),
+               ("worker", "plain worker (job's thr) samples/s", 0), ("job_threads", "job thr", 0),
+               ("ratio_main", "job / plain main", 2), ("ratio_worker", "job / plain worker", 2),
+               ("thread_effect", "plain worker / plain main", 2), ("snapshot_share", "snapshots % of job", 1),
+               ("other_cpu", "other processes' CPU %", 0)]
+    notes += [f"median [min–max] of {repeats} alternating repeats; ratios are per repeat; each run trains whole "
+              "epochs (about a second of work) and includes building the model and a validation pass per epoch",
+              "plain main: hand-built nn.Sequential model, same architecture (parameter counts checked), Adam, "
+              "randperm batches, BCE+KL, loss.item() every step, on the main thread with torch's default threads",
+              "plain worker: the same loop on a fresh thread with the job's thread count (vae_core.job._thread_count)"]
+    title = "Training throughput: TrainingJob (history + snapshots live) vs a plain PyTorch loop"
+    return common.table(title, columns, rows, notes)
+
+
+def snapshot_table(throughput: dict) -> dict:
+    """Part 2, from the job runs above: the share of the job's time spent taking UI snapshots."""
+    rows = [{k: r[k] for k in ("dataset", "model", "batch", "epochs", "snapshots", "snapshot_share")}
+            for r in throughput["rows"]]
+    columns = [("dataset", "dataset", 0), ("model", "model", 0), ("batch", "batch", 0), ("epochs", "epochs", 0),
+               ("snapshots", "snapshots per run", 0), ("snapshot_share", "% of job time in SnapshotMaker.take", 1)]
+    notes = ["target: at most 5 % whatever the dataset; measured by wrapping SnapshotMaker.take in the job runs "
+             "of the throughput table (one forced snapshot at the start, one per epoch end, one at the end, and "
+             "throttled ones in between)"]
+    return common.table("Share of training time spent on UI snapshots", columns, rows, notes)
+
+
+if __name__ == "__main__":
+    from bench.__main__ import main
+    main(["--only", "engine"])

@@ -1,0 +1,87 @@
+"""The benchmarks run: `python -m bench --smoke` (a few steps at tiny sizes) produces well-formed tables.
+
+No timing assertions: the figures only have to be there, positive and finite.
+"""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TABLES = {"throughput", "snapshots", "threads", "latency", "memory"}
+
+
+def median(cell):
+    assert set(cell) >= {"median", "min", "max", "n"}, cell
+    assert cell["min"] <= cell["median"] <= cell["max"]
+    return cell["median"]
+
+
+def positive(x):
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--out", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return json.loads(out.read_text()), proc.stdout
+
+
+def test_every_table_is_there_with_every_column(smoke):
+    results, printed = smoke
+    assert results["smoke"] is True and results["machine"]["nproc"] >= 1
+    assert set(results["tables"]) == TABLES
+    for table in results["tables"].values():
+        keys = [c["key"] for c in table["columns"]]
+        assert len(keys) == len(set(keys)) and table["rows"], table["title"]
+        for row in table["rows"]:
+            assert set(keys) <= set(row), (table["title"], set(keys) - set(row))
+        assert table["title"] in printed  # the markdown table is printed
+        assert "| " + " | ".join(c["heading"] for c in table["columns"]) + " |" in printed
+
+
+def test_throughput_figures_are_positive_and_consistent(smoke):
+    results, _ = smoke
+    rows = results["tables"]["throughput"]["rows"]
+    assert {r["model"].split()[0] for r in rows} == {"mlp", "conv"}
+    for r in rows:
+        job, main, worker = median(r["job"]), median(r["main"]), median(r["worker"])
+        assert all(positive(v) for v in (job, main, worker))
+        assert math.isclose(median(r["ratio_main"]), job / main, rel_tol=1e-6)  # one repeat: the ratio of the rates
+        assert math.isclose(median(r["ratio_worker"]), job / worker, rel_tol=1e-6)
+        assert 0 < median(r["snapshot_share"]) < 100 and median(r["snapshots"]) >= 3  # start, epoch end, end
+        assert r["epochs"] >= 1 and r["job_threads"] >= 1 and r["other_cpu"] >= 0
+
+
+def test_thread_table_has_a_rate_for_every_thread_and_place(smoke):
+    results, _ = smoke
+    table = results["tables"]["threads"]
+    rate_keys = [c["key"] for c in table["columns"] if c["heading"].endswith("samples/s")]
+    assert any(k.startswith("main_") for k in rate_keys) and any(k.startswith("worker_") for k in rate_keys)
+    for row in table["rows"]:
+        assert all(positive(median(row[k])) for k in rate_keys)
+
+
+def test_first_snapshot_comes_before_the_first_history_point(smoke):
+    results, _ = smoke
+    for row in results["tables"]["latency"]["rows"]:
+        snapshot, point = median(row["snapshot"]), median(row["point"])
+        assert positive(snapshot) and positive(point) and snapshot <= point
+
+
+def test_memory_is_sampled_every_epoch(smoke):
+    results, _ = smoke
+    for row in results["tables"]["memory"]["rows"]:
+        assert len(row["trace"]) == row["epochs"] == row["epochs_kept"]
+        assert [e for e, _, _ in row["trace"]] == list(range(1, row["epochs"] + 1))
+        assert 0 < row["steps_kept"] <= row["steps"]
+        for key in ("rss_start_mb", "rss_end_mb", "py_end_kb", "py_peak_mb", "rss_slope_kb", "py_slope_kb"):
+            assert math.isfinite(row[key]), key
+        assert row["rss_start_mb"] > 0 and row["py_peak_mb"] > 0
