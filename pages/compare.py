@@ -1,0 +1,181 @@
+"""Compare saved runs side by side; train a β sweep or a lesson's contrast pair in the background."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from pages import common
+from vae_core import explore, figures
+from vae_core.data import DataError, load_dataset
+from vae_core.job import DONE
+from vae_core.lessons import LESSONS
+from vae_core.runs import RunError, SavedRun, list_runs, load_run
+from vae_core.sessions import JobSeries
+
+POLL_SECONDS = 1.0
+METRICS = {"val_neg_elbo": "validation −ELBO", "val_recon": "validation reconstruction", "val_kl": "validation KL",
+           "train_loss": "training loss", "val_active_units": "active units"}
+SELECTED = "compare_runs"
+
+
+def _label(run: SavedRun) -> str:
+    c = run.config
+    text = f"{c.dataset} · {c.mode.upper()} · z{c.latent_dim}" + (f" · β {c.beta:g}" if c.mode == "vae" else "")
+    return f"{text} · {run.name[:15]}"
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _model(path: str, saved_at: str):
+    return load_run(path).load_model()
+
+
+# --- background series: a β sweep or a lesson pair ----------------------------------------------
+def _start_series(configs, labels) -> None:
+    series = JobSeries(configs, labels, runs_dir=common.runs_dir())
+    common.start(series)
+    st.session_state.series_shown = False
+
+
+def sweep_form() -> None:
+    base = common.draft_config()
+    with st.form("sweep", border=False):
+        st.caption(f"Trains the Train page's settings ({base.dataset}, latent {base.latent_dim}) once per β, "
+                   "one after the other.")
+        c1, c2 = st.columns(2)
+        text = c1.text_input("β values", "0.5, 1, 2, 4, 8", key="sweep_betas")
+        epochs = c2.number_input("Epochs per run", 1, 200, min(base.epochs, 10), key="sweep_epochs")
+        if st.form_submit_button("Run the β sweep", icon=":material/play_arrow:", type="primary"):
+            try:
+                betas = [float(part) for part in text.replace(" ", "").split(",") if part]
+                configs = [base.replace(mode="vae", beta=b, epochs=int(epochs)) for b in betas]
+            except ValueError as exc:
+                st.error(f"β values: expected numbers separated by commas ({exc})")
+                return
+            if not configs:
+                st.error("β values: give at least one")
+                return
+            _start_series(configs, [f"β = {b:g}" for b in betas])
+            st.rerun()
+
+
+def lesson_form() -> None:
+    lesson = st.selectbox("Lesson", LESSONS, format_func=lambda item: item.title, key="pair_lesson")
+    st.caption(f"{lesson.claim}  \nTrains **{lesson.preset_label}** and then **{lesson.contrast_label}** "
+               f"({lesson.preset.epochs} epochs each).")
+    if st.button("Run this pair", icon=":material/compare_arrows:", type="primary"):
+        _start_series([lesson.preset, lesson.contrast], [lesson.preset_label, lesson.contrast_label])
+        st.rerun()
+
+
+def series_panel(polling: bool) -> None:
+    """Progress of this session's series; the whole page reruns when it ends, to show its runs."""
+    common.touch()
+    series = common.work()
+    if not isinstance(series, JobSeries):
+        return
+    if series.alive != polling:
+        st.rerun()
+    view = series.view()
+    if view.status in DONE:
+        st.success(f"Trained {view.done} of {view.total} runs ({', '.join(view.labels[:view.done])}); "
+                   "they are selected below.")
+        return
+    current = view.current
+    label = view.labels[min(view.done, view.total - 1)]
+    detail = (f"waiting for a free training slot (number {current.queue_position} in the queue)"
+              if current and current.queue_position else
+              f"epoch {min(current.epoch + 1, current.epochs)} of {current.epochs}" if current else "starting")
+    st.progress(view.progress, text=f"Run {min(view.done + 1, view.total)} of {view.total}: {label} · {detail}")
+    st.button("Stop the series", on_click=series.stop, icon=":material/stop:")
+
+
+def _select_finished_series() -> None:
+    """Once a series has ended, select its runs in the comparison (once)."""
+    series = common.work()
+    if isinstance(series, JobSeries) and not series.alive and not st.session_state.get("series_shown", True):
+        st.session_state[SELECTED] = [Path(path).name for path in series.view().run_dirs]
+        st.session_state.series_shown = True
+
+
+# --- the comparison -------------------------------------------------------------------------------
+def _table(chosen: list[SavedRun]) -> None:
+    rows = []
+    for run in chosen:
+        last = run.epochs[-1] if run.epochs else {}
+        rows.append({"run": run.name, "dataset": run.config.dataset, "model": run.config.mode.upper(),
+                     "β": run.config.beta if run.config.mode == "vae" else None, "latent": run.config.latent_dim,
+                     "epochs": len(run.epochs), "−ELBO (val)": last.get("val_neg_elbo"),
+                     "reconstruction (val)": last.get("val_recon"), "KL (val)": last.get("val_kl"),
+                     "active units": last.get("val_active_units"), "status": run.meta.get("status")})
+    st.dataframe(rows, hide_index=True, column_config={
+        k: st.column_config.NumberColumn(format="%.2f") for k in ("−ELBO (val)", "reconstruction (val)", "KL (val)")})
+
+
+def _reconstructions(chosen: list[SavedRun]) -> None:
+    cols = st.columns(min(len(chosen), 4))
+    for i, run in enumerate(chosen):
+        with cols[i % len(cols)]:
+            st.caption(_label(run))
+            try:
+                data = load_dataset(run.config.dataset)
+                model = _model(str(run.path), str(run.meta.get("saved_at")))
+            except (DataError, RunError) as exc:
+                st.warning(str(exc))
+                continue
+            x = data.val[:8] if data.is_image else data.val[:300]
+            recon = explore.decode(model, explore.encode(model, x)[0]).numpy()
+            if data.is_image:
+                st.image(figures.pair_mosaic(x.numpy(), recon, cols=4, scale=figures.tile_scale(data.sample_shape[-1])),
+                         width="content")
+            else:
+                st.plotly_chart(figures.points_figure(x.numpy(), recon, "reconstructions", connect=True,
+                                                      revision=f"r{i}"), key=f"compare_recon_{i}")
+
+
+def comparison(saved: list[SavedRun]) -> None:
+    by_name = {run.name: run for run in saved}
+    st.session_state[SELECTED] = [n for n in st.session_state.get(SELECTED, list(by_name)[:2]) if n in by_name]
+    names = st.multiselect("Runs to compare", list(by_name), key=SELECTED, format_func=lambda n: _label(by_name[n]))
+    chosen = [by_name[n] for n in names]
+    if not chosen:
+        st.info("Pick runs to compare.")
+        return
+    series = {_label(run): run.epochs for run in chosen}
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Rate–distortion plane** · each run's path over its epochs; the star is its last epoch")
+        st.plotly_chart(figures.rate_distortion_figure(series), key="rate_distortion")
+    with right:
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        metric = c1.selectbox("Curve", list(METRICS), format_func=METRICS.get, key="compare_metric")
+        log_y = c2.toggle("Log scale", key="compare_log")
+        st.plotly_chart(figures.runs_figure(series, metric, METRICS[metric], log_y), key="compare_curves")
+    st.markdown("**Final metrics**")
+    _table(chosen)
+    st.markdown("**Reconstructions** · originals (rows 1 and 3) and reconstructions (rows 2 and 4)")
+    _reconstructions(chosen)
+
+
+def page() -> None:
+    st.title("Compare runs")
+    series = common.work()
+    polling = isinstance(series, JobSeries) and series.alive
+    sweep, pair = st.columns(2, border=True)
+    with sweep:
+        st.markdown("**β sweep**")
+        sweep_form()
+    with pair:
+        st.markdown("**A lesson's contrast pair**")
+        lesson_form()
+    st.fragment(run_every=POLL_SECONDS if polling else None)(series_panel)(polling)
+    _select_finished_series()
+    saved = list_runs(common.runs_dir())
+    if not saved:
+        st.info("No saved runs yet: train on the Train page, or run a sweep above.", icon=":material/info:")
+        return
+    comparison(saved)
+
+
+page()

@@ -1,0 +1,229 @@
+"""Explore a trained model: the latent space, interpolations, traversals, the latent plane, your own image, IWAE."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import streamlit as st
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from pages import common
+from vae_core import explore, figures
+from vae_core.config import TrainConfig
+from vae_core.data import DataError, Dataset, load_dataset
+from vae_core.job import DONE, PAUSED
+from vae_core.models import VAE
+from vae_core.runs import RunError, list_runs, load_run
+
+CURRENT = "This session's run"
+N_POINTS = 1000  # validation samples drawn in the latent scatter
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _saved_model(path: str, saved_at: str) -> VAE:
+    """A saved run's model, loaded once per version of its weights."""
+    return load_run(path).load_model()
+
+
+def _data(name: str) -> Dataset:
+    upload = st.session_state.get("upload")
+    return upload if upload is not None and upload.name == name else load_dataset(name)
+
+
+def pick_run() -> tuple[VAE, TrainConfig, Dataset, str] | None:
+    """The model to explore: this session's run when it is not training, or a saved run."""
+    job = common.job()
+    saved = {run.name: run for run in list_runs(common.runs_dir())}
+    options = ([CURRENT] if job is not None else []) + list(saved)
+    if not options:
+        st.info("No trained model yet: train one on the Train page first.", icon=":material/info:")
+        return None
+    name = st.selectbox("Run", options, key="explore_run",
+                        format_func=lambda n: n if n == CURRENT else f"{n} · {_describe(saved[n].config)}")
+    if name == CURRENT:
+        view = job.view()
+        if view.status not in DONE + (PAUSED,) or job.trainer is None:
+            st.info("This session's run is still training: pause or stop it to explore it, or pick a saved run.",
+                    icon=":material/hourglass_top:")
+            return None
+        return job.trainer.model, job.config, job.data, f"current-{id(job)}"
+    run = saved[name]
+    try:
+        model = _saved_model(str(run.path), str(run.meta.get("saved_at")))
+        data = _data(run.config.dataset)
+    except (RunError, DataError) as exc:
+        st.error(str(exc))
+        return None
+    return model, run.config, data, name
+
+
+def _describe(config: TrainConfig) -> str:
+    return (f"{config.dataset}, {config.mode.upper()}, latent {config.latent_dim}"
+            + (f", β = {config.beta:g}" if config.mode == "vae" else ""))
+
+
+def _on_pick() -> None:
+    """A click on the latent scatter picks sample A, the next click B, and so on; a multi-selection picks both."""
+    points = st.session_state.explore_latent.selection.points
+    picked = [int(np.ravel(p["customdata"])[0]) for p in points if "customdata" in p]
+    if len(picked) >= 2:
+        st.session_state.explore_a, st.session_state.explore_b = picked[:2]
+    elif picked:
+        slot = st.session_state.get("explore_next", "explore_a")
+        st.session_state[slot] = picked[0]
+        st.session_state.explore_next = "explore_b" if slot == "explore_a" else "explore_a"
+
+
+def _show(images: np.ndarray, cols: int, caption: str, side: int) -> None:
+    st.image(figures.mosaic(images, cols=cols, scale=figures.tile_scale(side, 48)), caption=caption,
+             width="content")
+
+
+def latent_section(model: VAE, config: TrainConfig, data: Dataset) -> tuple[int, int]:
+    x = data.val[:N_POINTS]
+    mu, logvar = explore.encode(model, x)
+    labels = data.val_labels[:N_POINTS].numpy() if data.val_labels is not None else None
+    n = len(x)
+    for key, default in (("explore_a", 0), ("explore_b", min(1, n - 1))):
+        if st.session_state.get(key, 0) >= n:
+            st.session_state[key] = default
+        st.session_state.setdefault(key, default)
+    chart, side = st.columns([3, 2])
+    with side:
+        st.markdown("**Picked samples** · click points on the scatter, or type their numbers")
+        a_col, b_col = st.columns(2)
+        a = a_col.number_input("A: sample #", 0, n - 1, key="explore_a")
+        b = b_col.number_input("B: sample #", 0, n - 1, key="explore_b")
+        if data.is_image:
+            recon = explore.decode(model, mu[[a, b]]).numpy()
+            pair = np.stack([x[[a, b]].numpy(), recon], 1).reshape(4, *data.sample_shape)
+            _show(pair, 2, "A and its reconstruction; B and its reconstruction", data.sample_shape[-1])
+        else:
+            st.write({"A": x[a].tolist(), "B": x[b].tolist()})
+    with chart:
+        axes = ("PC 1", "PC 2") if config.latent_dim > 2 else ("z₁", "z₂" if config.latent_dim == 2 else "")
+        st.markdown("**Latent space** (posterior means of validation samples)")
+        st.plotly_chart(figures.latent_figure(explore.project_2d(mu.numpy()), labels, data.class_names, axes,
+                                              highlight={"A": a, "B": b}, revision="explore"),
+                        key="explore_latent", on_select=_on_pick, selection_mode="points")
+    st.session_state.explore_kl = (0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)).mean(0).numpy()
+    return a, b
+
+
+def interpolation_section(model: VAE, data: Dataset, a: int, b: int) -> None:
+    st.subheader("Interpolation from A to B")
+    c1, c2 = st.columns(2)
+    steps = c1.slider("Steps", 3, 16, 10, key="interp_steps")
+    method = c2.radio("Path", ["linear", "spherical"], horizontal=True, key="interp_method")
+    path = explore.interpolate(model, data.val[a], data.val[b], steps, method).numpy()
+    if data.is_image:
+        _show(path, steps, f"{method} path from A (left) to B (right) in latent space, decoded",
+              data.sample_shape[-1])
+    else:
+        st.plotly_chart(figures.points_path_figure(data.val.numpy(), path[None], ["A → B"], revision="interp"),
+                        key="interp_points")
+
+
+def traversal_section(model: VAE, config: TrainConfig, data: Dataset, a: int) -> None:
+    st.subheader("Traversal: one latent dimension at a time")
+    c1, c2 = st.columns(2)
+    span = c1.slider("Range ± (in prior standard deviations)", 0.5, 5.0, 3.0, 0.5, key="trav_span")
+    steps = c2.slider("Steps", 3, 15, 7, key="trav_steps")
+    kl = st.session_state.explore_kl
+    dims = sorted(np.argsort(-kl)[:10].tolist()) if config.latent_dim > 10 else list(range(config.latent_dim))
+    grid = explore.traverse(model, data.val[a], dims, span, steps).numpy()
+    names = ", ".join(f"z{d + 1}" for d in dims)
+    if data.is_image:
+        _show(grid, steps, f"Rows: {names} (each moved from −{span:g} to +{span:g}, the others kept at A's code)",
+              data.sample_shape[-1])
+    else:
+        st.plotly_chart(figures.points_path_figure(data.val.numpy(), grid, [f"z{d + 1}" for d in dims],
+                                                   revision="traverse"), key="trav_points")
+    if config.latent_dim > 10:
+        st.caption("The 10 dimensions with the most KL are shown.")
+
+
+def plane_section(model: VAE, data: Dataset) -> None:
+    st.subheader("The latent plane, decoded")
+    c1, c2 = st.columns(2)
+    steps = c1.slider("Grid size", 5, 25, 15, key="plane_steps")
+    span = c2.slider("Range ±", 0.5, 5.0, 2.5, 0.5, key="plane_span")
+    grid = explore.latent_grid(model, steps, span).numpy()
+    if data.is_image:
+        _show(grid, steps, f"z₁ from −{span:g} (left) to +{span:g} (right); z₂ from +{span:g} (top) to −{span:g}",
+              data.sample_shape[-1])
+    else:
+        st.plotly_chart(figures.points_path_figure(data.val.numpy(), grid, [f"row {i + 1}" for i in range(steps)],
+                                                   revision="plane"), key="plane_points")
+
+
+def _image_tensor(raw: bytes, shape: tuple[int, ...]) -> torch.Tensor:
+    channels, height, width = shape
+    image = Image.open(io.BytesIO(raw)).convert("L" if channels == 1 else "RGB").resize((width, height))
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return torch.from_numpy(array.reshape(height, width, channels).transpose(2, 0, 1).copy())
+
+
+def upload_section(model: VAE, config: TrainConfig, data: Dataset) -> None:
+    st.subheader("Encode your own image")
+    file = st.file_uploader("An image (PNG or JPEG); it is resized to the model's input size",
+                            type=["png", "jpg", "jpeg"], key="explore_upload")
+    if file is None:
+        return
+    try:
+        x = _image_tensor(file.getvalue(), data.sample_shape)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        st.error(f"Could not read {file.name} as an image: {exc}")
+        return
+    mu, logvar = explore.encode(model, x[None])
+    recon = explore.decode(model, mu).numpy()
+    left, right = st.columns([1, 2])
+    with left:
+        _show(np.stack([x.numpy(), recon[0]]), 2, "Your image and its reconstruction", data.sample_shape[-1])
+    with right:
+        sigma = (0.5 * logvar).exp()
+        st.dataframe({"dimension": [f"z{d + 1}" for d in range(config.latent_dim)],
+                      "μ": mu[0].numpy().round(3), "σ": sigma[0].numpy().round(3)}, hide_index=True, height=240)
+
+
+def iwae_section(model: VAE, config: TrainConfig, data: Dataset, run_key: str) -> None:
+    st.subheader("How good is the model? The IWAE bound")
+    st.caption("log p(x) ≥ IWAE_k ≥ ELBO: more importance samples k give a tighter bound on held-out data.")
+    if config.mode != "vae":
+        st.info("The IWAE bound needs a VAE: an autoencoder has no posterior to sample.")
+        return
+    c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
+    k = c1.number_input("Importance samples k", 1, 500, 50, key="iwae_k")
+    x = data.test[:500]
+    if c2.button("Compute on 500 test samples", icon=":material/calculate:"):
+        with st.spinner("Computing…"):
+            st.session_state.iwae = (run_key, k, explore.iwae_bound(model, x, config, k=1),
+                                     explore.iwae_bound(model, x, config, k=k))
+    result = st.session_state.get("iwae")
+    if result and result[0] == run_key:
+        _, k_used, elbo, bound = result
+        m1, m2, m3 = st.columns(3)
+        m1.metric("ELBO (k = 1)", f"{elbo:.2f} nats")
+        m2.metric(f"IWAE (k = {k_used})", f"{bound:.2f} nats", f"{bound - elbo:+.2f} tighter")
+        m3.metric("Bound on −log p(x)", f"{-bound:.2f} nats")
+
+
+def page() -> None:
+    st.title("Explore a trained model")
+    picked = pick_run()
+    if picked is None:
+        return
+    model, config, data, run_key = picked
+    a, b = latent_section(model, config, data)
+    interpolation_section(model, data, a, b)
+    traversal_section(model, config, data, a)
+    if config.latent_dim == 2:
+        plane_section(model, data)
+    if data.is_image:
+        upload_section(model, config, data)
+    iwae_section(model, config, data, run_key)
+
+
+page()

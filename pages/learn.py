@@ -1,0 +1,80 @@
+"""Learn: the few formulas behind a VAE, and lesson presets that load the Train page."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import common
+from vae_core.lessons import LESSONS, Lesson
+
+
+def theory() -> None:
+    st.markdown("""
+A **variational autoencoder** learns two networks at once. The *encoder* maps an input $x$ to a
+distribution $q_\\phi(z\\mid x) = \\mathcal N(\\mu(x), \\operatorname{diag}\\sigma^2(x))$ over a small
+latent code $z$; the *decoder* maps a code back to a distribution $p_\\theta(x\\mid z)$ over inputs.
+Codes are meant to follow the prior $p(z) = \\mathcal N(0, I)$, so that decoding a random $z$ gives
+something that looks like data.
+""")
+    st.markdown("**The objective: the evidence lower bound (ELBO)**, maximised for each training input")
+    st.latex(r"\log p_\theta(x) \;\ge\; \underbrace{\mathbb E_{q_\phi(z\mid x)}\big[\log p_\theta(x\mid z)\big]}"
+             r"_{-\text{reconstruction}} \;-\; \underbrace{\mathrm{KL}\big(q_\phi(z\mid x)\,\|\,p(z)\big)}_{\text{rate}}")
+    st.markdown("The app plots both terms in nats per sample: the **reconstruction** loss (BCE for pixels as "
+                "probabilities, or a Gaussian/MSE) and the **KL** term.")
+    st.markdown("**The KL term in closed form**, for a diagonal Gaussian against N(0, I), summed over dimensions")
+    st.latex(r"\mathrm{KL} = \tfrac12 \sum_{j=1}^{d} \big(\mu_j^2 + \sigma_j^2 - 1 - \log \sigma_j^2\big)")
+    st.markdown("A dimension with KL ≈ 0 carries no information about the input (μ ≈ 0, σ ≈ 1 for every "
+                "input): it is *inactive*. When all are, the model has suffered **posterior collapse**.")
+    st.markdown("**The reparameterisation trick** makes sampling differentiable, so both networks train by "
+                "gradient descent")
+    st.latex(r"z = \mu(x) + \sigma(x) \odot \varepsilon, \qquad \varepsilon \sim \mathcal N(0, I)")
+    st.markdown("**β-VAE** weighs the KL term: β > 1 pushes codes towards the prior (smoother, more regular "
+                "latent space, blurrier reconstructions); β < 1 favours reconstruction.")
+    st.latex(r"\mathcal L_\beta = \text{reconstruction} + \beta \cdot \mathrm{KL}")
+    st.markdown("""
+**Autoencoder against VAE.** A plain autoencoder has a deterministic code and no KL term: it can
+reconstruct well, but nothing makes its codes fill the space around the origin, so decoding a random
+point often gives nonsense. The VAE's noise and KL term make the latent space *continuous* (nearby codes
+decode to similar inputs) and *complete* (random codes from the prior decode to plausible inputs).
+
+**Other techniques on the Train page:** KL **warm-up** or **cyclical** β (start with β near 0 so the
+decoder learns to use z before the KL term presses on it), **free bits** (no KL penalty below a number of
+nats per dimension), the **capacity** objective γ·|KL − C| (aim the KL at a target C that rises during
+training), and the usual optimisation tools: learning-rate schedules, weight decay, dropout, augmentation
+and early stopping.
+""")
+
+
+def _load(config, lesson_key: str) -> None:
+    common.load_config(config, lesson=lesson_key)
+    st.switch_page(common.TRAIN_PAGE)
+
+
+def lesson_card(lesson: Lesson) -> None:
+    with st.container(border=True):
+        st.markdown(f"**{lesson.title}**")
+        st.markdown(lesson.claim)
+        st.caption(f"Look at: {lesson.look_for}")
+        a, b = st.columns(2)
+        if a.button(f"Train: {lesson.preset_label}", key=f"lesson_{lesson.key}_preset", icon=":material/play_arrow:",
+                    type="primary", width="stretch"):
+            _load(lesson.preset, lesson.key)
+        if b.button(f"Train: {lesson.contrast_label}", key=f"lesson_{lesson.key}_contrast", width="stretch"):
+            _load(lesson.contrast, lesson.key)
+
+
+def page() -> None:
+    st.title("Learn")
+    theory_tab, lessons_tab = st.tabs(["How a VAE works", "Lessons"])
+    with theory_tab:
+        theory()
+    with lessons_tab:
+        st.markdown("Each lesson is a pair of runs that differ in one setting. A button loads one of them into "
+                    "the Train page; the Compare page can train both and show them side by side.")
+        cols = st.columns(2)
+        for i, lesson in enumerate(LESSONS):
+            with cols[i % 2]:
+                lesson_card(lesson)
+
+
+page()

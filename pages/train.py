@@ -1,0 +1,462 @@
+"""Train: settings in the sidebar; Start, Pause, Resume, Stop, Reset; the run drawn live while it trains."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from pages import common
+from vae_core import figures, runs
+from vae_core.config import (ACTIVATIONS, ARCHITECTURES, BETA_SCHEDULES, LR_SCHEDULES, OPTIMIZERS, RECON_LOSSES,
+                             ConfigError, TrainConfig)
+from vae_core.data import DATASETS, DataError, Dataset, dataset_names, load_dataset, load_upload
+from vae_core.job import DONE, FAILED, FINISHED, PAUSED, QUEUED, RUNNING, JobView, TrainingJob
+from vae_core.lessons import LESSONS
+from vae_core.limits import current as current_limits
+from vae_core.objectives import beta_at
+from vae_core.schedules import lr_curve
+from vae_core.train import check_compatible
+
+POLL_SECONDS = 0.6
+UPLOAD = "upload"  # session key of the uploaded Dataset
+
+
+# --- settings ------------------------------------------------------------------------------------
+def _key(name: str) -> str:
+    return common.WIDGET + name
+
+
+def _prepare_widgets() -> None:
+    """Give every settings widget its value from the draft, unless it already has one."""
+    for name, value in st.session_state[common.DRAFT].items():
+        if name in common.FIELDS and _key(name) not in st.session_state:
+            st.session_state[_key(name)] = ", ".join(map(str, value)) if isinstance(value, list) else value
+
+
+def _collect() -> tuple[TrainConfig | None, str | None]:
+    """Read the widgets back into the draft and validate it: (config, None) or (None, error naming the field)."""
+    draft = st.session_state[common.DRAFT]
+    for name in common.FIELDS:
+        if _key(name) in st.session_state:
+            draft[name] = st.session_state[_key(name)]
+    hidden = draft["hidden"]
+    if isinstance(hidden, str):
+        try:
+            draft["hidden"] = [int(part) for part in hidden.replace(" ", "").split(",") if part]
+        except ValueError:
+            return None, f"hidden: expected whole numbers separated by commas, got {hidden!r:.40}"
+    try:
+        return TrainConfig.from_dict(draft, strict=False), None
+    except ConfigError as exc:
+        return None, str(exc)
+
+
+def _number(name: str, label: str, low=None, step=None, fmt=None, help=None):
+    return st.number_input(label, min_value=low, step=step, format=fmt, key=_key(name), help=help)
+
+
+def _select(name: str, label: str, options, help=None):
+    return st.selectbox(label, options, key=_key(name), help=help)
+
+
+def _value(name: str):
+    return st.session_state[_key(name)]
+
+
+def _on_dataset_change() -> None:
+    """2-D points need the Gaussian (MSE) loss and the MLP, and have nothing to augment."""
+    try:
+        data = _dataset(_value("dataset"))
+    except DataError:
+        return
+    if not data.is_image:
+        st.session_state[_key("recon_loss")] = "mse"
+        st.session_state[_key("architecture")] = "mlp"
+        st.session_state[_key("augment")] = False
+
+
+def _dataset(name: str) -> Dataset:
+    """The session's upload of that name, else the built-in dataset (DataError when it cannot be had)."""
+    upload = st.session_state.get(UPLOAD)
+    return upload if upload is not None and upload.name == name else load_dataset(name)
+
+
+def _dataset_label(name: str) -> str:
+    info = DATASETS.get(name)
+    return info["title"] if info else f"{name} (uploaded)"
+
+
+def _upload_box() -> None:
+    with st.popover("Upload your own data", icon=":material/upload:", width="stretch"):
+        st.caption("A zip of images (one folder per class gives labels) or an .npz with an array of images.")
+        side = st.number_input("Resize images to (pixels)", min_value=8, max_value=64, value=28, step=4)
+        colour = st.radio("Colour", ["grey", "RGB"], horizontal=True)
+        file = st.file_uploader("Zip or .npz", type=["zip", "npz"], key="upload_file")
+        if file is not None and st.button("Use this data", type="primary"):
+            try:
+                data = load_upload(file.getvalue(), file.name, size=side, channels=3 if colour == "RGB" else 1)
+            except DataError as exc:
+                st.error(f"Could not use {file.name}: {exc}")
+                return
+            st.session_state[UPLOAD] = data
+            st.session_state[_key("dataset")] = data.name
+            st.rerun()
+
+
+def settings() -> tuple[TrainConfig | None, str | None]:
+    """Every setting as a widget in the sidebar; the validated config or the error naming the field."""
+    _prepare_widgets()
+    upload = st.session_state.get(UPLOAD)
+    names = dataset_names() + ([upload.name] if upload is not None else [])
+    if _value("dataset") not in names:
+        names.append(_value("dataset"))
+    lim = current_limits()
+    st.header("Settings")
+    st.selectbox("Dataset", names, key=_key("dataset"), format_func=_dataset_label, on_change=_on_dataset_change)
+    _upload_box()
+    with st.expander("Model", icon=":material/hub:"):
+        st.radio("Kind", ["vae", "ae"], key=_key("mode"), horizontal=True,
+                 format_func={"vae": "VAE", "ae": "Autoencoder"}.get,
+                 help="An autoencoder has a deterministic encoder and no KL term.")
+        st.radio("Architecture", ARCHITECTURES, key=_key("architecture"), horizontal=True,
+                 format_func={"mlp": "MLP", "conv": "Convolutional"}.get)
+        st.number_input("Latent size", min_value=1, max_value=lim.max_latent, step=1, key=_key("latent_dim"))
+        st.text_input("Hidden widths (comma separated)", key=_key("hidden"),
+                      help="Layer widths of the MLP, or channels per layer of the convolutional model.")
+        _select("activation", "Activation", ACTIVATIONS)
+        st.checkbox("Batch norm", key=_key("batch_norm"))
+        _number("dropout", "Dropout", 0.0, 0.05)
+        st.checkbox("Standardise inputs", key=_key("normalize_inputs"),
+                    help="Standardise the encoder's input per feature; targets stay as they are.")
+    with st.expander("Objective", icon=":material/functions:", expanded=True):
+        _select("recon_loss", "Reconstruction loss", RECON_LOSSES,
+                help="bce: pixels as Bernoulli probabilities; mse: Gaussian decoder with σ below.")
+        if _value("recon_loss") in ("mse", "mixed"):
+            _number("mse_sigma", "Decoder σ (MSE)", 0.001, 0.05, "%g")
+        if _value("recon_loss") == "mixed":
+            _number("mixed_weight", "Share of BCE", 0.0, 0.1)
+        _number("beta", "β (weight of the KL term)", 0.0, 0.5, "%g")
+        _select("beta_schedule", "β schedule", BETA_SCHEDULES)
+        if _value("beta_schedule") == "warmup":
+            _number("beta_warmup_epochs", "Warm-up epochs", 0.0, 1.0, "%g")
+        if _value("beta_schedule") == "cyclical":
+            _number("beta_cycles", "Cycles", 1, 1)
+            _number("beta_cycle_ratio", "Share of each cycle spent rising", 0.01, 0.1)
+        beta_plot = st.empty()
+        st.checkbox("Capacity objective γ·|KL − C|", key=_key("capacity"))
+        if _value("capacity"):
+            _number("capacity_gamma", "γ", 0.0, 10.0, "%g")
+            _number("capacity_max", "C at the end of the ramp (nats)", 0.0, 1.0, "%g")
+            _number("capacity_ramp_epochs", "Ramp epochs", 0.0, 1.0, "%g")
+        _number("free_bits", "Free bits (nats per dimension)", 0.0, 0.1, "%g")
+        _number("adv_weight", "Adversarial weight", 0.0, 0.01, "%g", help="0 turns the discriminator off.")
+        _number("l1", "L1 on weights", 0.0, 1e-5, "%g")
+    with st.expander("Optimiser and learning rate", icon=":material/speed:"):
+        _select("optimizer", "Optimiser", OPTIMIZERS)
+        _number("lr", "Learning rate", 1e-7, 1e-4, "%g")
+        if _value("optimizer") in ("sgd", "rmsprop"):
+            _number("momentum", "Momentum", 0.0, 0.05)
+        if _value("optimizer") == "sgd":
+            st.checkbox("Nesterov", key=_key("nesterov"))
+        _number("weight_decay", "Weight decay", 0.0, 1e-4, "%g")
+        _select("lr_schedule", "LR schedule", LR_SCHEDULES)
+        if _value("lr_schedule") != "onecycle":
+            _number("lr_warmup_epochs", "LR warm-up epochs", 0.0, 1.0, "%g")
+        if _value("lr_schedule") == "step":
+            _number("lr_step_epochs", "Epochs per step", 1, 1)
+        if _value("lr_schedule") in ("step", "exponential", "plateau"):
+            _number("lr_gamma", "Decay factor", 0.01, 0.05)
+        if _value("lr_schedule") == "plateau":
+            _number("lr_patience", "Patience (epochs)", 0, 1)
+        lr_plot = st.empty()
+        _number("grad_clip", "Gradient clipping (max norm, 0 = off)", 0.0, 0.5, "%g")
+    with st.expander("Training", icon=":material/tune:"):
+        st.number_input("Epochs", min_value=1, max_value=lim.max_epochs, step=1, key=_key("epochs"))
+        _number("batch_size", "Batch size", 1, 16)
+        _number("seed", "Seed", 0, 1)
+        st.checkbox("Early stopping on validation loss", key=_key("early_stopping"))
+        if _value("early_stopping"):
+            _number("patience", "Patience (epochs)", 1, 1)
+            _number("min_delta", "Minimum improvement", 0.0, 0.1, "%g")
+    with st.expander("Augmentation (images)", icon=":material/flip:"):
+        st.checkbox("Augment training batches", key=_key("augment"))
+        if _value("augment"):
+            _number("aug_shift", "Shift (share of the side)", 0.0, 0.05)
+            _number("aug_rotation", "Rotation (degrees)", 0.0, 5.0)
+            _number("aug_zoom", "Zoom (relative)", 0.0, 0.05)
+            st.checkbox("Horizontal flips", key=_key("aug_flip"))
+    st.button("Restore defaults", icon=":material/restart_alt:", on_click=common.load_config, args=(TrainConfig(),))
+    config, error = _collect()
+    if config is not None:
+        try:
+            steps_per_epoch = math.ceil(len(_dataset(config.dataset).train) / config.batch_size)
+        except DataError:
+            return config, error
+        _schedule_plots(config, steps_per_epoch, beta_plot, lr_plot)
+    return config, error
+
+
+def _schedule_plots(config: TrainConfig, steps_per_epoch: int, beta_box, lr_box) -> None:
+    total = config.epochs * steps_per_epoch
+    steps = np.linspace(0, total, min(total, 300) + 1).astype(int).tolist()
+    if config.mode == "vae":
+        betas = [beta_at(s, config.beta, config, steps_per_epoch) for s in steps]
+        beta_box.plotly_chart(figures.schedule_figure(steps, betas, "β"), key="beta_schedule",
+                              config={"displayModeBar": False})
+    lr_steps, lrs = _lr_curve(config.to_json(), steps_per_epoch)
+    lr_box.plotly_chart(figures.schedule_figure(lr_steps, lrs, "learning rate"), key="lr_schedule",
+                        config={"displayModeBar": False})
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _lr_curve(config_json: str, steps_per_epoch: int):
+    return lr_curve(TrainConfig.from_json(config_json), steps_per_epoch)
+
+
+# --- the dataset --------------------------------------------------------------------------------
+def dataset_preview(name: str) -> Dataset | None:
+    try:
+        with st.spinner(f"Loading {_dataset_label(name)}…"):
+            data = _dataset(name)
+    except DataError as exc:
+        st.error(str(exc))
+        return None
+    info = DATASETS.get(name, {})
+    text, picture = st.columns([2, 3], vertical_alignment="center")
+    shape = ("×".join(map(str, data.sample_shape[1:])) + (" grey" if data.sample_shape[0] == 1 else " RGB")
+             if data.is_image else "2-D points")
+    text.markdown(f"**{_dataset_label(name)}** · {shape}  \n{info.get('description', '')}")
+    text.caption(f"{len(data.train):,} training · {len(data.val):,} validation · {len(data.test):,} test samples"
+                 + (f"  \nLabels: {', '.join(data.class_names)}" if data.class_names else ""))
+    if data.is_image:
+        caption = "The first training samples"
+        if data.train_labels is not None and data.class_names:
+            caption += ", labelled " + ", ".join(data.class_names[k] for k in data.train_labels[:16].tolist())
+        picture.image(figures.mosaic(data.train[:16].numpy(), cols=8, scale=figures.tile_scale(data.sample_shape[-1], 40)),
+                      caption=caption, width="content")
+    else:
+        points = data.train[:1000].numpy()
+        picture.plotly_chart(figures.latent_figure(points, data.train_labels[:1000].numpy(), data.class_names,
+                                                   ("x₁", "x₂"), revision="preview", height=260),
+                             key="preview_points")
+    return data
+
+
+# --- controls -------------------------------------------------------------------------------------
+def _start(config: TrainConfig, data: Dataset | None) -> None:
+    upload = data if data is not None and data.name not in DATASETS else None
+    common.start(TrainingJob(config, data=upload, runs_dir=common.runs_dir()))
+    st.session_state.live_lr, st.session_state.live_beta = config.lr, config.beta
+
+
+def controls(job: TrainingJob | None, view: JobView | None, config: TrainConfig | None, data) -> None:
+    alive = job is not None and job.alive
+    status = view.status if view else None
+    cols = st.columns(5)
+    cols[0].button("Restart" if alive else "Start", key="start", type="primary", icon=":material/play_arrow:",
+                   width="stretch", disabled=config is None or data is None, on_click=_start, args=(config, data))
+    cols[1].button("Pause", key="pause", icon=":material/pause:", width="stretch",
+                   disabled=status != RUNNING, on_click=job.pause if job else None)
+    cols[2].button("Resume", key="resume", icon=":material/resume:", width="stretch",
+                   disabled=status != PAUSED, on_click=job.resume if job else None)
+    cols[3].button("Stop", key="stop", icon=":material/stop:", width="stretch", disabled=not alive,
+                   on_click=job.stop if job else None)
+    cols[4].button("Reset", key="reset", icon=":material/restart_alt:", width="stretch", disabled=job is None,
+                   on_click=common.clear, help="Stop the run and clear this view.")
+
+
+# --- the live view --------------------------------------------------------------------------------
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def progress(view: JobView) -> None:
+    if view.status == QUEUED:
+        text = (f"Waiting for a free training slot: you are number {view.queue_position} in the queue."
+                if view.queue_position else "Loading the data and building the model…")
+        st.progress(0.0, text=text)
+        return
+    epoch = min(view.epoch + (view.status not in DONE), view.epochs)
+    text = f"Epoch {epoch} of {view.epochs} · step {view.step:,} of {view.total_steps:,}"
+    if view.status in (RUNNING, PAUSED):
+        text += f" · {_clock(view.eta)} left" + (" · paused" if view.status == PAUSED else "")
+    else:
+        text += f" · took {_clock(view.elapsed)}"
+    st.progress(min(1.0, view.progress), text=text)
+
+
+def _metrics(view: JobView) -> None:
+    last = view.step_history[-1] if view.step_history else {}
+    val = view.epoch_history[-1] if view.epoch_history else {}
+    cols = st.columns(6)
+    cols[0].metric("Loss", f"{last['loss']:.2f}" if last else "–")
+    cols[1].metric("Reconstruction", f"{last['recon']:.2f}" if last else "–")
+    cols[2].metric("KL", f"{last['kl']:.2f}" if last else "–")
+    cols[3].metric("Validation −ELBO", f"{val['val_neg_elbo']:.2f}" if val else "–")
+    cols[4].metric("Learning rate", f"{view.lr:.3g}")
+    cols[5].metric("β now", f"{view.beta:.3g}")
+
+
+def _collapse_warning(view: JobView, config: TrainConfig) -> None:
+    """Warn when the KL term or the active units have fallen to zero: the decoder ignores z."""
+    if config.mode != "vae" or view.epoch < 1 or view.snapshot is None:
+        return
+    recent = view.step_history[-20:]
+    kl = sum(r["kl"] for r in recent) / max(1, len(recent))
+    if kl < 0.05 or view.snapshot.active_units == 0:
+        st.warning(
+            f"**Posterior collapse:** the KL term is {kl:.3f} nats and {view.snapshot.active_units} latent units are "
+            "active, so the decoder is ignoring z and every input gets the same code. Remedies: a lower β, a β "
+            "warm-up (β schedule → warmup), free bits, the capacity objective, or a weaker decoder.",
+            icon=":material/warning:")
+
+
+def _images(view: JobView, data: Dataset) -> None:
+    snap = view.snapshot
+    left, right = st.columns(2)
+    if data.is_image:
+        scale = figures.tile_scale(data.sample_shape[-1])
+        left.image(figures.pair_mosaic(snap.originals, snap.reconstructions, cols=8, scale=scale),
+                   caption="Originals (rows 1 and 3) and their reconstructions (rows 2 and 4)", width="content")
+        right.image(figures.mosaic(snap.samples, cols=8, scale=scale),
+                    caption="Decoded samples from the prior z ~ N(0, I)", width="content")
+    else:
+        with left:
+            st.markdown("**Data and reconstructions**")
+            st.plotly_chart(figures.points_figure(snap.originals[:300], snap.reconstructions[:300],
+                                                  "reconstructions", connect=True, revision="recon"), key="recon")
+        with right:
+            st.markdown("**Data and samples from the prior**")
+            st.plotly_chart(figures.points_figure(data.val.numpy(), snap.samples, "prior samples",
+                                                  revision="samples"), key="samples")
+
+
+def _latent(view: JobView, data: Dataset, config: TrainConfig) -> None:
+    snap = view.snapshot
+    axes = ("PC 1", "PC 2") if config.latent_dim > 2 else ("z₁", "z₂" if config.latent_dim == 2 else "")
+    st.markdown("**Latent space**" + (" (first two principal components)" if config.latent_dim > 2 else ""))
+    st.plotly_chart(figures.latent_figure(snap.latent_2d, snap.labels, data.class_names, axes), key="latent")
+
+
+def live_view(view: JobView, job: TrainingJob) -> None:
+    config, data = job.config, job.data
+    progress(view)
+    if view.status == FAILED:
+        st.error(view.message, icon=":material/error:")
+    elif view.status in DONE:
+        (st.success if view.status == FINISHED else st.info)(view.message)
+    _metrics(view)
+    _collapse_warning(view, config)
+    charts, latent = st.columns([3, 2])
+    with charts:
+        st.markdown("**Losses** · lines: training steps; dashed: validation after each epoch")
+        log_y = st.toggle("Log scale", key="loss_log")
+        st.plotly_chart(figures.loss_figure(view.step_history, view.epoch_history, log_y), key="loss_chart")
+    if view.snapshot is None or data is None:
+        return
+    with latent:
+        _latent(view, data, config)
+    images, kl = st.columns([2, 1])
+    with images:
+        _images(view, data)
+    with kl:
+        if config.mode == "vae":
+            st.plotly_chart(figures.kl_figure(view.snapshot.kl_per_dim, view.snapshot.active_units), key="kl")
+        else:
+            st.caption(f"An autoencoder has no KL term. {view.snapshot.active_units} latent units vary across inputs.")
+
+
+def run_panel(config: TrainConfig | None, data: Dataset | None, polling: bool) -> None:
+    """Controls, progress and charts; reruns itself while the job lives and the whole page when that changes."""
+    common.touch()
+    job = common.job()
+    if (job is not None and job.alive) != polling:
+        st.rerun()
+    view = job.view() if job else None
+    controls(job, view, config, data)
+    if view is None:
+        st.info("Press **Start** to train. The charts below come alive as the model learns.",
+                icon=":material/play_circle:")
+    else:
+        live_view(view, job)
+
+
+def live_controls(job: TrainingJob) -> None:
+    """Change the learning rate and β of the running job."""
+    def apply():
+        job.set_lr(st.session_state.live_lr)
+        if job.config.mode == "vae":
+            job.set_beta(st.session_state.live_beta)
+
+    st.session_state.setdefault("live_lr", job.config.lr)
+    st.session_state.setdefault("live_beta", job.config.beta)
+    with st.expander("Change the learning rate or β while it trains", icon=":material/tune:"):
+        with st.form("live", border=False):
+            a, b, c = st.columns([2, 2, 1], vertical_alignment="bottom")
+            a.number_input("Learning rate", min_value=1e-7, max_value=1e4, format="%g", key="live_lr")
+            b.number_input("β", min_value=0.0, max_value=1000.0, format="%g", key="live_beta",
+                           disabled=job.config.mode != "vae")
+            c.form_submit_button("Apply", on_click=apply, width="stretch")
+
+
+def downloads(job: TrainingJob) -> None:
+    view = job.view()
+    if view.status not in DONE or not view.run_dir:
+        return
+    a, b, _ = st.columns([1, 1, 2])
+    name = Path(view.run_dir).name
+    a.download_button("Download the run (zip)", runs.bundle(view.run_dir), f"{name}.zip", "application/zip",
+                      icon=":material/download:", on_click="ignore", width="stretch")
+    b.download_button("Download metrics (CSV)", runs.metrics_csv(view.epoch_history), f"{name}-metrics.csv",
+                      "text/csv", icon=":material/table:", on_click="ignore", width="stretch")
+
+
+def lesson_banner(config: TrainConfig | None) -> None:
+    key = st.session_state.get("lesson")
+    lesson = next((item for item in LESSONS if item.key == key), None)
+    if lesson is None or config is None:
+        return
+    label = (lesson.preset_label if config == lesson.preset else
+             lesson.contrast_label if config == lesson.contrast else None)
+    if label:
+        st.info(f"**Lesson: {lesson.title}** ({label})  \n{lesson.claim}  \n*Look at:* {lesson.look_for}",
+                icon=":material/school:")
+
+
+def page() -> None:
+    st.title("Train a VAE")
+    for warning in st.session_state.pop("url_warnings", []):
+        st.warning(f"Ignored a setting from the link, using its default instead: {warning}")
+    with st.sidebar:
+        config, error = settings()
+    if error:
+        st.error(f"Invalid setting — {error}", icon=":material/error:")
+    else:
+        common.sync_query(config)
+    data = None
+    if config is not None:
+        with st.expander("Dataset", expanded=common.job() is None, icon=":material/dataset:"):
+            data = dataset_preview(config.dataset)
+        if data is not None:
+            try:
+                check_compatible(config, data)
+            except ConfigError as exc:
+                st.error(f"Invalid setting for this dataset — {exc}", icon=":material/error:")
+                data = None
+    lesson_banner(config)
+    job = common.job()
+    polling = job is not None and job.alive
+    if polling:
+        live_controls(job)
+    st.fragment(run_every=POLL_SECONDS if polling else None)(run_panel)(config, data, polling)
+    if job is not None:
+        downloads(job)
+
+
+page()

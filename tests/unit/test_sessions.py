@@ -1,0 +1,131 @@
+"""vae_core.sessions: one live job per browser session, reaping of silent sessions, job series."""
+
+import threading
+
+import pytest
+
+from vae_core.config import TrainConfig
+from vae_core.job import FINISHED, STOPPED
+from vae_core.sessions import JobSeries, SessionRegistry, grace_from_env
+from vae_core.slots import SlotPool
+
+
+class FakeWork:
+    def __init__(self):
+        self.started = self.stopped = False
+
+    def start(self):
+        self.started = True
+        return self
+
+    def stop(self):
+        self.stopped = True
+
+    def join(self, timeout=None):
+        return True
+
+    @property
+    def alive(self):
+        return self.started and not self.stopped
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_start_stops_the_sessions_old_work_only():
+    reg = SessionRegistry(grace=10, reaper=False)
+    a1, a2, b = FakeWork(), FakeWork(), FakeWork()
+    reg.start("a", a1)
+    reg.start("b", b)
+    reg.start("a", a2)
+    assert a1.stopped and a2.started and not a2.stopped and not b.stopped
+    assert reg.get("a") is a2 and reg.get("b") is b and reg.get("c") is None
+
+
+def test_clear_stops_and_forgets():
+    reg = SessionRegistry(grace=10, reaper=False)
+    work = reg.start("a", FakeWork())
+    reg.clear("a")
+    reg.clear("never-seen")
+    assert work.stopped and reg.get("a") is None
+
+
+def test_reap_stops_only_sessions_silent_past_the_grace_period():
+    clock = Clock()
+    reg = SessionRegistry(grace=120, clock=clock, reaper=False)
+    quiet, busy = reg.start("quiet", FakeWork()), reg.start("busy", FakeWork())
+    clock.now += 100
+    reg.touch("busy")
+    assert reg.reap() == [] and not quiet.stopped
+    clock.now += 30
+    assert reg.reap() == ["quiet"]
+    assert quiet.stopped and reg.get("quiet") is None
+    assert not busy.stopped and reg.get("busy") is busy
+
+
+def test_reaper_thread_stops_a_closed_tabs_job():
+    reg = SessionRegistry(grace=0.1)
+    work = reg.start("tab", FakeWork())
+    for _ in range(100):
+        if work.stopped:
+            break
+        threading.Event().wait(0.05)
+    assert work.stopped and reg.get("tab") is None
+
+
+def test_registry_is_thread_safe():
+    reg = SessionRegistry(grace=10, reaper=False)
+    works = {}
+
+    def worker(i):
+        for k in range(50):
+            works[(i, k)] = reg.start(f"s{i % 3}", FakeWork())
+            reg.touch(f"s{i % 3}")
+            reg.reap()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    live = [w for w in works.values() if not w.stopped]
+    assert len(live) == 3 and {id(reg.get(f"s{i}")) for i in range(3)} == {id(w) for w in live}
+
+
+def test_grace_from_env(monkeypatch):
+    monkeypatch.delenv("VAE_LAB_SESSION_GRACE", raising=False)
+    assert grace_from_env() == 120
+    monkeypatch.setenv("VAE_LAB_SESSION_GRACE", "5.5")
+    assert grace_from_env() == 5.5
+    for bad in ("soon", "0", "-3"):
+        monkeypatch.setenv("VAE_LAB_SESSION_GRACE", bad)
+        with pytest.raises(ValueError, match="VAE_LAB_SESSION_GRACE"):
+            grace_from_env()
+
+
+TINY = TrainConfig(dataset="moons", recon_loss="mse", hidden=[16], epochs=1, batch_size=512)
+
+
+def test_series_trains_each_config_in_turn_and_saves_them(tmp_path):
+    series = JobSeries([TINY.replace(beta=b) for b in (0.5, 2.0)], ["β = 0.5", "β = 2"],
+                       runs_dir=tmp_path, pool=SlotPool(1))
+    series.start()
+    assert series.join(60)
+    view = series.view()
+    assert view.status == FINISHED and view.done == view.total == 2 and view.progress == 1.0
+    assert [job.config.beta for job in series.jobs] == [0.5, 2.0]
+    assert len(view.run_dirs) == 2 and all(m == "Finished." for m in view.messages)
+
+
+def test_series_stop_ends_the_running_job_and_skips_the_rest(tmp_path):
+    series = JobSeries([TINY.replace(epochs=200, batch_size=8), TINY], ["long", "never"],
+                       runs_dir=tmp_path, pool=SlotPool(1))
+    series.start()
+    series.stop()
+    assert series.join(30)
+    assert series.view().status == STOPPED and len(series.jobs) <= 1

@@ -1,0 +1,196 @@
+"""Plotly figures and image mosaics from plain numbers: what the app draws, without the app.
+
+Every figure sets `uirevision`, so a live update keeps the user's zoom and legend choices.
+Images are (N, C, H, W) floats in [0, 1]; 2-D point data is (N, 2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+TERMS = {  # step-history key -> (legend name, colour)
+    "loss": ("total", "#1f77b4"),
+    "recon": ("reconstruction", "#ff7f0e"),
+    "kl": ("KL", "#2ca02c"),
+    "beta_kl": ("β·KL", "#d62728"),
+}
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf")
+
+
+def _layout(fig: go.Figure, revision: str, height: int, title: str | None = None, **extra) -> go.Figure:
+    fig.update_layout(uirevision=revision, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      title=dict(text=title, x=0, font=dict(size=14)) if title else None,
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0), **extra)
+    return fig
+
+
+def loss_figure(steps: list[dict], epochs: list[dict], log_y: bool = False, revision: str = "loss") -> go.Figure:
+    """Training losses per step (lines) and validation losses per epoch (dashed, with markers)."""
+    fig = go.Figure()
+    x = [row["step"] for row in steps]
+    for key, (name, colour) in TERMS.items():
+        fig.add_trace(go.Scatter(x=x, y=[row[key] for row in steps], name=name, mode="lines",
+                                 line=dict(color=colour, width=1.5), legendgroup=key))
+    x_val = [row["step"] for row in epochs]
+    for key in ("loss", "recon", "kl"):
+        name, colour = TERMS[key]
+        fig.add_trace(go.Scatter(x=x_val, y=[row.get(f"val_{key}") for row in epochs], name=f"{name} (val)",
+                                 mode="lines+markers", line=dict(color=colour, dash="dash"), legendgroup=key,
+                                 marker=dict(size=7, symbol="diamond")))
+    fig.update_xaxes(title_text="training step")
+    fig.update_yaxes(title_text="nats per sample", type="log" if log_y else "linear")
+    return _layout(fig, revision, 360)
+
+
+def schedule_figure(steps: list[int], values: list[float], name: str, log_y: bool = False) -> go.Figure:
+    """A small line plot of a schedule (β or learning rate) over the training steps."""
+    fig = go.Figure(go.Scatter(x=steps, y=values, mode="lines", name=name, line=dict(color="#9467bd")))
+    fig.update_xaxes(title_text="training step")
+    fig.update_yaxes(title_text=name, type="log" if log_y else "linear", rangemode="tozero" if not log_y else None)
+    return _layout(fig, f"schedule-{name}", 170, showlegend=False)
+
+
+def mosaic(images: np.ndarray, cols: int | None = None, pad: int = 1, scale: int = 1) -> np.ndarray:
+    """One uint8 image from many: (N, C, H, W) in rows of `cols`, or a grid (R, K, C, H, W) as R rows.
+
+    Every pixel is repeated `scale` times each way (sharp when shown enlarged), then tiles are set
+    `pad` white pixels apart. Returns (H', W') for grey or (H', W', 3) for RGB."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 5:
+        cols = images.shape[1]
+        images = images.reshape(-1, *images.shape[2:])
+    if images.ndim != 4:
+        raise ValueError(f"mosaic needs (N, C, H, W) or (R, K, C, H, W) images, got shape {images.shape}")
+    if scale > 1:
+        images = images.repeat(scale, 2).repeat(scale, 3)
+    n, c, h, w = images.shape
+    cols = max(1, min(cols or int(np.ceil(np.sqrt(n))), n))
+    rows = int(np.ceil(n / cols))
+    tiles = np.ones((rows * cols, c, h, w), dtype=np.float32)
+    tiles[:n] = np.clip(images, 0, 1)
+    tiles = np.pad(tiles.reshape(rows, cols, c, h, w), ((0, 0), (0, 0), (0, 0), (0, pad), (0, pad)),
+                   constant_values=1.0)
+    out = tiles.transpose(0, 3, 1, 4, 2).reshape(rows * (h + pad), cols * (w + pad), c)
+    out = out[:rows * (h + pad) - pad, :cols * (w + pad) - pad]
+    out = (out * 255 + 0.5).astype(np.uint8)
+    return out[..., 0] if c == 1 else out
+
+
+def pair_mosaic(originals: np.ndarray, reconstructions: np.ndarray, cols: int = 8, scale: int = 1) -> np.ndarray:
+    """Originals and their reconstructions in alternating rows of `cols`: row 1 originals, row 2 theirs..."""
+    originals, reconstructions = np.asarray(originals), np.asarray(reconstructions)
+    n = len(originals)
+    cols = min(cols, n)
+    rows = int(np.ceil(n / cols))
+    blank = np.ones((rows * cols - n, *originals.shape[1:]), dtype=np.float32)
+    a = np.concatenate([originals, blank]).reshape(rows, 1, cols, *originals.shape[1:])
+    b = np.concatenate([reconstructions, blank]).reshape(rows, 1, cols, *originals.shape[1:])
+    return mosaic(np.concatenate([a, b], 1).reshape(2 * rows, cols, *originals.shape[1:]), pad=1, scale=scale)
+
+
+def tile_scale(side: int, target: int = 56) -> int:
+    """How many times to enlarge an image of `side` pixels so it shows about `target` pixels wide."""
+    return max(1, round(target / side))
+
+
+def points_figure(data: np.ndarray, overlay: np.ndarray, overlay_name: str, connect: bool = False,
+                  revision: str = "points") -> go.Figure:
+    """2-D data (grey) with reconstructions or samples on top; `connect` draws each point to its partner."""
+    data, overlay = np.asarray(data), np.asarray(overlay)
+    fig = go.Figure(go.Scatter(x=data[:, 0], y=data[:, 1], mode="markers", name="data",
+                               marker=dict(color="#b0b0b0", size=4)))
+    if connect:
+        n = min(len(data), len(overlay))
+        xs = np.column_stack([data[:n, 0], overlay[:n, 0], np.full(n, np.nan)]).ravel()
+        ys = np.column_stack([data[:n, 1], overlay[:n, 1], np.full(n, np.nan)]).ravel()
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="error", hoverinfo="skip",
+                                 line=dict(color="rgba(214,39,40,0.25)", width=1)))
+    fig.add_trace(go.Scatter(x=overlay[:, 0], y=overlay[:, 1], mode="markers", name=overlay_name,
+                             marker=dict(color="#d62728", size=4)))
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return _layout(fig, revision, 320)
+
+
+def latent_figure(latent: np.ndarray, labels: np.ndarray | None, class_names: tuple[str, ...] | None = None,
+                  axis_titles: tuple[str, str] = ("z₁", "z₂"), highlight: dict[str, int] | None = None,
+                  revision: str = "latent", height: int = 420) -> go.Figure:
+    """Latent means as a scatter, one trace per label, `customdata` = the point's index (for selection).
+
+    `highlight` maps a name ("A", "B") to an index to draw as a large labelled marker."""
+    latent = np.asarray(latent)
+    index = np.arange(len(latent))
+    fig = go.Figure()
+    groups = [(None, index)] if labels is None else [(k, index[labels == k]) for k in np.unique(labels)]
+    for k, idx in groups:
+        name = "inputs" if k is None else (class_names[k] if class_names and k < len(class_names) else str(k))
+        fig.add_trace(go.Scatter(x=latent[idx, 0], y=latent[idx, 1], mode="markers", name=name,
+                                 customdata=idx, marker=dict(size=5, opacity=0.75,
+                                                             color=PALETTE[int(k or 0) % len(PALETTE)]),
+                                 hovertemplate=f"{name}<br>#%{{customdata}}<extra></extra>"))
+    for name, i in (highlight or {}).items():
+        fig.add_trace(go.Scatter(x=[latent[i, 0]], y=[latent[i, 1]], mode="markers+text", text=[name],
+                                 textposition="top center", name=f"{name}: #{i}", hoverinfo="skip",
+                                 marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(color="black", width=2))))
+    fig.update_xaxes(title_text=axis_titles[0])
+    fig.update_yaxes(title_text=axis_titles[1])
+    return _layout(fig, revision, height, clickmode="event+select", dragmode="zoom")
+
+
+def kl_figure(kl_per_dim: np.ndarray, active_units: int, threshold: float = 0.01,
+              revision: str = "kl") -> go.Figure:
+    """KL of each latent dimension as bars: dimensions carrying information (KL > threshold) in colour."""
+    kl = np.asarray(kl_per_dim, dtype=float)
+    colours = ["#2ca02c" if v > threshold else "#c7c7c7" for v in kl]
+    fig = go.Figure(go.Bar(x=[f"z{d + 1}" for d in range(len(kl))], y=kl, marker_color=colours,
+                           hovertemplate="%{x}: %{y:.3f} nats<extra></extra>"))
+    fig.update_yaxes(title_text="KL (nats)", rangemode="tozero")
+    return _layout(fig, revision, 260, title=f"KL per dimension · {active_units} of {len(kl)} units active")
+
+
+def points_path_figure(data: np.ndarray, paths: np.ndarray, names: list[str],
+                       revision: str = "path") -> go.Figure:
+    """Decoded paths through 2-D data space (interpolations or traversals): one line per path (K, S, 2)."""
+    data = np.asarray(data)
+    fig = go.Figure(go.Scatter(x=data[:, 0], y=data[:, 1], mode="markers", name="data",
+                               marker=dict(color="#d0d0d0", size=4)))
+    for i, (path, name) in enumerate(zip(np.asarray(paths), names)):
+        fig.add_trace(go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines+markers", name=name,
+                                 line=dict(color=PALETTE[i % len(PALETTE)])))
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return _layout(fig, revision, 360)
+
+
+def rate_distortion_figure(runs: dict[str, list[dict]], revision: str = "rate-distortion") -> go.Figure:
+    """Each run as its path over epochs in the plane of validation KL (rate) against reconstruction (distortion)."""
+    fig = go.Figure()
+    for i, (name, epochs) in enumerate(runs.items()):
+        rows = [r for r in epochs if "val_kl" in r and "val_recon" in r]
+        if not rows:
+            continue
+        colour = PALETTE[i % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=[r["val_kl"] for r in rows], y=[r["val_recon"] for r in rows], name=name,
+                                 mode="lines+markers", line=dict(color=colour), marker=dict(size=5),
+                                 customdata=[int(r["epoch"]) for r in rows], legendgroup=name,
+                                 hovertemplate=f"{name}<br>epoch %{{customdata}}<br>KL %{{x:.2f}}"
+                                               "<br>recon %{y:.2f}<extra></extra>"))
+        fig.add_trace(go.Scatter(x=[rows[-1]["val_kl"]], y=[rows[-1]["val_recon"]], mode="markers",
+                                 marker=dict(size=13, color=colour, symbol="star"), legendgroup=name,
+                                 showlegend=False, hoverinfo="skip"))
+    fig.update_xaxes(title_text="rate: KL (nats)")
+    fig.update_yaxes(title_text="distortion: reconstruction (nats)")
+    return _layout(fig, revision, 420)
+
+
+def runs_figure(runs: dict[str, list[dict]], key: str, label: str | None = None, log_y: bool = False,
+                revision: str = "runs") -> go.Figure:
+    """One per-epoch metric (e.g. "val_neg_elbo") of several runs, overlaid; `label` names the y-axis."""
+    fig = go.Figure()
+    for i, (name, epochs) in enumerate(runs.items()):
+        rows = [r for r in epochs if key in r]
+        fig.add_trace(go.Scatter(x=[r["epoch"] for r in rows], y=[r[key] for r in rows], name=name,
+                                 mode="lines+markers", line=dict(color=PALETTE[i % len(PALETTE)])))
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text=label or key, type="log" if log_y else "linear")
+    return _layout(fig, f"{revision}-{key}", 360)

@@ -1,0 +1,194 @@
+"""Which browser session owns which background work, and work that trains several runs in a row.
+
+`SessionRegistry` maps a session id to its one piece of work (a `TrainingJob` or a `JobSeries`):
+starting new work stops the session's old work, and a reaper thread stops the work of sessions
+not seen (`touch`) for a grace period, so a closed tab does not keep a training slot.
+Plain Python: the UI calls it, the training threads never do.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from vae_core.config import TrainConfig
+from vae_core.job import DONE, FAILED, FINISHED, RUNNING, STOPPED, JobView, TrainingJob
+
+GRACE_ENV = "VAE_LAB_SESSION_GRACE"
+DEFAULT_GRACE = 120.0
+
+
+class Work(Protocol):
+    def start(self): ...
+    def stop(self) -> None: ...
+    def join(self, timeout: float | None = None) -> bool: ...
+    @property
+    def alive(self) -> bool: ...
+
+
+def grace_from_env() -> float:
+    """Seconds a silent session keeps its work: $VAE_LAB_SESSION_GRACE, default 120."""
+    raw = os.environ.get(GRACE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_GRACE
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {GRACE_ENV} must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise ValueError(f"environment variable {GRACE_ENV} must be positive, got {value}")
+    return value
+
+
+class SessionRegistry:
+    """Thread-safe map: session id -> (its work, when it was last seen)."""
+
+    def __init__(self, grace: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 reaper: bool = True):
+        self.grace = grace_from_env() if grace is None else grace
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._work: dict[str, Work] = {}
+        self._seen: dict[str, float] = {}
+        self._reaper: threading.Thread | None = None
+        self._want_reaper = reaper
+
+    def touch(self, session_id: str) -> None:
+        """The session is alive (call on every rerun and every polling fragment run)."""
+        with self._lock:
+            self._seen[session_id] = self._clock()
+
+    def start(self, session_id: str, work: Work) -> Work:
+        """Stop the session's old work, then start and keep `work`."""
+        with self._lock:
+            old = self._work.get(session_id)
+            self._work[session_id] = work
+            self._seen[session_id] = self._clock()
+        if old is not None:
+            old.stop()
+        work.start()
+        self._ensure_reaper()
+        return work
+
+    def get(self, session_id: str) -> Work | None:
+        with self._lock:
+            return self._work.get(session_id)
+
+    def clear(self, session_id: str) -> None:
+        """Stop and forget the session's work."""
+        with self._lock:
+            old = self._work.pop(session_id, None)
+        if old is not None:
+            old.stop()
+
+    def reap(self) -> list[str]:
+        """Stop and forget the work of sessions unseen for longer than the grace period; their ids."""
+        now = self._clock()
+        with self._lock:
+            gone = [s for s, seen in self._seen.items() if now - seen > self.grace]
+            stale = [self._work.pop(s) for s in gone if s in self._work]
+            for s in gone:
+                del self._seen[s]
+        for work in stale:
+            work.stop()
+        return gone
+
+    def _ensure_reaper(self) -> None:
+        with self._lock:
+            if not self._want_reaper or (self._reaper is not None and self._reaper.is_alive()):
+                return
+            self._reaper = threading.Thread(target=self._reap_forever, name="vae-lab-reaper", daemon=True)
+            self._reaper.start()
+
+    def _reap_forever(self) -> None:
+        interval = min(max(self.grace / 4, 0.05), 15.0)
+        while True:
+            time.sleep(interval)
+            self.reap()
+
+
+_registry: SessionRegistry | None = None
+_registry_lock = threading.Lock()
+
+
+def registry() -> SessionRegistry:
+    """The registry shared by every session of this process."""
+    global _registry
+    with _registry_lock:
+        if _registry is None:
+            _registry = SessionRegistry()
+        return _registry
+
+
+@dataclass(frozen=True)
+class SeriesView:
+    status: str  # running, finished, stopped or failed (the series itself could not go on)
+    done: int  # runs that have ended
+    total: int
+    labels: list[str]
+    current: JobView | None
+    run_dirs: list[str]  # saved runs so far, in order
+    messages: list[str]  # each started run's final message ("" while it runs)
+
+    @property
+    def progress(self) -> float:
+        running = self.current.progress if self.current and self.current.status not in DONE else 0.0
+        return min(1.0, (self.done + running) / self.total)
+
+
+class JobSeries:
+    """Several configurations trained one after another on one background thread (a β sweep, a lesson pair)."""
+
+    def __init__(self, configs: list[TrainConfig], labels: list[str], *, runs_dir=None, data_dir=None,
+                 pool=None, poll: float = 0.1):
+        if len(configs) != len(labels) or not configs:
+            raise ValueError("a series needs one label per configuration, and at least one configuration")
+        self.configs, self.labels = list(configs), list(labels)
+        self.runs_dir, self.data_dir, self.pool, self.poll = runs_dir, data_dir, pool, poll
+        self.jobs: list[TrainingJob] = []
+        self.status = RUNNING
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vae-lab-series", daemon=True)
+
+    def start(self) -> "JobSeries":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def view(self) -> SeriesView:
+        jobs = list(self.jobs)
+        current = jobs[-1].view() if jobs else None
+        done = sum(job.status in DONE for job in jobs)
+        return SeriesView(self.status, done, len(self.configs), self.labels, current,
+                          [str(j.run_dir) for j in jobs if j.run_dir is not None],
+                          [j.message for j in jobs])
+
+    def _run(self) -> None:
+        try:
+            for config in self.configs:
+                if self._stop.is_set():
+                    break
+                job = TrainingJob(config, runs_dir=self.runs_dir, data_dir=self.data_dir, pool=self.pool)
+                self.jobs.append(job)
+                job.start()
+                while not job.join(self.poll):
+                    if self._stop.is_set():
+                        job.stop()
+            self.status = STOPPED if self._stop.is_set() else FINISHED
+        except Exception:  # the thread must never die silently; each job reports its own failure
+            self.status = FAILED
+            raise
