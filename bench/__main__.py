@@ -23,11 +23,18 @@ BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
 
 
 def run(parts=PARTS, smoke: bool = False, repeats: int = 3) -> dict:
-    from bench import engine, latency, memory, threads  # noqa: E402 (imported here so --help is quick)
-
     started = time.perf_counter()
     out = {"machine": common.machine(), "smoke": smoke, "repeats": repeats, "tables": {}}
-    tables = out["tables"]
+    with common.OtherLoad() as load:
+        _run_parts(parts, smoke, repeats, out["tables"])
+    out["seconds"] = time.perf_counter() - started
+    out["other_cpu"] = 100 * load.share
+    return out
+
+
+def _run_parts(parts, smoke: bool, repeats: int, tables: dict) -> None:
+    from bench import engine, latency, memory, threads  # noqa: E402 (imported here so --help is quick)
+
     if "engine" in parts:
         print("engine throughput and snapshot share ...", flush=True)
         tables["throughput"] = engine.run(smoke, repeats)
@@ -41,8 +48,6 @@ def run(parts=PARTS, smoke: bool = False, repeats: int = 3) -> dict:
     if "memory" in parts:
         print("memory of a session ...", flush=True)
         tables["memory"] = memory.run(smoke)
-    out["seconds"] = time.perf_counter() - started
-    return out
 
 
 def report(results: dict) -> str:
@@ -50,7 +55,8 @@ def report(results: dict) -> str:
     head = (f"Machine: {m['nproc']} cores ({m['cpu']}), Python {m['python']}, torch {m['torch']} "
             f"(default {m['torch_default_threads']} intra-op threads), numpy {m['numpy']}; thread variables: "
             f"{m['thread_env'] or 'none set'}; {m['date']}, commit {m['commit'] or '?'}; "
-            f"{results['repeats']} repeats; whole run {results['seconds']:.0f} s.\n")
+            f"{results['repeats']} repeats; whole run {results['seconds']:.0f} s, during which other processes "
+            f"used {results['other_cpu']:.0f} % of the CPUs.\n")
     return "\n".join([head] + [common.markdown(t) for t in results["tables"].values()])
 
 
@@ -72,6 +78,9 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, default=None,
                     help=f"JSON results file (default {RESULTS.relative_to(common.REPO)}; none with --smoke)")
     ap.add_argument("--readme", action="store_true", help="write the tables into bench/README.md")
+    ap.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
+                    help="before each measurement, wait up to this long for other processes to leave the CPUs "
+                         "(under 10 %% use); for shared machines")
     args = ap.parse_args(argv)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS)
@@ -80,6 +89,7 @@ def main(argv=None) -> None:
     repeats = args.repeats or (1 if args.smoke else 3)
     if repeats < 1:
         ap.error("--repeats must be at least 1")
+    common.QUIET_WAIT = args.quiet_wait
     results = run(parts, args.smoke, repeats)
     text = report(results)
     print("\n" + text)

@@ -168,5 +168,21 @@ class OtherLoad:
         return busy, own.user + own.system + own.children_user + own.children_system, time.perf_counter()
 
 
+QUIET_WAIT = 0.0  # seconds to wait for other processes to go quiet before each measurement (--quiet-wait)
+QUIET_SHARE = 0.10
+
+
+def wait_for_quiet() -> None:
+    """Wait (up to QUIET_WAIT seconds) until other processes use under QUIET_SHARE of the CPUs."""
+    deadline = time.monotonic() + QUIET_WAIT
+    while time.monotonic() < deadline:
+        with OtherLoad() as load:
+            time.sleep(0.5)
+        if load.share < QUIET_SHARE:
+            return
+        print(f"  (other processes use {100 * load.share:.0f} % of the CPUs: waiting)", flush=True)
+        time.sleep(2.0)
+
+
 def finite_positive(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x) and x > 0

@@ -89,6 +89,7 @@ def measure(name: str, data, model: str, base: TrainConfig, batch: int, repeats:
         "main": lambda: {"seconds": plain.train(config, data, common.DEFAULT_THREADS)},
         "worker": lambda: {"seconds": common.in_thread(plain.train, config, data, job_threads)},
     }
+    common.wait_for_quiet()
     names = list(variants)
     runs: dict[str, list[dict]] = {k: [] for k in names}
     with common.OtherLoad() as load:

@@ -93,6 +93,7 @@ def run(smoke: bool = False, repeats: int = 3) -> dict:
         data = loaded[name]
         if isinstance(data, str):
             continue
+        common.wait_for_quiet()
         times = [first_times(config, data if pass_data else None) for _ in range(repeats)]
         rows.append({"dataset": name, "model": model, "how": "data passed" if pass_data else "data loaded by the job",
                      "point": common.stats([t["point"] for t in times]),

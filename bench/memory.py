@@ -88,6 +88,7 @@ def run(smoke: bool = False, repeats: int = 1) -> dict:
         if isinstance(loaded[name], str):
             notes.append(f"{name} skipped: {loaded[name]}")
             continue
+        common.wait_for_quiet()
         row = {"dataset": name, "model": model, "batch": config.batch_size, **session(config, loaded[name])}
         rows.append(row)
         print(f"  memory {name} {model}: RSS +{row['rss_end_mb']:.1f} MB after {row['epochs']} epochs", flush=True)

@@ -52,6 +52,7 @@ def measure(name: str, data, model: str, batch: int, repeats: int, smoke: bool) 
     else:
         per_step = plain.steps(config, data, 1, 5) / 5
         n = max(5, round(STEP_SECONDS / per_step))
+    common.wait_for_quiet()
     variants = [(where, t) for where in ("main", "worker", "busy") for t in thread_counts()]
     rates: dict[tuple[str, int], list[float]] = {v: [] for v in variants}
     with common.OtherLoad() as load:
