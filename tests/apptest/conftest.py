@@ -1,0 +1,48 @@
+"""AppTest fixtures: the app in-process, runs saved to a temporary folder, each session's work stopped after."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from vae_core import sessions
+from vae_core.config import TrainConfig
+from vae_core.job import TrainingJob
+
+APP = Path(__file__).resolve().parents[2] / "app.py"
+TINY = TrainConfig(epochs=1, hidden=[32])
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_LAB_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def app(runs_dir):
+    """A fresh browser session of the app; call .run() to render it."""
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    yield at
+    if "session_id" in at.session_state:
+        sessions.registry().clear(at.session_state["session_id"])
+
+
+@pytest.fixture
+def train_run(runs_dir):
+    """Train and save a small run, as the Train page would; returns its folder."""
+    def train(config: TrainConfig = TINY) -> Path:
+        job = TrainingJob(config, runs_dir=runs_dir).start()
+        assert job.join(60), "the training job did not finish in time"
+        return Path(job.run_dir)
+    return train
+
+
+def work_of(at: AppTest):
+    """The work the registry holds for this AppTest's browser session."""
+    return sessions.registry().get(at.session_state["session_id"])
+
+
+@pytest.fixture
+def session_work():
+    return work_of

@@ -1,0 +1,96 @@
+"""Explore, Compare and Learn in AppTest: they render, and their widgets drive what they show."""
+
+from vae_core.config import TrainConfig
+from vae_core.job import FINISHED
+from vae_core.lessons import LESSONS
+
+
+def _ok(at):
+    assert not at.exception, at.exception
+    assert not [e.value for e in at.error]
+
+
+def test_explore_without_runs_says_what_to_do(app):
+    app.run()
+    app.switch_page("pages/explore.py").run()
+    _ok(app)
+    assert any("No trained model yet" in i.value for i in app.info)
+
+
+def test_explore_a_saved_run(app, train_run):
+    train_run()
+    app.run()
+    app.switch_page("pages/explore.py").run()
+    _ok(app)
+    assert [s.value for s in app.subheader][:3] == ["Interpolation from A to B", "Traversal: one latent dimension at a time",
+                                                    "The latent plane, decoded"]
+    images = len(app.image)
+    assert images >= 4  # picked samples, interpolation, traversal, latent plane
+    app.number_input(key="explore_b").set_value(7).run()
+    app.slider(key="interp_steps").set_value(5).run()
+    app.radio(key="interp_method").set_value("spherical").run()
+    app.slider(key="trav_span").set_value(1.5).run()
+    _ok(app)
+    captions = " ".join(c for image in app.image for c in image.captions)
+    assert "spherical path" in captions and "from −1.5 to +1.5" in captions
+    app.number_input(key="iwae_k").set_value(5)
+    next(b for b in app.button if b.label.startswith("Compute")).click().run()
+    _ok(app)
+    metrics = {m.label: m.value for m in app.metric}
+    assert "IWAE (k = 5)" in metrics and float(metrics["ELBO (k = 1)"].split()[0]) < 0
+
+
+def test_explore_the_sessions_own_finished_run(app, session_work):
+    app.run()
+    app.sidebar.number_input(key="cfg_epochs").set_value(1).run()
+    app.button(key="start").click().run()
+    assert session_work(app).join(60)
+    app.switch_page("pages/explore.py").run()
+    _ok(app)
+    assert app.selectbox(key="explore_run").value == "This session's run"
+    assert len(app.image) >= 4
+
+
+def test_compare_two_saved_runs(app, train_run):
+    first, second = train_run(), train_run(TrainConfig(epochs=1, hidden=[32], beta=4.0))
+    app.run()
+    app.switch_page("pages/compare.py").run()
+    _ok(app)
+    assert sorted(app.multiselect(key="compare_runs").value) == sorted([first.name, second.name])
+    assert len(app.dataframe) == 1 and len(app.dataframe[0].value) == 2
+    assert len(app.image) == 2
+    app.selectbox(key="compare_metric").set_value("val_kl").run()
+    app.multiselect(key="compare_runs").unselect(first.name).run()
+    _ok(app)
+    assert len(app.dataframe[0].value) == 1
+
+
+def test_compare_runs_a_beta_sweep_in_the_background(app, session_work):
+    app.run()
+    app.sidebar.text_input(key="cfg_hidden").set_value("32").run()
+    app.switch_page("pages/compare.py").run()
+    app.text_input(key="sweep_betas").set_value("0.5, 4")
+    app.number_input(key="sweep_epochs").set_value(1)
+    next(b for b in app.button if b.label == "Run the β sweep").click().run()
+    _ok(app)
+    series = session_work(app)
+    assert series.join(60) and series.view().status == FINISHED
+    app.run()
+    _ok(app)
+    assert len(app.multiselect(key="compare_runs").value) == 2
+    assert any("Trained 2 of 2 runs" in s.value for s in app.success)
+    assert [run.config.beta for run in series.jobs] == [0.5, 4.0]
+    assert all(run.config.hidden == [32] and run.config.epochs == 1 for run in series.jobs)
+
+
+def test_learn_renders_and_a_lesson_fills_the_train_page(app):
+    app.run()
+    app.switch_page("pages/learn.py").run()
+    _ok(app)
+    assert len(app.latex) >= 3
+    lesson = LESSONS[0]
+    app.button(key=f"lesson_{lesson.key}_preset").click().run()
+    _ok(app)
+    assert app.session_state["draft"] == lesson.preset.to_dict()
+    assert app.title[0].value == "Train a VAE"
+    assert any(lesson.claim in i.value for i in app.info)

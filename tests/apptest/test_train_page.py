@@ -1,0 +1,119 @@
+"""The Train page in AppTest: settings become the config and the URL; Start trains and shows the results."""
+
+from vae_core.job import FINISHED
+
+
+def _errors(at):
+    return [e.value for e in at.error]
+
+
+def _button(at, key):
+    return at.button(key=key)
+
+
+def test_renders_with_the_default_settings(app):
+    app.run()
+    assert not app.exception and not _errors(app)
+    assert app.session_state["draft"]["dataset"] == "digits" and app.session_state["draft"]["latent_dim"] == 2
+    assert app.query_params == {}
+    assert not _button(app, "start").disabled and _button(app, "stop").disabled
+    assert any("Press **Start**" in i.value for i in app.info)
+
+
+def test_beta_input_changes_the_config_and_the_url(app):
+    app.run()
+    app.sidebar.number_input(key="cfg_beta").set_value(4.0).run()
+    assert not app.exception and not _errors(app)
+    assert app.session_state["draft"]["beta"] == 4.0
+    assert app.query_params == {"beta": "4.0"}
+    app.sidebar.selectbox(key="cfg_beta_schedule").set_value("warmup").run()
+    assert app.sidebar.number_input(key="cfg_beta_warmup_epochs").value == 5.0
+    assert app.query_params == {"beta": "4.0", "beta_schedule": "warmup"}
+
+
+def test_a_shared_link_opens_with_its_settings(app):
+    app.query_params.update({"beta": "2.5", "latent_dim": "8", "hidden": "64,32", "batch_norm": "true"})
+    app.run()
+    assert not app.exception and not app.warning
+    assert app.sidebar.number_input(key="cfg_beta").value == 2.5
+    assert app.sidebar.number_input(key="cfg_latent_dim").value == 8
+    assert app.sidebar.text_input(key="cfg_hidden").value == "64, 32"
+    assert app.sidebar.checkbox(key="cfg_batch_norm").value is True
+    assert app.query_params == {"beta": "2.5", "latent_dim": "8", "hidden": "64,32", "batch_norm": "true"}
+
+
+def test_bad_link_values_are_named_and_fall_back_to_defaults(app):
+    app.query_params.update({"beta": "lots", "latent_dim": "999", "activation": "sigmoid", "lr": "0.01",
+                             "dataset": "../../etc/passwd", "nonsense": "1"})
+    app.run()
+    assert not app.exception and not _errors(app)
+    warnings = " ".join(w.value for w in app.warning)
+    for name in ("beta", "latent_dim", "activation", "dataset"):
+        assert name in warnings
+    draft = app.session_state["draft"]
+    assert (draft["beta"], draft["latent_dim"], draft["activation"], draft["dataset"]) == (1.0, 2, "relu", "digits")
+    assert draft["lr"] == 0.01
+
+
+def test_an_invalid_setting_is_an_error_naming_the_field(app):
+    app.run()
+    app.sidebar.number_input(key="cfg_beta").set_value(5000.0).run()
+    assert not app.exception
+    assert any("beta" in e for e in _errors(app))
+    assert _button(app, "start").disabled
+    app.sidebar.text_input(key="cfg_hidden").set_value("256, lots").run()
+    assert any(e.startswith("Invalid setting — hidden") for e in _errors(app))
+
+
+def test_points_datasets_switch_to_a_loss_that_fits_them(app):
+    app.run()
+    app.sidebar.selectbox(key="cfg_dataset").set_value("moons").run()
+    assert not app.exception and not _errors(app)
+    assert app.session_state["draft"]["recon_loss"] == "mse"
+    assert app.query_params == {"dataset": "moons", "recon_loss": "mse"}
+
+
+def test_start_trains_and_shows_the_results(app, session_work, runs_dir):
+    app.run()
+    app.sidebar.number_input(key="cfg_epochs").set_value(2).run()
+    _button(app, "start").click().run()
+    assert not app.exception
+    job = session_work(app)
+    assert job is not None and job.join(60)
+    app.run()
+    assert not app.exception and not _errors(app)
+    assert job.view().status == FINISHED and len(job.view().epoch_history) == 2
+    assert any(s.value == "Finished." for s in app.success)
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Validation −ELBO"] != "–" and float(metrics["Learning rate"]) == 0.002
+    assert len(app.image) >= 2  # originals against reconstructions, and prior samples
+    assert [d.label for d in app.get("download_button")] == ["Download the run (zip)", "Download metrics (CSV)"]
+    assert len(list(runs_dir.iterdir())) == 1
+    assert _button(app, "start").label == "Start" and _button(app, "reset").disabled is False
+    _button(app, "reset").click().run()
+    assert session_work(app) is None
+
+
+def test_pause_resume_and_stop_control_the_job(app, session_work):
+    app.run()
+    app.sidebar.number_input(key="cfg_epochs").set_value(200).run()
+    _button(app, "start").click().run()
+    job = session_work(app)
+    for _ in range(100):
+        if job.view().step > 0:
+            break
+        job.join(0.05)
+    app.run()
+    _button(app, "pause").click().run()
+    for _ in range(100):
+        if job.view().status == "paused":
+            break
+        job.join(0.05)
+    app.run()
+    assert job.view().status == "paused" and not _button(app, "resume").disabled
+    app.number_input(key="live_lr").set_value(0.001)
+    app.button(key="FormSubmitter:live-Apply").click().run()
+    _button(app, "resume").click().run()
+    _button(app, "stop").click().run()
+    assert job.join(10) and job.view().status == "stopped"
+    assert job.live_changes and job.live_changes[0]["lr"] == 0.001
