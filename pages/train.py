@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,11 @@ from vae_core.lessons import LESSONS
 from vae_core.limits import current as current_limits
 from vae_core.objectives import beta_at
 from vae_core.schedules import lr_curve
+from vae_core.snapshots import N_IMAGES, Snapshot
 from vae_core.train import check_compatible
 
 POLL_SECONDS = 0.6
+FIRST_STEP_WAIT = 0.6  # seconds a redraw may wait for a new run's first step, so it shows at once
 UPLOAD = "upload"  # session key of the uploaded Dataset
 
 
@@ -250,18 +253,30 @@ def _start(config: TrainConfig, data: Dataset | None) -> None:
     upload = data if data is not None and data.name not in DATASETS else None
     common.start(TrainingJob(config, data=upload, runs_dir=common.runs_dir()))
     st.session_state.live_lr, st.session_state.live_beta = config.lr, config.beta
+    st.session_state.paused = False
 
 
-def controls(job: TrainingJob | None, view: JobView | None, config: TrainConfig | None, data) -> None:
+def _pause(job: TrainingJob) -> None:
+    job.pause()
+    st.session_state.paused = job.status == RUNNING  # a queued job cannot pause
+
+
+def _resume(job: TrainingJob) -> None:
+    job.resume()
+    st.session_state.paused = False
+
+
+def controls(job: TrainingJob | None, config: TrainConfig | None, data) -> None:
+    """Start, Pause, Resume, Stop, Reset: their states change only through full reruns (clicks, a run's end)."""
     alive = job is not None and job.alive
-    status = view.status if view else None
+    paused = alive and st.session_state.get("paused", False)
     cols = st.columns(5)
     cols[0].button("Restart" if alive else "Start", key="start", type="primary", icon=":material/play_arrow:",
                    width="stretch", disabled=config is None or data is None, on_click=_start, args=(config, data))
-    cols[1].button("Pause", key="pause", icon=":material/pause:", width="stretch",
-                   disabled=status != RUNNING, on_click=job.pause if job else None)
-    cols[2].button("Resume", key="resume", icon=":material/resume:", width="stretch",
-                   disabled=status != PAUSED, on_click=job.resume if job else None)
+    cols[1].button("Pause", key="pause", icon=":material/pause:", width="stretch", disabled=not alive or paused,
+                   on_click=_pause, args=(job,))
+    cols[2].button("Resume", key="resume", icon=":material/resume:", width="stretch", disabled=not paused,
+                   on_click=_resume, args=(job,))
     cols[3].button("Stop", key="stop", icon=":material/stop:", width="stretch", disabled=not alive,
                    on_click=job.stop if job else None)
     cols[4].button("Reset", key="reset", icon=":material/restart_alt:", width="stretch", disabled=job is None,
@@ -276,7 +291,10 @@ def _clock(seconds: float | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def progress(view: JobView) -> None:
+def progress(view: JobView | None) -> None:
+    if view is None:
+        st.progress(0.0, text="Ready: press Start to train. The charts below fill in as the model learns.")
+        return
     if view.status == QUEUED:
         text = (f"Waiting for a free training slot: you are number {view.queue_position} in the queue."
                 if view.queue_position else "Loading the data and building the model…")
@@ -291,16 +309,16 @@ def progress(view: JobView) -> None:
     st.progress(min(1.0, view.progress), text=text)
 
 
-def _metrics(view: JobView) -> None:
-    last = view.step_history[-1] if view.step_history else {}
-    val = view.epoch_history[-1] if view.epoch_history else {}
+def _metrics(view: JobView | None, config: TrainConfig) -> None:
+    last = view.step_history[-1] if view and view.step_history else {}
+    val = view.epoch_history[-1] if view and view.epoch_history else {}
     cols = st.columns(6)
     cols[0].metric("Loss", f"{last['loss']:.2f}" if last else "–")
     cols[1].metric("Reconstruction", f"{last['recon']:.2f}" if last else "–")
     cols[2].metric("KL", f"{last['kl']:.2f}" if last else "–")
     cols[3].metric("Validation −ELBO", f"{val['val_neg_elbo']:.2f}" if val else "–")
-    cols[4].metric("Learning rate", f"{view.lr:.3g}")
-    cols[5].metric("β now", f"{view.beta:.3g}")
+    cols[4].metric("Learning rate", f"{view.lr if view else config.lr:.3g}")
+    cols[5].metric("β now", f"{view.beta if view else config.beta:.3g}")
 
 
 def _collapse_warning(view: JobView, config: TrainConfig) -> None:
@@ -317,92 +335,119 @@ def _collapse_warning(view: JobView, config: TrainConfig) -> None:
             icon=":material/warning:")
 
 
-def _images(view: JobView, data: Dataset) -> None:
-    snap = view.snapshot
+def _images(snap: Snapshot | None, data: Dataset) -> None:
+    """Originals against reconstructions, and prior samples; grey tiles until the first snapshot."""
     left, right = st.columns(2)
     if data.is_image:
+        originals = data.val[:N_IMAGES].numpy() if snap is None else snap.originals
+        blank = np.full_like(originals, 0.5)
         scale = figures.tile_scale(data.sample_shape[-1])
-        left.image(figures.pair_mosaic(snap.originals, snap.reconstructions, cols=8, scale=scale),
+        left.image(figures.pair_mosaic(originals, blank if snap is None else snap.reconstructions, cols=8,
+                                       scale=scale),
                    caption="Originals (rows 1 and 3) and their reconstructions (rows 2 and 4)", width="content")
-        right.image(figures.mosaic(snap.samples, cols=8, scale=scale),
+        right.image(figures.mosaic(blank if snap is None else snap.samples, cols=8, scale=scale),
                     caption="Decoded samples from the prior z ~ N(0, I)", width="content")
-    else:
-        with left:
-            st.markdown("**Data and reconstructions**")
-            st.plotly_chart(figures.points_figure(snap.originals[:300], snap.reconstructions[:300],
-                                                  "reconstructions", connect=True, revision="recon"), key="recon")
-        with right:
-            st.markdown("**Data and samples from the prior**")
-            st.plotly_chart(figures.points_figure(data.val.numpy(), snap.samples, "prior samples",
-                                                  revision="samples"), key="samples")
+        return
+    empty = np.zeros((0, 2))
+    with left:
+        st.markdown("**Data and reconstructions**")
+        originals = data.val[:300].numpy() if snap is None else snap.originals[:300]
+        st.plotly_chart(figures.points_figure(originals, empty if snap is None else snap.reconstructions[:300],
+                                              "reconstructions", connect=True, revision="recon"), key="recon")
+    with right:
+        st.markdown("**Data and samples from the prior**")
+        st.plotly_chart(figures.points_figure(data.val.numpy(), empty if snap is None else snap.samples,
+                                              "prior samples", revision="samples"), key="samples")
 
 
-def _latent(view: JobView, data: Dataset, config: TrainConfig) -> None:
-    snap = view.snapshot
+def _latent(snap: Snapshot | None, data: Dataset, config: TrainConfig) -> None:
     axes = ("PC 1", "PC 2") if config.latent_dim > 2 else ("z₁", "z₂" if config.latent_dim == 2 else "")
     st.markdown("**Latent space**" + (" (first two principal components)" if config.latent_dim > 2 else ""))
-    st.plotly_chart(figures.latent_figure(snap.latent_2d, snap.labels, data.class_names, axes), key="latent")
+    points, labels = (np.zeros((0, 2)), None) if snap is None else (snap.latent_2d, snap.labels)
+    st.plotly_chart(figures.latent_figure(points, labels, data.class_names, axes), key="latent")
 
 
-def live_view(view: JobView, job: TrainingJob) -> None:
-    config, data = job.config, job.data
+def _kl(snap: Snapshot | None, config: TrainConfig) -> None:
+    if config.mode == "vae":
+        kl = np.zeros(config.latent_dim) if snap is None else snap.kl_per_dim
+        st.plotly_chart(figures.kl_figure(kl, None if snap is None else snap.active_units), key="kl")
+    elif snap is not None:
+        st.caption(f"An autoencoder has no KL term. {snap.active_units} latent units vary across inputs.")
+
+
+def live_view(view: JobView | None, config: TrainConfig, data: Dataset | None) -> None:
+    """The run as it stands. Before a run (no view) the same layout shows empty, so Start only fills it in."""
     progress(view)
-    if view.status == FAILED:
-        st.error(view.message, icon=":material/error:")
-    elif view.status in DONE:
-        (st.success if view.status == FINISHED else st.info)(view.message)
-    _metrics(view)
-    _collapse_warning(view, config)
+    message, warning = st.empty(), st.empty()  # fixed slots: a message appearing must not move the charts
+    if view is not None and view.status == FAILED:
+        message.error(view.message, icon=":material/error:")
+    elif view is not None and view.status in DONE:
+        (message.success if view.status == FINISHED else message.info)(view.message)
+    _metrics(view, config)
+    if view is not None:
+        with warning:
+            _collapse_warning(view, config)
+    snap = view.snapshot if view else None
     charts, latent = st.columns([3, 2])
     with charts:
         st.markdown("**Losses** · lines: training steps; dashed: validation after each epoch")
         log_y = st.toggle("Log scale", key="loss_log")
-        st.plotly_chart(figures.loss_figure(view.step_history, view.epoch_history, log_y), key="loss_chart")
-    if view.snapshot is None or data is None:
+        st.plotly_chart(figures.loss_figure(view.step_history if view else [], view.epoch_history if view else [],
+                                            log_y), key="loss_chart")
+    if data is None:
         return
     with latent:
-        _latent(view, data, config)
+        _latent(snap, data, config)
     images, kl = st.columns([2, 1])
     with images:
-        _images(view, data)
+        _images(snap, data)
     with kl:
-        if config.mode == "vae":
-            st.plotly_chart(figures.kl_figure(view.snapshot.kl_per_dim, view.snapshot.active_units), key="kl")
-        else:
-            st.caption(f"An autoencoder has no KL term. {view.snapshot.active_units} latent units vary across inputs.")
+        _kl(snap, config)
 
 
-def run_panel(config: TrainConfig | None, data: Dataset | None, polling: bool) -> None:
-    """Controls, progress and charts; reruns itself while the job lives and the whole page when that changes."""
+def _first_view(job: TrainingJob) -> JobView:
+    """The job's state; in the first moments of a run, after waiting briefly for its first step to draw."""
+    view = job.view()
+    deadline = time.monotonic() + FIRST_STEP_WAIT
+    while view.status in (QUEUED, RUNNING) and not view.step_history and view.elapsed < 3 and job.alive \
+            and not view.queue_position and time.monotonic() < deadline:
+        time.sleep(0.02)
+        view = job.view()
+    return view
+
+
+def run_panel(config: TrainConfig, data: Dataset | None, polling: bool) -> None:
+    """Progress and charts; reruns itself while the job lives, and the whole page when that changes."""
     common.touch()
     job = common.job()
     if (job is not None and job.alive) != polling:
         st.rerun()
-    view = job.view() if job else None
-    controls(job, view, config, data)
-    if view is None:
-        st.info("Press **Start** to train. The charts below come alive as the model learns.",
-                icon=":material/play_circle:")
+    if job is None:
+        live_view(None, config, data)
     else:
-        live_view(view, job)
+        live_view(_first_view(job), job.config, job.data)
 
 
-def live_controls(job: TrainingJob) -> None:
-    """Change the learning rate and β of the running job."""
+def live_controls(job: TrainingJob | None) -> None:
+    """Change the learning rate and β of the running job (always shown, so the layout stays put)."""
+    alive = job is not None and job.alive
+    source = job.config if job is not None else common.draft_config()
+    if not alive or "live_lr" not in st.session_state:  # idle: show what Start would use
+        st.session_state.live_lr, st.session_state.live_beta = source.lr, source.beta
+
     def apply():
         job.set_lr(st.session_state.live_lr)
         if job.config.mode == "vae":
             job.set_beta(st.session_state.live_beta)
 
-    st.session_state.setdefault("live_lr", job.config.lr)
-    st.session_state.setdefault("live_beta", job.config.beta)
-    with st.expander("Change the learning rate or β while it trains", icon=":material/tune:"):
-        with st.form("live", border=False):
-            a, b, c = st.columns([2, 2, 1], vertical_alignment="bottom")
-            a.number_input("Learning rate", min_value=1e-7, max_value=1e4, format="%g", key="live_lr")
-            b.number_input("β", min_value=0.0, max_value=1000.0, format="%g", key="live_beta",
-                           disabled=job.config.mode != "vae")
-            c.form_submit_button("Apply", on_click=apply, width="stretch")
+    with st.form("live", border=False):
+        label, a, b, c = st.columns([2, 2, 2, 2], vertical_alignment="bottom")
+        label.markdown("**While it trains:**")
+        a.number_input("Learning rate", min_value=1e-7, max_value=1e4, format="%g", key="live_lr",
+                       disabled=not alive)
+        b.number_input("β", min_value=0.0, max_value=1000.0, format="%g", key="live_beta",
+                       disabled=not alive or source.mode != "vae")
+        c.form_submit_button("Apply to the running job", on_click=apply, width="stretch", disabled=not alive)
 
 
 def downloads(job: TrainingJob) -> None:
@@ -433,6 +478,8 @@ def page() -> None:
     st.title("Train a VAE")
     for warning in st.session_state.pop("url_warnings", []):
         st.warning(f"Ignored a setting from the link, using its default instead: {warning}")
+    job = common.job()
+    polling = job is not None and job.alive
     with st.sidebar:
         config, error = settings()
     if error:
@@ -441,7 +488,7 @@ def page() -> None:
         common.sync_query(config)
     data = None
     if config is not None:
-        with st.expander("Dataset", expanded=common.job() is None, icon=":material/dataset:"):
+        with st.expander("Dataset", expanded=job is None, icon=":material/dataset:"):
             data = dataset_preview(config.dataset)
         if data is not None:
             try:
@@ -450,11 +497,9 @@ def page() -> None:
                 st.error(f"Invalid setting for this dataset — {exc}", icon=":material/error:")
                 data = None
     lesson_banner(config)
-    job = common.job()
-    polling = job is not None and job.alive
-    if polling:
-        live_controls(job)
-    st.fragment(run_every=POLL_SECONDS if polling else None)(run_panel)(config, data, polling)
+    controls(job, config, data)
+    live_controls(job)
+    st.fragment(run_every=POLL_SECONDS if polling else None)(run_panel)(config or common.draft_config(), data, polling)
     if job is not None:
         downloads(job)
 

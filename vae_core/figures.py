@@ -138,15 +138,18 @@ def latent_figure(latent: np.ndarray, labels: np.ndarray | None, class_names: tu
     return _layout(fig, revision, height, clickmode="event+select", dragmode="zoom")
 
 
-def kl_figure(kl_per_dim: np.ndarray, active_units: int, threshold: float = 0.01,
+def kl_figure(kl_per_dim: np.ndarray, active_units: int | None, threshold: float = 0.01,
               revision: str = "kl") -> go.Figure:
-    """KL of each latent dimension as bars: dimensions carrying information (KL > threshold) in colour."""
+    """KL of each latent dimension as bars: dimensions carrying information (KL > threshold) in colour.
+
+    The title counts the active units (None: not known yet)."""
     kl = np.asarray(kl_per_dim, dtype=float)
     colours = ["#2ca02c" if v > threshold else "#c7c7c7" for v in kl]
     fig = go.Figure(go.Bar(x=[f"z{d + 1}" for d in range(len(kl))], y=kl, marker_color=colours,
                            hovertemplate="%{x}: %{y:.3f} nats<extra></extra>"))
     fig.update_yaxes(title_text="KL (nats)", rangemode="tozero")
-    return _layout(fig, revision, 260, title=f"KL per dimension · {active_units} of {len(kl)} units active")
+    title = "KL per dimension" + ("" if active_units is None else f" · {active_units} of {len(kl)} units active")
+    return _layout(fig, revision, 260, title=title)
 
 
 def points_path_figure(data: np.ndarray, paths: np.ndarray, names: list[str],

@@ -17,7 +17,9 @@ def test_renders_with_the_default_settings(app):
     assert app.session_state["draft"]["dataset"] == "digits" and app.session_state["draft"]["latent_dim"] == 2
     assert app.query_params == {}
     assert not _button(app, "start").disabled and _button(app, "stop").disabled
-    assert any("Press **Start**" in i.value for i in app.info)
+    assert app.progress[0].value == 0 and app.progress[0].text.startswith("Ready: press Start")
+    assert sorted(c.key for c in app.get("plotly_chart")) == ["beta_schedule", "kl", "latent", "loss_chart",
+                                                               "lr_schedule"]
 
 
 def test_beta_input_changes_the_config_and_the_url(app):
@@ -84,6 +86,7 @@ def test_start_trains_and_shows_the_results(app, session_work, runs_dir):
     assert not app.exception and not _errors(app)
     assert job.view().status == FINISHED and len(job.view().epoch_history) == 2
     assert any(s.value == "Finished." for s in app.success)
+    assert app.progress[0].value == 100 and app.progress[0].text.startswith("Epoch 2 of 2 · step")
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Validation −ELBO"] != "–" and float(metrics["Learning rate"]) == 0.002
     assert len(app.image) >= 2  # originals against reconstructions, and prior samples
@@ -112,7 +115,7 @@ def test_pause_resume_and_stop_control_the_job(app, session_work):
     app.run()
     assert job.view().status == "paused" and not _button(app, "resume").disabled
     app.number_input(key="live_lr").set_value(0.001)
-    app.button(key="FormSubmitter:live-Apply").click().run()
+    app.button(key="FormSubmitter:live-Apply to the running job").click().run()
     _button(app, "resume").click().run()
     _button(app, "stop").click().run()
     assert job.join(10) and job.view().status == "stopped"

@@ -1,0 +1,114 @@
+"""A student's path through the app in a real browser: train and watch, stop, explore, compare two runs."""
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+TIMINGS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e-timings.json"
+GOAL_SECONDS = 2.0
+# Points drawn in the Plotly chart with the given Streamlit key (-1 while the chart is not on the page);
+# _fullData holds the decoded arrays (numpy data arrives base64-encoded in .data).
+POINTS = """key => { const g = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+  return g && g._fullData ? g._fullData.reduce((n, t) => n + (t.x ? t.x.length : 0), 0) : -1; }"""
+
+
+def points(page, key: str) -> int:
+    return page.evaluate(POINTS, key)
+
+
+def wait_points(page, key: str, more_than: int = 0, timeout: float = 30_000) -> None:
+    page.wait_for_function(f"([f, k, n]) => eval(f)(k) > n", arg=[POINTS, key, more_than], polling=20,
+                           timeout=timeout)
+
+
+def progress(page) -> float:
+    value = page.locator("[data-testid=stProgress] [role=progressbar]").first.get_attribute("aria-valuenow")
+    return float(value or 0)
+
+
+def test_train_watch_stop_and_explore(page, server, shoot):
+    page.goto(server.url)
+    start = page.get_by_role("button", name="Start", exact=True)
+    start.wait_for()
+    page.locator(".st-key-cfg_dataset").click()
+    page.get_by_role("option", name=re.compile("digits", re.I)).first.click()
+    beta = page.locator(".st-key-cfg_beta input")
+    beta.fill("2")
+    beta.press("Enter")
+    page.wait_for_url(re.compile(r"beta=2"))
+    page.get_by_text("The first training samples").wait_for()
+    shoot(page, "01-train-settings")
+
+    pressed = time.perf_counter()
+    start.click()
+    wait_points(page, "loss_chart")
+    first_point = time.perf_counter() - pressed
+    print(f"\nTrain pressed -> first loss point on screen: {first_point:.2f} s (goal < {GOAL_SECONDS} s)")
+    TIMINGS.parent.mkdir(parents=True, exist_ok=True)
+    TIMINGS.write_text(json.dumps({"train_to_first_loss_point_s": round(first_point, 3),
+                                   "goal_s": GOAL_SECONDS}, indent=2))
+    shoot(page, "02-train-first-points")
+
+    before, shown = progress(page), points(page, "loss_chart")
+    wait_points(page, "loss_chart", more_than=shown)
+    page.wait_for_function("n => Number(document.querySelector('[data-testid=stProgress] [role=progressbar]')"
+                           ".getAttribute('aria-valuenow')) > n", arg=before, polling=50)
+    assert re.search(r"Epoch \d+ of 30 · step [\d,]+ of [\d,]+ · \d+:\d\d left",
+                     page.locator("[data-testid=stProgress]").first.inner_text())
+    page.get_by_text("Originals (rows 1 and 3)").wait_for()
+    page.get_by_text("Decoded samples from the prior").wait_for()
+    wait_points(page, "latent")
+    assert page.locator(".st-key-kl .js-plotly-plot").count() == 1
+    shoot(page, "03-train-running")
+
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text("Stopped by the user.").wait_for()
+    page.get_by_role("button", name="Download the run (zip)").wait_for()
+    shoot(page, "04-train-stopped")
+
+    page.get_by_role("link", name="Explore").click()
+    page.get_by_text("Interpolation from A to B").wait_for()
+    page.get_by_text("linear path from A").wait_for()
+    wait_points(page, "explore_latent")
+    shoot(page, "05-explore")
+
+    # A click on a point of the latent scatter picks it as sample A.
+    picked = page.evaluate("""() => {
+        const g = document.querySelector('.st-key-explore_latent .js-plotly-plot');
+        const t = g._fullData[0], i = t.x.length - 1, box = g.querySelector('.nsewdrag').getBoundingClientRect();
+        return {x: box.left + g._fullLayout.xaxis.l2p(t.x[i]), y: box.top + g._fullLayout.yaxis.l2p(t.y[i]),
+                index: t.customdata[i]}; }""")
+    page.mouse.click(picked["x"], picked["y"])
+    page.wait_for_function("n => document.querySelector('.st-key-explore_a input').value === String(n)",
+                           arg=picked["index"])
+    shoot(page, "06-explore-picked")
+
+
+def finished_runs(server) -> int:
+    metas = [json.loads(p.read_text()) for p in server.runs.glob("*/meta.json")]
+    return sum(meta["status"] == "finished" for meta in metas)
+
+
+def test_compare_two_short_runs(page, server, shoot):
+    already = finished_runs(server)
+    page.goto(server.url + "/?epochs=2&hidden=64")
+    start = page.get_by_role("button", name="Start", exact=True)
+    for n in (1, 2):
+        start.click()
+        deadline = time.monotonic() + 60
+        while finished_runs(server) < already + n:
+            assert time.monotonic() < deadline, "a 2-epoch run did not finish within a minute"
+            time.sleep(0.2)
+        page.get_by_text("Finished.").wait_for()
+    page.get_by_role("link", name="Compare").click()
+    page.get_by_text("Rate–distortion plane").wait_for()
+    wait_points(page, "rate_distortion", more_than=3)
+    chips = page.locator(".st-key-compare_runs [data-baseweb=tag]")
+    assert chips.count() == 2
+    assert page.evaluate("() => document.querySelector('.st-key-rate_distortion .js-plotly-plot').data.length") == 4
+    shoot(page, "07-compare")
