@@ -62,6 +62,8 @@ def stats(values) -> dict:
 
 
 def fmt(value, digits: int = 2) -> str:
+    if value is None:
+        return "–"
     if isinstance(value, dict):
         if value["n"] == 1:
             return f"{value['median']:.{digits}f}"

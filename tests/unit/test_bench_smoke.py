@@ -58,6 +58,10 @@ def test_throughput_figures_are_positive_and_consistent(smoke):
         assert math.isclose(median(r["ratio_worker"]), job / worker, rel_tol=1e-6)
         assert 0 < median(r["snapshot_share"]) < 100 and median(r["snapshots"]) >= 3  # start, epoch end, end
         assert r["epochs"] >= 1 and r["job_threads"] >= 1 and r["other_cpu"] >= 0
+        if r["job_threads"] == 1:  # CPU-time ratio only where all the work is on one thread
+            assert positive(median(r["cpu_ratio"]))
+        else:
+            assert r["cpu_ratio"] is None
 
 
 def test_thread_table_has_a_rate_for_every_thread_and_place(smoke):
