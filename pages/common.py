@@ -66,6 +66,14 @@ def init_session() -> None:
         st.session_state.url_warnings = warnings
 
 
+# --- drawing -------------------------------------------------------------------------------------
+def image(array, caption: str | None = None) -> None:
+    """A mosaic at its own pixel size (at most the container's width); the caption below does not widen it."""
+    st.image(array, width="content")
+    if caption:
+        st.caption(caption)
+
+
 # --- the Train page's settings ------------------------------------------------------------------
 def load_config(config: TrainConfig, lesson: str | None = None) -> None:
     """Put a configuration into the Train page's widgets (and remember which lesson it came from)."""

@@ -127,8 +127,8 @@ def _reconstructions(chosen: list[SavedRun]) -> None:
             x = data.val[:8] if data.is_image else data.val[:300]
             recon = explore.decode(model, explore.encode(model, x)[0]).numpy()
             if data.is_image:
-                st.image(figures.pair_mosaic(x.numpy(), recon, cols=4, scale=figures.tile_scale(data.sample_shape[-1])),
-                         width="content")
+                common.image(figures.pair_mosaic(x.numpy(), recon, cols=4,
+                                                 scale=figures.tile_scale(data.sample_shape[-1])))
             else:
                 st.plotly_chart(figures.points_figure(x.numpy(), recon, "reconstructions", connect=True,
                                                       revision=f"r{i}"), key=f"compare_recon_{i}")

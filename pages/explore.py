@@ -77,8 +77,7 @@ def _on_pick() -> None:
 
 
 def _show(images: np.ndarray, cols: int, caption: str, side: int) -> None:
-    st.image(figures.mosaic(images, cols=cols, scale=figures.tile_scale(side, 48)), caption=caption,
-             width="content")
+    common.image(figures.mosaic(images, cols=cols, scale=figures.tile_scale(side, 48)), caption)
 
 
 def latent_section(model: VAE, config: TrainConfig, data: Dataset) -> tuple[int, int]:

@@ -238,8 +238,9 @@ def dataset_preview(name: str) -> Dataset | None:
         caption = "The first training samples"
         if data.train_labels is not None and data.class_names:
             caption += ", labelled " + ", ".join(data.class_names[k] for k in data.train_labels[:16].tolist())
-        picture.image(figures.mosaic(data.train[:16].numpy(), cols=8, scale=figures.tile_scale(data.sample_shape[-1], 40)),
-                      caption=caption, width="content")
+        with picture:
+            common.image(figures.mosaic(data.train[:16].numpy(), cols=8,
+                                        scale=figures.tile_scale(data.sample_shape[-1], 40)), caption)
     else:
         points = data.train[:1000].numpy()
         picture.plotly_chart(figures.latent_figure(points, data.train_labels[:1000].numpy(), data.class_names,
@@ -335,26 +336,27 @@ def _collapse_warning(view: JobView, config: TrainConfig) -> None:
             icon=":material/warning:")
 
 
-def _images(snap: Snapshot | None, data: Dataset) -> None:
+def _images(snap: Snapshot | None, data: Dataset, recon_box, samples_box) -> None:
     """Originals against reconstructions, and prior samples; grey tiles until the first snapshot."""
-    left, right = st.columns(2)
     if data.is_image:
         originals = data.val[:N_IMAGES].numpy() if snap is None else snap.originals
         blank = np.full_like(originals, 0.5)
-        scale = figures.tile_scale(data.sample_shape[-1])
-        left.image(figures.pair_mosaic(originals, blank if snap is None else snap.reconstructions, cols=8,
-                                       scale=scale),
-                   caption="Originals (rows 1 and 3) and their reconstructions (rows 2 and 4)", width="content")
-        right.image(figures.mosaic(blank if snap is None else snap.samples, cols=8, scale=scale),
-                    caption="Decoded samples from the prior z ~ N(0, I)", width="content")
+        scale = figures.tile_scale(data.sample_shape[-1], 48)
+        with recon_box:
+            common.image(figures.pair_mosaic(originals, blank if snap is None else snap.reconstructions, cols=8,
+                                             scale=scale),
+                         "Originals (rows 1 and 3) and their reconstructions (rows 2 and 4)")
+        with samples_box:
+            common.image(figures.mosaic(blank if snap is None else snap.samples, cols=4, scale=scale),
+                         "Decoded samples from the prior z ~ N(0, I)")
         return
     empty = np.zeros((0, 2))
-    with left:
+    with recon_box:
         st.markdown("**Data and reconstructions**")
         originals = data.val[:300].numpy() if snap is None else snap.originals[:300]
         st.plotly_chart(figures.points_figure(originals, empty if snap is None else snap.reconstructions[:300],
                                               "reconstructions", connect=True, revision="recon"), key="recon")
-    with right:
+    with samples_box:
         st.markdown("**Data and samples from the prior**")
         st.plotly_chart(figures.points_figure(data.val.numpy(), empty if snap is None else snap.samples,
                                               "prior samples", revision="samples"), key="samples")
@@ -369,8 +371,9 @@ def _latent(snap: Snapshot | None, data: Dataset, config: TrainConfig) -> None:
 
 def _kl(snap: Snapshot | None, config: TrainConfig) -> None:
     if config.mode == "vae":
-        kl = np.zeros(config.latent_dim) if snap is None else snap.kl_per_dim
-        st.plotly_chart(figures.kl_figure(kl, None if snap is None else snap.active_units), key="kl")
+        figure = (figures.kl_figure(np.zeros(config.latent_dim)) if snap is None
+                  else figures.kl_figure(snap.kl_per_dim, snap.latent_mu))
+        st.plotly_chart(figure, key="kl")
     elif snap is not None:
         st.caption(f"An autoencoder has no KL term. {snap.active_units} latent units vary across inputs.")
 
@@ -398,9 +401,8 @@ def live_view(view: JobView | None, config: TrainConfig, data: Dataset | None) -
         return
     with latent:
         _latent(snap, data, config)
-    images, kl = st.columns([2, 1])
-    with images:
-        _images(snap, data)
+    recon, samples, kl = st.columns([2, 1, 1])
+    _images(snap, data, recon, samples)
     with kl:
         _kl(snap, config)
 

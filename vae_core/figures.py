@@ -135,21 +135,23 @@ def latent_figure(latent: np.ndarray, labels: np.ndarray | None, class_names: tu
                                  marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(color="black", width=2))))
     fig.update_xaxes(title_text=axis_titles[0])
     fig.update_yaxes(title_text=axis_titles[1])
-    return _layout(fig, revision, height, clickmode="event+select", dragmode="zoom")
+    _layout(fig, revision, height, clickmode="event+select", dragmode="zoom")
+    return fig.update_layout(legend=dict(orientation="v", x=1.02, y=1, yanchor="top"))
 
 
-def kl_figure(kl_per_dim: np.ndarray, active_units: int | None, threshold: float = 0.01,
+def kl_figure(kl_per_dim: np.ndarray, latent_mu: np.ndarray | None = None, threshold: float = 0.01,
               revision: str = "kl") -> go.Figure:
-    """KL of each latent dimension as bars: dimensions carrying information (KL > threshold) in colour.
-
-    The title counts the active units (None: not known yet)."""
+    """KL of each latent dimension as bars. Given the posterior means of a set of inputs, the active units
+    (mean varying across inputs: variance > threshold, as vae_core.train.active_units) are coloured and counted."""
     kl = np.asarray(kl_per_dim, dtype=float)
-    colours = ["#2ca02c" if v > threshold else "#c7c7c7" for v in kl]
-    fig = go.Figure(go.Bar(x=[f"z{d + 1}" for d in range(len(kl))], y=kl, marker_color=colours,
+    known = latent_mu is not None and len(latent_mu) > 1
+    active = np.var(latent_mu, axis=0, ddof=1) > threshold if known else np.zeros(len(kl), bool)
+    fig = go.Figure(go.Bar(x=[f"z{d + 1}" for d in range(len(kl))], y=kl,
+                           marker_color=np.where(active, "#2ca02c", "#c7c7c7").tolist(),
                            hovertemplate="%{x}: %{y:.3f} nats<extra></extra>"))
     fig.update_yaxes(title_text="KL (nats)", rangemode="tozero")
-    title = "KL per dimension" + ("" if active_units is None else f" · {active_units} of {len(kl)} units active")
-    return _layout(fig, revision, 260, title=title)
+    title = "KL per dimension" + (f"<br><sup>{active.sum()} of {len(kl)} units active</sup>" if known else "")
+    return _layout(fig, revision, 260, title=title, showlegend=False)
 
 
 def points_path_figure(data: np.ndarray, paths: np.ndarray, names: list[str],

@@ -31,7 +31,7 @@ def test_explore_a_saved_run(app, train_run):
     app.radio(key="interp_method").set_value("spherical").run()
     app.slider(key="trav_span").set_value(1.5).run()
     _ok(app)
-    captions = " ".join(c for image in app.image for c in image.captions)
+    captions = " ".join(c.value for c in app.caption)
     assert "spherical path" in captions and "from −1.5 to +1.5" in captions
     app.number_input(key="iwae_k").set_value(5)
     next(b for b in app.button if b.label.startswith("Compute")).click().run()

@@ -63,7 +63,7 @@ def test_train_watch_stop_and_explore(page, server, shoot):
     page.get_by_text("Originals (rows 1 and 3)").wait_for()
     page.get_by_text("Decoded samples from the prior").wait_for()
     wait_points(page, "latent")
-    assert page.locator(".st-key-kl .js-plotly-plot").count() == 1
+    page.locator(".st-key-kl .js-plotly-plot").first.wait_for()
     shoot(page, "03-train-running")
 
     page.get_by_role("button", name="Stop", exact=True).click()
@@ -108,7 +108,8 @@ def test_compare_two_short_runs(page, server, shoot):
     page.get_by_role("link", name="Compare").click()
     page.get_by_text("Rate–distortion plane").wait_for()
     wait_points(page, "rate_distortion", more_than=3)
-    chips = page.locator(".st-key-compare_runs [data-baseweb=tag]")
+    chips = page.locator(".st-key-compare_runs [data-tag]")
+    chips.nth(1).wait_for()
     assert chips.count() == 2
     assert page.evaluate("() => document.querySelector('.st-key-rate_distortion .js-plotly-plot').data.length") == 4
     shoot(page, "07-compare")
