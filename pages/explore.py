@@ -76,8 +76,9 @@ def _on_pick() -> None:
         st.session_state.explore_next = "explore_b" if slot == "explore_a" else "explore_a"
 
 
-def _show(images: np.ndarray, cols: int, caption: str, side: int) -> None:
-    common.image(figures.mosaic(images, cols=cols, scale=figures.tile_scale(side, 48)), caption)
+def _show(images: np.ndarray, cols: int, caption: str, side: int, tile: int = 56) -> None:
+    """Images in rows of `cols`, each enlarged to about `tile` pixels."""
+    common.image(figures.mosaic(images, cols=cols, scale=figures.tile_scale(side, tile)), caption)
 
 
 def latent_section(model: VAE, config: TrainConfig, data: Dataset) -> tuple[int, int]:
@@ -98,7 +99,7 @@ def latent_section(model: VAE, config: TrainConfig, data: Dataset) -> tuple[int,
         if data.is_image:
             recon = explore.decode(model, mu[[a, b]]).numpy()
             pair = np.stack([x[[a, b]].numpy(), recon], 1).reshape(4, *data.sample_shape)
-            _show(pair, 2, "A and its reconstruction; B and its reconstruction", data.sample_shape[-1])
+            _show(pair, 2, "A and its reconstruction; B and its reconstruction", data.sample_shape[-1], 112)
         else:
             st.write({"A": x[a].tolist(), "B": x[b].tolist()})
     with chart:
@@ -180,7 +181,7 @@ def upload_section(model: VAE, config: TrainConfig, data: Dataset) -> None:
     recon = explore.decode(model, mu).numpy()
     left, right = st.columns([1, 2])
     with left:
-        _show(np.stack([x.numpy(), recon[0]]), 2, "Your image and its reconstruction", data.sample_shape[-1])
+        _show(np.stack([x.numpy(), recon[0]]), 2, "Your image and its reconstruction", data.sample_shape[-1], 112)
     with right:
         sigma = (0.5 * logvar).exp()
         st.dataframe({"dimension": [f"z{d + 1}" for d in range(config.latent_dim)],

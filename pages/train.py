@@ -71,11 +71,8 @@ def _value(name: str):
 
 def _on_dataset_change() -> None:
     """2-D points need the Gaussian (MSE) loss and the MLP, and have nothing to augment."""
-    try:
-        data = _dataset(_value("dataset"))
-    except DataError:
-        return
-    if not data.is_image:
+    info = DATASETS.get(_value("dataset"))
+    if info is not None and info.kind == "points":
         st.session_state[_key("recon_loss")] = "mse"
         st.session_state[_key("architecture")] = "mlp"
         st.session_state[_key("augment")] = False
@@ -89,24 +86,31 @@ def _dataset(name: str) -> Dataset:
 
 def _dataset_label(name: str) -> str:
     info = DATASETS.get(name)
-    return info["title"] if info else f"{name} (uploaded)"
+    return info.title if info else f"{name.removeprefix('upload:')} (uploaded)"
+
+
+def _use_upload(file, side: int, channels: int) -> None:
+    try:
+        data = load_upload(file.getvalue(), file.name, size=side, channels=channels)
+    except DataError as exc:
+        st.session_state.upload_error = f"Could not use {file.name}: {exc}"
+        return
+    st.session_state.upload_error = None
+    st.session_state[UPLOAD] = data
+    st.session_state[_key("dataset")] = data.name
 
 
 def _upload_box() -> None:
     with st.popover("Upload your own data", icon=":material/upload:", width="stretch"):
-        st.caption("A zip of images (one folder per class gives labels) or an .npz with an array of images.")
+        st.caption("A zip of PNG/JPEG images (one folder per class gives labels) or an .npz with an array of "
+                   "images (and optionally 'labels').")
         side = st.number_input("Resize images to (pixels)", min_value=8, max_value=64, value=28, step=4)
         colour = st.radio("Colour", ["grey", "RGB"], horizontal=True)
         file = st.file_uploader("Zip or .npz", type=["zip", "npz"], key="upload_file")
-        if file is not None and st.button("Use this data", type="primary"):
-            try:
-                data = load_upload(file.getvalue(), file.name, size=side, channels=3 if colour == "RGB" else 1)
-            except DataError as exc:
-                st.error(f"Could not use {file.name}: {exc}")
-                return
-            st.session_state[UPLOAD] = data
-            st.session_state[_key("dataset")] = data.name
-            st.rerun()
+        st.button("Use this data", type="primary", disabled=file is None, on_click=_use_upload,
+                  args=(file, side, 3 if colour == "RGB" else 1))
+    if st.session_state.get("upload_error"):
+        st.error(st.session_state.upload_error)
 
 
 def settings() -> tuple[TrainConfig | None, str | None]:
@@ -227,11 +231,11 @@ def dataset_preview(name: str) -> Dataset | None:
     except DataError as exc:
         st.error(str(exc))
         return None
-    info = DATASETS.get(name, {})
+    info = DATASETS.get(name)
     text, picture = st.columns([2, 3], vertical_alignment="center")
     shape = ("×".join(map(str, data.sample_shape[1:])) + (" grey" if data.sample_shape[0] == 1 else " RGB")
              if data.is_image else "2-D points")
-    text.markdown(f"**{_dataset_label(name)}** · {shape}  \n{info.get('description', '')}")
+    text.markdown(f"**{_dataset_label(name)}** · {shape}  \n{info.description if info else ''}")
     text.caption(f"{len(data.train):,} training · {len(data.val):,} validation · {len(data.test):,} test samples"
                  + (f"  \nLabels: {', '.join(data.class_names)}" if data.class_names else ""))
     if data.is_image:

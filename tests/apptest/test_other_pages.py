@@ -1,5 +1,10 @@
 """Explore, Compare and Learn in AppTest: they render, and their widgets drive what they show."""
 
+import io
+
+import numpy as np
+from PIL import Image
+
 from vae_core.config import TrainConfig
 from vae_core.job import FINISHED
 from vae_core.lessons import LESSONS
@@ -94,3 +99,23 @@ def test_learn_renders_and_a_lesson_fills_the_train_page(app):
     assert app.session_state["draft"] == lesson.preset.to_dict()
     assert app.title[0].value == "Train a VAE"
     assert any(lesson.claim in i.value for i in app.info)
+
+
+def _png(side: int = 20) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray((np.arange(side * side).reshape(side, side) % 256).astype(np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_explore_encodes_an_uploaded_image(app, train_run):
+    train_run()
+    app.run()
+    app.switch_page("pages/explore.py").run()
+    app.file_uploader(key="explore_upload").set_value(("mine.png", _png(), "image/png")).run()
+    _ok(app)
+    assert any("Your image and its reconstruction" in c.value for c in app.caption)
+    table = app.dataframe[0].value
+    assert list(table.columns) == ["dimension", "μ", "σ"] and len(table) == 2
+    app.file_uploader(key="explore_upload").set_value(("fake.png", b"no image here", "image/png")).run()
+    assert not app.exception
+    assert any("Could not read fake.png as an image" in e.value for e in app.error)

@@ -1,5 +1,9 @@
 """The Train page in AppTest: settings become the config and the URL; Start trains and shows the results."""
 
+import io
+
+import numpy as np
+
 from vae_core.job import FINISHED
 
 
@@ -120,3 +124,30 @@ def test_pause_resume_and_stop_control_the_job(app, session_work):
     _button(app, "stop").click().run()
     assert job.join(10) and job.view().status == "stopped"
     assert job.live_changes and job.live_changes[0]["lr"] == 0.001
+
+
+def _npz(count: int = 12, side: int = 10) -> bytes:
+    buffer = io.BytesIO()
+    rng = np.random.default_rng(0)
+    np.savez(buffer, images=(rng.random((count, side, side)) * 255).astype(np.uint8),
+             labels=np.arange(count) % 2)
+    return buffer.getvalue()
+
+
+def test_an_uploaded_npz_becomes_the_dataset(app):
+    app.run()
+    app.file_uploader(key="upload_file").set_value(("blobs.npz", _npz(), "application/octet-stream")).run()
+    next(b for b in app.button if b.label == "Use this data").click().run()
+    assert not app.exception and not _errors(app)
+    assert app.session_state["draft"]["dataset"] == "upload:blobs.npz"
+    assert any("blobs.npz (uploaded)" in m.value for m in app.markdown)
+
+
+def test_a_bad_upload_is_explained_plainly(app):
+    app.run()
+    app.file_uploader(key="upload_file").set_value(("broken.npz", b"not a zip at all", "application/octet-stream"))
+    app.run()
+    next(b for b in app.button if b.label == "Use this data").click().run()
+    assert not app.exception
+    assert any(e.startswith("Could not use broken.npz: broken.npz: ") for e in _errors(app))
+    assert app.session_state["draft"]["dataset"] == "digits"

@@ -84,9 +84,11 @@ def page(browser):
 
 @pytest.fixture(scope="session")
 def shoot():
-    """Save a full-page screenshot as test-artifacts/screenshots/<name>.png."""
+    """Save a screenshot as test-artifacts/screenshots/<name>.png, once nothing is still loading."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     def take(page, name: str) -> None:
+        page.wait_for_function("""() => !document.querySelector('[data-testid=stSkeleton]')
+            && Array.from(document.images).every(img => img.complete)""", polling=50)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
     return take

@@ -98,7 +98,12 @@ def test_compare_two_short_runs(page, server, shoot):
     already = finished_runs(server)
     page.goto(server.url + "/?epochs=2&hidden=64")
     start = page.get_by_role("button", name="Start", exact=True)
-    for n in (1, 2):
+    for n, beta in ((1, "1"), (2, "4")):
+        field = page.locator(".st-key-cfg_beta input")
+        field.fill(beta)
+        field.press("Enter")
+        if beta != "1":
+            page.wait_for_url(re.compile(f"beta={beta}"))
         start.click()
         deadline = time.monotonic() + 60
         while finished_runs(server) < already + n:
@@ -110,6 +115,6 @@ def test_compare_two_short_runs(page, server, shoot):
     wait_points(page, "rate_distortion", more_than=3)
     chips = page.locator(".st-key-compare_runs [data-tag]")
     chips.nth(1).wait_for()
-    assert chips.count() == 2
+    assert chips.count() == 2 and "β 4" in chips.nth(0).inner_text() and "β 1" in chips.nth(1).inner_text()
     assert page.evaluate("() => document.querySelector('.st-key-rate_distortion .js-plotly-plot').data.length") == 4
     shoot(page, "07-compare")
