@@ -21,3 +21,11 @@ def mnist():
     if not MNIST_DIR.is_dir():
         pytest.skip(f"the real MNIST test set is not at {MNIST_DIR}")
     return load_dataset("mnist", data_dir=MNIST_DIR)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tests share two cores with a Streamlit server and Chromium: one intra-op thread avoids oversubscription."""
+    import torch
+
+    torch.set_num_threads(1)

@@ -55,7 +55,7 @@ class LRSchedule:
             self.per_step.step()
 
     def after_epoch(self, val_loss: float) -> None:
-        if self.plateau is not None and self.steps > self.warmup_steps:
+        if self.plateau is not None and self.steps >= self.warmup_steps:
             self.plateau.step(val_loss)
 
     @property

@@ -29,14 +29,18 @@ def test_high_beta_lowers_kl_and_raises_reconstruction_error(digits):
 
 
 def test_free_bits_keep_each_dimension_near_or_above_lambda(digits):
-    trainer, _ = fit(TrainConfig(beta=8.0, free_bits=1.0, **FAST), digits)
     from vae_core.explore import encode
     from vae_core.objectives import kl_per_dim
-    mu, logvar = encode(trainer.model, digits.val)
-    per_dim = kl_per_dim(mu, logvar).mean(0)
-    assert per_dim.min() > 0.8, per_dim
-    _, plain = fit(TrainConfig(beta=8.0, **FAST), digits)
-    assert plain["kl"] < 0.5 * per_dim.sum()
+
+    def kl_dims(config):
+        trainer, _ = fit(config, digits)
+        mu, logvar = encode(trainer.model, digits.val)
+        return kl_per_dim(mu, logvar).mean(0)
+
+    config = TrainConfig(beta=8.0, **{**FAST, "epochs": 16})
+    with_free_bits, plain = kl_dims(config.replace(free_bits=1.0)), kl_dims(config)
+    assert with_free_bits.min() > 0.7, with_free_bits  # measured: 0.80 to 1.03 nats
+    assert plain.max() < 0.05, plain  # β = 8 alone collapses every dimension
 
 
 def test_capacity_objective_keeps_kl_near_its_target(digits):
@@ -77,10 +81,13 @@ def test_flip_mirrors_some_images(digits):
 
 
 def test_weight_decay_shrinks_weights(digits):
-    plain, _ = fit(TrainConfig(optimizer="adamw", **FAST), digits)
-    decayed, _ = fit(TrainConfig(optimizer="adamw", weight_decay=0.5, **FAST), digits)
-    norm = lambda t: sum(p.norm() ** 2 for n, p in t.model.named_parameters() if "weight" in n).sqrt()  # noqa: E731
-    assert norm(decayed) < 0.8 * norm(plain)
+    def norm(config):
+        trainer, _ = fit(config, digits)
+        return sum(p.norm() ** 2 for n, p in trainer.model.named_parameters() if "weight" in n).sqrt()
+
+    plain = norm(TrainConfig(**FAST))
+    assert norm(TrainConfig(optimizer="adam", weight_decay=0.1, **FAST)) < 0.5 * plain  # L2 in the gradient
+    assert norm(TrainConfig(optimizer="adamw", weight_decay=1.0, **FAST)) < 0.85 * plain  # decoupled decay
 
 
 def test_l1_makes_weights_sparser(digits):
