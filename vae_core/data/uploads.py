@@ -49,6 +49,8 @@ def load_upload(data: bytes, filename: str, size: int = 28, channels: int = 1, s
 
 
 def _from_npz(data: bytes, name: str, lim: limits.Limits):
+    if not data.startswith(b"PK"):
+        raise DataError(f"{name}: not a readable .npz file (an .npz is a zip of arrays saved by np.savez)")
     try:
         archive = np.load(io.BytesIO(data), allow_pickle=False)
         arrays = {key: archive[key] for key in archive.files}
@@ -112,9 +114,14 @@ def _npz_labels(arrays: dict, count: int, name: str):
 def _from_zip(data: bytes, name: str, lim: limits.Limits):
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-        entries = [e for e in archive.infolist() if not e.is_dir() and not _is_metadata(e.filename)]
+        entries = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise DataError(f"{name}: not a readable zip file ({exc})") from None
+    for entry in entries:
+        parts = PurePosixPath(entry.filename.replace("\\", "/")).parts
+        if entry.filename.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+            raise DataError(f"{name}: entry {entry.filename!r:.80} points outside the archive; refused")
+    entries = [e for e in entries if not e.is_dir() and not _is_metadata(e.filename)]
     if len(entries) > lim.max_images:
         raise DataError(f"{name}: {len(entries)} files is over the limit of {lim.max_images} images "
                         "(VAE_LAB_MAX_IMAGES)")
@@ -125,8 +132,6 @@ def _from_zip(data: bytes, name: str, lim: limits.Limits):
     images, folders = [], []
     for entry in entries:
         parts = PurePosixPath(entry.filename.replace("\\", "/")).parts
-        if entry.filename.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-            raise DataError(f"{name}: entry {entry.filename!r:.80} points outside the archive; refused")
         blob = _read_capped(archive, entry, budget, name)
         budget -= len(blob)
         images.append(_open_image(blob, entry.filename, name, lim))

@@ -1,0 +1,174 @@
+import gzip
+import http.server
+import struct
+import threading
+import time
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+
+from vae_core.data import DATASETS, DataError, dataset_names, load_dataset
+from vae_core.data import idx as idx_module
+
+from pathlib import Path
+
+MNIST_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist-t10k"
+
+
+def test_digits_loads_in_unit_range_with_deterministic_splits(digits):
+    assert digits.train.shape[1:] == (1, 8, 8) and digits.sample_shape == (1, 8, 8) and digits.is_image
+    assert len(digits.train) + len(digits.val) + len(digits.test) == 1797
+    assert 0.0 <= digits.train.min() and digits.train.max() == 1.0
+    assert load_dataset("digits") is digits  # cached: loaded once per process
+    other = load_dataset("digits", seed=1)
+    assert not torch.equal(other.train[:10], digits.train[:10])
+    assert set(digits.train_labels.tolist()) == set(range(10)) and digits.class_names[3] == "3"
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(DataError, match="digits"):
+        load_dataset("imagenet")
+    assert dataset_names()[0] == "digits" and set(DATASETS) == set(dataset_names())
+
+
+@pytest.mark.parametrize("name", ["moons", "circles", "gaussians", "swiss-roll"])
+def test_toy_sets_are_labelled_2d_points(name):
+    data = load_dataset(name)
+    assert data.kind == "points" and data.sample_shape == (2,)
+    assert data.train.abs().max() < 4 and len(data.train_labels) == len(data.train)
+    assert torch.equal(load_dataset(name, seed=5).train, load_dataset(name, seed=5).train)
+    assert not torch.equal(load_dataset(name, seed=5).train, data.train)
+
+
+def test_shapes_carry_aligned_factors_and_scale_lights_more_pixels():
+    data = load_dataset("shapes")
+    assert data.sample_shape == (1, 32, 32)
+    assert data.factor_names == ("shape", "scale", "rotation", "x", "y")
+    assert data.train_factors.shape == (len(data.train), 5)
+    assert torch.equal(data.train_labels, data.train_factors[:, 0].long())
+    lit = data.train.flatten(1).sum(1)
+    assert lit.min() > 0 and data.train.max() <= 1
+    scale = data.train_factors[:, 1]
+    assert lit[scale >= scale.median()].mean() > 1.5 * lit[scale < scale.median()].mean()
+
+
+# --- MNIST-style IDX files ---------------------------------------------------------------------
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    magic = 0x803 if array.ndim == 3 else 0x801
+    return struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape) + array.tobytes()
+
+
+def write_idx(folder, count=50, train=True, gz=True):
+    rng = np.random.default_rng(0)
+    splits = ["t10k", "train"] if train else ["t10k"]
+    for split in splits:
+        images = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, count, dtype=np.uint8)
+        for stem, array in ((f"{split}-images-idx3-ubyte", images), (f"{split}-labels-idx1-ubyte", labels)):
+            data = idx_bytes(array)
+            if gz:
+                (folder / f"{stem}.gz").write_bytes(gzip.compress(data))
+            else:
+                (folder / stem).write_bytes(data)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_folder_with_train_and_test_files(tmp_path, gz):
+    write_idx(tmp_path, gz=gz)
+    data = load_dataset("mnist", data_dir=tmp_path)
+    assert len(data.train) == 45 and len(data.val) == 5 and len(data.test) == 50
+    assert data.sample_shape == (1, 28, 28) and data.train.max() <= 1.0
+
+
+def test_idx_folder_with_only_the_test_pair_splits_it_in_order(tmp_path):
+    write_idx(tmp_path, count=100, train=False)
+    data = load_dataset("fashion-mnist", data_dir=tmp_path)
+    assert len(data.train) == 80 and len(data.val) == 20 and data.class_names[9] == "Ankle boot"
+
+
+@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="no shared MNIST test set")
+def test_the_real_mnist_test_set_gives_8000_and_2000(mnist):
+    assert mnist.train.shape == (8000, 1, 28, 28) and mnist.val.shape == (2000, 1, 28, 28)
+    assert mnist.train_labels[:5].tolist() == [7, 2, 1, 0, 4]  # the first t10k digits
+    assert 0.1 < mnist.train.mean() < 0.15
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("truncate", "truncated"), ("magic", "bad magic"), ("gzip", "gzip"), ("count", "counts must agree"),
+])
+def test_damaged_idx_files_are_refused_by_name(tmp_path, damage, message):
+    write_idx(tmp_path, train=False)
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    raw = gzip.decompress(path.read_bytes())
+    if damage == "truncate":
+        path.write_bytes(gzip.compress(raw[:-100]))
+    elif damage == "magic":
+        path.write_bytes(gzip.compress(struct.pack(">I", 0x801) + raw[4:]))
+    elif damage == "gzip":
+        path.write_bytes(b"\x1f\x8b" + b"garbage" * 10)
+    else:
+        path.write_bytes(gzip.compress(idx_bytes(np.zeros((49, 28, 28), np.uint8))))
+    with pytest.raises(DataError, match=message) as info:
+        load_dataset("mnist", data_dir=tmp_path)
+    assert "t10k-images-idx3-ubyte" in str(info.value)
+
+
+@pytest.fixture
+def no_local_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("VAE_LAB_DATA", raising=False)
+    monkeypatch.setattr(idx_module, "SYSTEM_DATASETS_DIR", tmp_path / "nothing")
+    return tmp_path
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_on_first_use_lands_checked_files_in_the_cache(no_local_files, file_server, monkeypatch):
+    served, url = file_server
+    write_idx(served, count=30)
+    monkeypatch.setenv("VAE_LAB_DOWNLOAD_URL", url)
+    data = load_dataset("fashion-mnist", seed=3)
+    assert len(data.test) == 30
+    cached = no_local_files / "cache" / "vae-lab" / "fashion-mnist"
+    assert sorted(p.name for p in cached.iterdir()) == sorted(p.name for p in served.iterdir())
+
+
+def test_no_files_and_no_network_fails_fast_with_advice(no_local_files, monkeypatch):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once this block ends: nothing listens there
+    monkeypatch.setenv("VAE_LAB_DOWNLOAD_URL", f"http://127.0.0.1:{port}/")
+    start = time.monotonic()
+    with pytest.raises(DataError, match="VAE_LAB_DATA") as info:
+        load_dataset("mnist", seed=4)
+    assert time.monotonic() - start < 5
+    assert "Downloading them failed" in str(info.value)
+
+
+def test_a_truncated_download_is_refused_and_not_kept(no_local_files, file_server, monkeypatch):
+    served, url = file_server
+    write_idx(served, count=30)
+    blob = (served / "train-images-idx3-ubyte.gz").read_bytes()
+    (served / "train-images-idx3-ubyte.gz").write_bytes(blob[: len(blob) // 2])
+    monkeypatch.setenv("VAE_LAB_DOWNLOAD_URL", url)
+    with pytest.raises(DataError):
+        load_dataset("mnist", seed=5)
+    cached = no_local_files / "cache" / "vae-lab" / "mnist"
+    assert not any(p.name.startswith("train-images") for p in cached.iterdir())
+    assert not any(p.name.endswith(".part") for p in cached.iterdir())

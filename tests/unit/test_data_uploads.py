@@ -1,0 +1,149 @@
+"""Uploads are untrusted: valid ones become datasets, everything else is refused with a DataError."""
+
+import io
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image
+
+from vae_core.data import DataError, load_upload
+
+
+def png(size=(12, 10), value=128, mode="L") -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size, value).save(out, "PNG")
+    return out.getvalue()
+
+
+def zip_of(entries: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return out.getvalue()
+
+
+def npz_of(**arrays) -> bytes:
+    out = io.BytesIO()
+    np.savez(out, **arrays)
+    return out.getvalue()
+
+
+def test_zip_of_pngs_in_folders_gives_labelled_grey_images():
+    entries = {f"{label}/{i}.png": png(value=40 * i, mode="RGB" if i % 2 else "L")
+               for label in ("cat", "dog") for i in range(5)}
+    entries["__MACOSX/._junk"] = b"metadata"
+    data = load_upload(zip_of(entries), "pets.zip", size=16)
+    assert data.name == "upload:pets.zip" and data.class_names == ("cat", "dog")
+    assert data.sample_shape == (1, 16, 16)
+    assert len(data.train) + len(data.val) + len(data.test) == 10
+    assert 0 <= data.train.min() and data.train.max() <= 1
+
+
+def test_rgb_conversion_keeps_three_channels():
+    data = load_upload(zip_of({f"{i}.png": png(mode="RGB", value=(255, 0, 0)) for i in range(4)}), "r.zip",
+                       size=8, channels=3)
+    assert data.sample_shape == (3, 8, 8)
+    assert float(data.train[0, 0].mean()) == pytest.approx(1.0) and float(data.train[0, 1].max()) == 0.0
+
+
+@pytest.mark.parametrize("array", [
+    np.random.default_rng(0).integers(0, 256, (10, 20, 20), dtype=np.uint8),
+    np.random.default_rng(0).random((10, 20, 20, 3)).astype(np.float32),
+    np.random.default_rng(0).random((10, 1, 20, 20)),
+])
+def test_npz_images_in_common_layouts(array):
+    data = load_upload(npz_of(images=array, labels=np.arange(10) % 3), "x.npz", size=20)
+    assert data.sample_shape == (1, 20, 20) and data.class_names == ("0", "1", "2")
+
+
+@pytest.mark.parametrize("name,payload,message", [
+    ("evil.zip", zip_of({"../evil.png": png(), "a.png": png(), "b.png": png()}), "outside the archive"),
+    ("abs.zip", zip_of({"/etc/evil.png": png(), "a.png": png(), "b.png": png()}), "outside the archive"),
+    ("text.zip", zip_of({"a.png": png(), "b.png": png(), "notes.txt": b"not an image"}), "notes.txt"),
+    ("broken.zip", b"PK\x03\x04 this is not really a zip", "not a readable zip"),
+    ("empty.zip", zip_of({}), "0 image"),
+    ("two.zip", zip_of({"a.png": png(), "b.png": png()}), "at least 3"),
+    ("nan.npz", npz_of(images=np.full((5, 4, 4), np.nan)), "NaN"),
+    ("zero.npz", npz_of(images=np.zeros((0, 8, 8), np.uint8)), "no images"),
+    ("words.npz", npz_of(images=np.array(["a", "b", "c"])), "dtype"),
+    ("complex.npz", npz_of(images=np.ones((4, 4, 4), np.complex64)), "dtype"),
+    ("range.npz", npz_of(images=np.full((4, 4, 4), 300.0)), "values run"),
+    ("shape.npz", npz_of(images=np.ones((4, 4), np.uint8)), "shape"),
+    ("labels.npz", npz_of(images=np.ones((4, 4, 4), np.uint8), labels=np.ones(3, np.int64)), "labels"),
+    ("notnpz.npz", b"garbage", "not a readable .npz"),
+    ("data.csv", b"1,2,3", "not .csv"),
+])
+def test_bad_uploads_are_refused_with_a_message(name, payload, message):
+    with pytest.raises(DataError, match=message):
+        load_upload(payload, name)
+
+
+def test_a_pickled_object_array_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    out = io.BytesIO()
+    np.savez(out, images=np.array([Payload(), Payload()], dtype=object))
+    with pytest.raises(DataError, match="pickled"):
+        load_upload(out.getvalue(), "trap.npz")
+    assert not marker.exists()
+    assert pickle.dumps(1)  # pickle itself is fine; the upload path never calls it
+
+
+def test_a_zip_bomb_is_refused_by_its_unpacked_size(monkeypatch):
+    monkeypatch.setenv("VAE_LAB_MAX_UPLOAD_MB", "1")
+    bomb = zip_of({"a.png": png(), "b.png": png(), "big.png": b"\0" * (50 * 2**20)})
+    assert len(bomb) < 2**20
+    with pytest.raises(DataError, match="zip bomb"):
+        load_upload(bomb, "bomb.zip")
+
+
+def test_an_oversized_upload_is_refused_before_parsing(monkeypatch):
+    monkeypatch.setenv("VAE_LAB_MAX_UPLOAD_MB", "1")
+    with pytest.raises(DataError, match="upload limit"):
+        load_upload(b"\0" * (2 * 2**20), "big.zip")
+
+
+def test_too_many_files_are_refused(monkeypatch):
+    monkeypatch.setenv("VAE_LAB_MAX_IMAGES", "5")
+    with pytest.raises(DataError, match="VAE_LAB_MAX_IMAGES"):
+        load_upload(zip_of({f"{i}.png": png() for i in range(6)}), "many.zip")
+
+
+def test_huge_image_sides_are_refused_before_decoding(monkeypatch):
+    monkeypatch.setenv("VAE_LAB_MAX_IMAGE_SIDE", "100")
+    with pytest.raises(DataError, match="101×10"):
+        load_upload(zip_of({f"{i}.png": png(size=(101, 10)) for i in range(3)}), "wide.zip")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2000), st.sampled_from(["x.zip", "x.npz", "x.png", "x"]))
+def test_random_bytes_give_a_dataset_or_a_data_error(blob, name):
+    try:
+        data = load_upload(blob, name, size=8)
+    except DataError:
+        return
+    assert data.train.isfinite().all()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hnp.arrays(dtype=st.sampled_from([np.uint8, np.int16, np.float32, np.float64, np.bool_]),
+                  shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=6)))
+def test_random_npz_arrays_give_a_valid_dataset_or_a_data_error(array):
+    try:
+        data = load_upload(npz_of(images=array), "a.npz", size=8)
+    except DataError:
+        return
+    for split in (data.train, data.val, data.test):
+        assert split.isfinite().all() and 0 <= split.min() and split.max() <= 1
+        assert split.shape[1:] == (1, 8, 8)
