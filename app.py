@@ -27,14 +27,16 @@ def background_status(polling: bool) -> None:
         return
     view = work.view()
     if isinstance(work, TrainingJob):
-        st.progress(view.progress, text=f"Training: {view.status}, epoch {view.epoch} of {view.epochs}")
+        text = (f"Waiting for a free training slot (number {view.queue_position})" if view.queue_position
+                else f"Training: {view.status}, epoch {view.epoch} of {view.epochs}")
     else:
-        st.progress(view.progress, text=f"Series: {view.done} of {view.total} runs done")
+        text = f"Training a series: {view.done} of {view.total} runs done"
+    st.progress(view.progress, text=text)
 
 
-if page is not train:
+page.run()
+if page is not train:  # after the page: a page switch restarts the page's containers
     work = common.work()
     if work is not None and work.alive:
         with st.sidebar:
             st.fragment(run_every=2.0)(background_status)(True)
-page.run()

@@ -43,10 +43,12 @@ def pick_run() -> tuple[VAE, TrainConfig, Dataset, str] | None:
     name = st.selectbox("Run", options, key="explore_run",
                         format_func=lambda n: n if n == CURRENT else f"{n} · {_describe(saved[n].config)}")
     if name == CURRENT:
-        view = job.view()
-        if view.status not in DONE + (PAUSED,) or job.trainer is None:
+        if job.status not in DONE + (PAUSED,):
             st.info("This session's run is still training: pause or stop it to explore it, or pick a saved run.",
                     icon=":material/hourglass_top:")
+            return None
+        if job.trainer is None:
+            st.info("This session's run failed before it built a model; pick a saved run.", icon=":material/info:")
             return None
         return job.trainer.model, job.config, job.data, f"current-{id(job)}"
     run = saved[name]

@@ -196,6 +196,7 @@ def runs_figure(runs: dict[str, list[dict]], key: str, label: str | None = None,
         rows = [r for r in epochs if key in r]
         fig.add_trace(go.Scatter(x=[r["epoch"] for r in rows], y=[r[key] for r in rows], name=name,
                                  mode="lines+markers", line=dict(color=PALETTE[i % len(PALETTE)])))
-    fig.update_xaxes(title_text="epoch")
+    last = max((r["epoch"] for rows in runs.values() for r in rows), default=0)
+    fig.update_xaxes(title_text="epoch", dtick=1 if last <= 12 else None)
     fig.update_yaxes(title_text=label or key, type="log" if log_y else "linear")
     return _layout(fig, f"{revision}-{key}", 360)

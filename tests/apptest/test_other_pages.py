@@ -45,6 +45,16 @@ def test_explore_a_saved_run(app, train_run):
     assert "IWAE (k = 5)" in metrics and float(metrics["ELBO (k = 1)"].split()[0]) < 0
 
 
+def test_explore_waits_for_the_sessions_run_to_pause_or_stop(app, session_work):
+    app.run()
+    app.sidebar.number_input(key="cfg_epochs").set_value(200).run()
+    app.button(key="start").click().run()
+    app.switch_page("pages/explore.py").run()
+    app.selectbox(key="explore_run").set_value("This session's run").run()
+    assert any("still training" in i.value for i in app.info)
+    session_work(app).stop()
+
+
 def test_explore_the_sessions_own_finished_run(app, session_work):
     app.run()
     app.sidebar.number_input(key="cfg_epochs").set_value(1).run()

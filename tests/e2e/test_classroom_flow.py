@@ -53,6 +53,7 @@ def test_train_watch_stop_and_explore(page, server, shoot):
     TIMINGS.write_text(json.dumps({"train_to_first_loss_point_s": round(first_point, 3),
                                    "goal_s": GOAL_SECONDS}, indent=2))
     shoot(page, "02-train-first-points")
+    assert first_point < 5, "the first loss point took far longer than the 2 s goal"
 
     before, shown = progress(page), points(page, "loss_chart")
     wait_points(page, "loss_chart", more_than=shown)
@@ -65,6 +66,11 @@ def test_train_watch_stop_and_explore(page, server, shoot):
     wait_points(page, "latent")
     page.locator(".st-key-kl .js-plotly-plot").first.wait_for()
     shoot(page, "03-train-running")
+
+    # Other pages show the running job in the sidebar (and keep the session alive).
+    page.get_by_role("link", name="Learn").click()
+    page.locator("[data-testid=stSidebar]").get_by_text(re.compile(r"Training: running, epoch \d+ of 30")).wait_for()
+    page.get_by_role("link", name="Train").click()
 
     page.get_by_role("button", name="Stop", exact=True).click()
     page.get_by_text("Stopped by the user.").wait_for()
