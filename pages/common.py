@@ -10,11 +10,13 @@ import streamlit as st
 
 from vae_core import runs, sessions
 from vae_core.config import ConfigError, TrainConfig
-from vae_core.data import dataset_names
+from vae_core.data import Dataset, dataset_names, load_dataset
 from vae_core.job import TrainingJob
+from vae_core.models import VAE
 from vae_core.sessions import JobSeries
 
 TRAIN_PAGE = "pages/train.py"
+UPLOAD = "upload"  # session key of the Dataset this session uploaded
 DRAFT = "draft"  # the Train page's settings as a dict, kept while other pages show
 WIDGET = "cfg_"  # widget key prefix: "cfg_beta" holds the beta field
 FIELDS = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
@@ -55,6 +57,29 @@ def clear() -> None:
 
 def runs_dir():
     return runs.default_runs_dir()
+
+
+# --- data and models ----------------------------------------------------------------------------
+def dataset(name: str) -> Dataset:
+    """This session's upload of that name, else the built-in dataset (DataError when it cannot be had)."""
+    upload = st.session_state.get(UPLOAD)
+    return upload if upload is not None and upload.name == name else load_dataset(name)
+
+
+def saved_model(run: runs.SavedRun) -> VAE:
+    """A saved run's model, loaded once per version of its weights and shared by every session."""
+    return _load_model(str(run.path), str(run.meta.get("saved_at")))
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _load_model(path: str, saved_at: str) -> VAE:
+    return runs.load_run(path).load_model()
+
+
+def describe(config: TrainConfig) -> str:
+    """A run's settings in a few words: "digits · VAE · z2 · β 4"."""
+    return (f"{config.dataset.removeprefix('upload:')} · {config.mode.upper()} · z{config.latent_dim}"
+            + (f" · β {config.beta:g}" if config.mode == "vae" else ""))
 
 
 def init_session() -> None:

@@ -8,10 +8,11 @@ import streamlit as st
 
 from pages import common
 from vae_core import explore, figures
-from vae_core.data import DataError, load_dataset
+from vae_core.config import ConfigError
+from vae_core.data import DataError
 from vae_core.job import DONE
 from vae_core.lessons import LESSONS
-from vae_core.runs import RunError, SavedRun, list_runs, load_run
+from vae_core.runs import RunError, SavedRun, list_runs
 from vae_core.sessions import JobSeries
 
 POLL_SECONDS = 1.0
@@ -21,14 +22,7 @@ SELECTED = "compare_runs"
 
 
 def _label(run: SavedRun) -> str:
-    c = run.config
-    text = f"{c.dataset} · {c.mode.upper()} · z{c.latent_dim}" + (f" · β {c.beta:g}" if c.mode == "vae" else "")
-    return f"{text} · {run.name[:15]}"
-
-
-@st.cache_resource(max_entries=16, show_spinner=False)
-def _model(path: str, saved_at: str):
-    return load_run(path).load_model()
+    return f"{common.describe(run.config)} · {run.name[:15]}"
 
 
 # --- background series: a β sweep or a lesson pair ----------------------------------------------
@@ -49,9 +43,13 @@ def sweep_form() -> None:
         if st.form_submit_button("Run the β sweep", icon=":material/play_arrow:", type="primary"):
             try:
                 betas = [float(part) for part in text.replace(" ", "").split(",") if part]
+            except ValueError:
+                st.error(f"β values: expected numbers separated by commas, got {text!r:.60}")
+                return
+            try:
                 configs = [base.replace(mode="vae", beta=b, epochs=int(epochs)) for b in betas]
-            except ValueError as exc:
-                st.error(f"β values: expected numbers separated by commas ({exc})")
+            except ConfigError as exc:
+                st.error(f"Invalid setting — {exc}")
                 return
             if not configs:
                 st.error("β values: give at least one")
@@ -61,7 +59,8 @@ def sweep_form() -> None:
 
 
 def lesson_form() -> None:
-    lesson = st.selectbox("Lesson", LESSONS, format_func=lambda item: item.title, key="pair_lesson")
+    by_key = {item.key: item for item in LESSONS}
+    lesson = by_key[st.selectbox("Lesson", list(by_key), format_func=lambda k: by_key[k].title, key="pair_lesson")]
     st.caption(f"{lesson.claim}  \nTrains **{lesson.preset_label}** and then **{lesson.contrast_label}** "
                f"({lesson.preset.epochs} epochs each).")
     if st.button("Run this pair", icon=":material/compare_arrows:", type="primary"):
@@ -81,6 +80,9 @@ def series_panel(polling: bool) -> None:
     if view.status in DONE:
         st.success(f"Trained {view.done} of {view.total} runs ({', '.join(view.labels[:view.done])}); "
                    "they are selected below.")
+        for label, message in zip(view.labels, view.messages):
+            if message and not message.startswith(("Finished", "Early stopping")):
+                st.warning(f"{label}: {message}")
         return
     current = view.current
     label = view.labels[min(view.done, view.total - 1)]
@@ -119,8 +121,8 @@ def _reconstructions(chosen: list[SavedRun]) -> None:
         with cols[i % len(cols)]:
             st.caption(_label(run))
             try:
-                data = load_dataset(run.config.dataset)
-                model = _model(str(run.path), str(run.meta.get("saved_at")))
+                data = common.dataset(run.config.dataset)
+                model = common.saved_model(run)
             except (DataError, RunError) as exc:
                 st.warning(str(exc))
                 continue

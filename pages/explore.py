@@ -12,24 +12,14 @@ from PIL import Image, UnidentifiedImageError
 from pages import common
 from vae_core import explore, figures
 from vae_core.config import TrainConfig
-from vae_core.data import DataError, Dataset, load_dataset
+from vae_core.data import DataError, Dataset
 from vae_core.job import DONE, PAUSED
 from vae_core.models import VAE
-from vae_core.runs import RunError, list_runs, load_run
+from vae_core.objectives import kl_per_dim
+from vae_core.runs import RunError, list_runs
 
 CURRENT = "This session's run"
 N_POINTS = 1000  # validation samples drawn in the latent scatter
-
-
-@st.cache_resource(max_entries=8, show_spinner=False)
-def _saved_model(path: str, saved_at: str) -> VAE:
-    """A saved run's model, loaded once per version of its weights."""
-    return load_run(path).load_model()
-
-
-def _data(name: str) -> Dataset:
-    upload = st.session_state.get("upload")
-    return upload if upload is not None and upload.name == name else load_dataset(name)
 
 
 def pick_run() -> tuple[VAE, TrainConfig, Dataset, str] | None:
@@ -41,7 +31,7 @@ def pick_run() -> tuple[VAE, TrainConfig, Dataset, str] | None:
         st.info("No trained model yet: train one on the Train page first.", icon=":material/info:")
         return None
     name = st.selectbox("Run", options, key="explore_run",
-                        format_func=lambda n: n if n == CURRENT else f"{n} · {_describe(saved[n].config)}")
+                        format_func=lambda n: n if n == CURRENT else f"{n} · {common.describe(saved[n].config)}")
     if name == CURRENT:
         if job.status not in DONE + (PAUSED,):
             st.info("This session's run is still training: pause or stop it to explore it, or pick a saved run.",
@@ -53,17 +43,12 @@ def pick_run() -> tuple[VAE, TrainConfig, Dataset, str] | None:
         return job.trainer.model, job.config, job.data, f"current-{id(job)}"
     run = saved[name]
     try:
-        model = _saved_model(str(run.path), str(run.meta.get("saved_at")))
-        data = _data(run.config.dataset)
+        model = common.saved_model(run)
+        data = common.dataset(run.config.dataset)
     except (RunError, DataError) as exc:
         st.error(str(exc))
         return None
     return model, run.config, data, name
-
-
-def _describe(config: TrainConfig) -> str:
-    return (f"{config.dataset}, {config.mode.upper()}, latent {config.latent_dim}"
-            + (f", β = {config.beta:g}" if config.mode == "vae" else ""))
 
 
 def _on_pick() -> None:
@@ -83,7 +68,8 @@ def _show(images: np.ndarray, cols: int, caption: str, side: int, tile: int = 56
     common.image(figures.mosaic(images, cols=cols, scale=figures.tile_scale(side, tile)), caption)
 
 
-def latent_section(model: VAE, config: TrainConfig, data: Dataset) -> tuple[int, int]:
+def latent_section(model: VAE, config: TrainConfig, data: Dataset) -> tuple[int, int, np.ndarray]:
+    """The latent scatter and the two picked samples; returns their indices and the KL of each dimension."""
     x = data.val[:N_POINTS]
     mu, logvar = explore.encode(model, x)
     labels = data.val_labels[:N_POINTS].numpy() if data.val_labels is not None else None
@@ -110,8 +96,7 @@ def latent_section(model: VAE, config: TrainConfig, data: Dataset) -> tuple[int,
         st.plotly_chart(figures.latent_figure(explore.project_2d(mu.numpy()), labels, data.class_names, axes,
                                               highlight={"A": a, "B": b}, revision="explore"),
                         key="explore_latent", on_select=_on_pick, selection_mode="points")
-    st.session_state.explore_kl = (0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)).mean(0).numpy()
-    return a, b
+    return a, b, kl_per_dim(mu, logvar).mean(0).numpy()
 
 
 def interpolation_section(model: VAE, data: Dataset, a: int, b: int) -> None:
@@ -128,12 +113,11 @@ def interpolation_section(model: VAE, data: Dataset, a: int, b: int) -> None:
                         key="interp_points")
 
 
-def traversal_section(model: VAE, config: TrainConfig, data: Dataset, a: int) -> None:
+def traversal_section(model: VAE, config: TrainConfig, data: Dataset, a: int, kl: np.ndarray) -> None:
     st.subheader("Traversal: one latent dimension at a time")
     c1, c2 = st.columns(2)
     span = c1.slider("Range ± (in prior standard deviations)", 0.5, 5.0, 3.0, 0.5, key="trav_span")
     steps = c2.slider("Steps", 3, 15, 7, key="trav_steps")
-    kl = st.session_state.explore_kl
     dims = sorted(np.argsort(-kl)[:10].tolist()) if config.latent_dim > 10 else list(range(config.latent_dim))
     grid = explore.traverse(model, data.val[a], dims, span, steps).numpy()
     names = ", ".join(f"z{d + 1}" for d in dims)
@@ -209,7 +193,7 @@ def iwae_section(model: VAE, config: TrainConfig, data: Dataset, run_key: str) -
         m1, m2, m3 = st.columns(3)
         m1.metric("ELBO (k = 1)", f"{elbo:.2f} nats")
         m2.metric(f"IWAE (k = {k_used})", f"{bound:.2f} nats", f"{bound - elbo:+.2f} tighter")
-        m3.metric("Bound on −log p(x)", f"{-bound:.2f} nats")
+        m3.metric("−log p(x) is at most", f"{-bound:.2f} nats")
 
 
 def page() -> None:
@@ -218,9 +202,9 @@ def page() -> None:
     if picked is None:
         return
     model, config, data, run_key = picked
-    a, b = latent_section(model, config, data)
+    a, b, kl = latent_section(model, config, data)
     interpolation_section(model, data, a, b)
-    traversal_section(model, config, data, a)
+    traversal_section(model, config, data, a, kl)
     if config.latent_dim == 2:
         plane_section(model, data)
     if data.is_image:

@@ -13,7 +13,7 @@ from pages import common
 from vae_core import figures, runs
 from vae_core.config import (ACTIVATIONS, ARCHITECTURES, BETA_SCHEDULES, LR_SCHEDULES, OPTIMIZERS, RECON_LOSSES,
                              ConfigError, TrainConfig)
-from vae_core.data import DATASETS, DataError, Dataset, dataset_names, load_dataset, load_upload
+from vae_core.data import DATASETS, DataError, Dataset, dataset_names, load_upload
 from vae_core.job import DONE, FAILED, FINISHED, PAUSED, QUEUED, RUNNING, JobView, TrainingJob
 from vae_core.lessons import LESSONS
 from vae_core.limits import current as current_limits
@@ -24,7 +24,6 @@ from vae_core.train import check_compatible
 
 POLL_SECONDS = 0.6
 FIRST_STEP_WAIT = 0.6  # seconds a redraw may wait for a new run's first step, so it shows at once
-UPLOAD = "upload"  # session key of the uploaded Dataset
 
 
 # --- settings ------------------------------------------------------------------------------------
@@ -78,12 +77,6 @@ def _on_dataset_change() -> None:
         st.session_state[_key("augment")] = False
 
 
-def _dataset(name: str) -> Dataset:
-    """The session's upload of that name, else the built-in dataset (DataError when it cannot be had)."""
-    upload = st.session_state.get(UPLOAD)
-    return upload if upload is not None and upload.name == name else load_dataset(name)
-
-
 def _dataset_label(name: str) -> str:
     info = DATASETS.get(name)
     return info.title if info else f"{name.removeprefix('upload:')} (uploaded)"
@@ -96,7 +89,7 @@ def _use_upload(file, side: int, channels: int) -> None:
         st.session_state.upload_error = f"Could not use {file.name}: {exc}"
         return
     st.session_state.upload_error = None
-    st.session_state[UPLOAD] = data
+    st.session_state[common.UPLOAD] = data
     st.session_state[_key("dataset")] = data.name
 
 
@@ -116,7 +109,7 @@ def _upload_box() -> None:
 def settings() -> tuple[TrainConfig | None, str | None]:
     """Every setting as a widget in the sidebar; the validated config or the error naming the field."""
     _prepare_widgets()
-    upload = st.session_state.get(UPLOAD)
+    upload = st.session_state.get(common.UPLOAD)
     names = dataset_names() + ([upload.name] if upload is not None else [])
     if _value("dataset") not in names:
         names.append(_value("dataset"))
@@ -199,7 +192,7 @@ def settings() -> tuple[TrainConfig | None, str | None]:
     config, error = _collect()
     if config is not None:
         try:
-            steps_per_epoch = math.ceil(len(_dataset(config.dataset).train) / config.batch_size)
+            steps_per_epoch = math.ceil(len(common.dataset(config.dataset).train) / config.batch_size)
         except DataError:
             return config, error
         _schedule_plots(config, steps_per_epoch, beta_plot, lr_plot)
@@ -227,7 +220,7 @@ def _lr_curve(config_json: str, steps_per_epoch: int):
 def dataset_preview(name: str) -> Dataset | None:
     try:
         with st.spinner(f"Loading {_dataset_label(name)}…"):
-            data = _dataset(name)
+            data = common.dataset(name)
     except DataError as exc:
         st.error(str(exc))
         return None

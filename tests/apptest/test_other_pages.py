@@ -1,5 +1,6 @@
 """Explore, Compare and Learn in AppTest: they render, and their widgets drive what they show."""
 
+import dataclasses
 import io
 
 import numpy as np
@@ -129,3 +130,21 @@ def test_explore_encodes_an_uploaded_image(app, train_run):
     app.file_uploader(key="explore_upload").set_value(("fake.png", b"no image here", "image/png")).run()
     assert not app.exception
     assert any("Could not read fake.png as an image" in e.value for e in app.error)
+
+
+def test_compare_runs_a_lessons_contrast_pair(app, session_work, monkeypatch):
+    lesson = dataclasses.replace(LESSONS[0], preset=TrainConfig(epochs=1, hidden=[32], beta=8.0),
+                                 contrast=TrainConfig(epochs=1, hidden=[32], beta=1.0))
+    monkeypatch.setattr("vae_core.lessons.LESSONS", [lesson, *LESSONS[1:]])  # real presets train 30 epochs
+    app.run()
+    app.switch_page("pages/compare.py").run()
+    assert app.selectbox(key="pair_lesson").value == lesson.key
+    next(b for b in app.button if b.label == "Run this pair").click().run()
+    _ok(app)
+    series = session_work(app)
+    assert series.join(60) and series.labels == [lesson.preset_label, lesson.contrast_label]
+    app.run()
+    _ok(app)
+    chosen = app.multiselect(key="compare_runs").value
+    assert len(chosen) == 2 and len(app.dataframe[0].value) == 2
+    assert sorted(app.dataframe[0].value["β"]) == [1.0, 8.0]

@@ -21,9 +21,8 @@ def points(page, key: str) -> int:
     return page.evaluate(POINTS, key)
 
 
-def wait_points(page, key: str, more_than: int = 0, timeout: float = 30_000) -> None:
-    page.wait_for_function(f"([f, k, n]) => eval(f)(k) > n", arg=[POINTS, key, more_than], polling=20,
-                           timeout=timeout)
+def wait_points(page, key: str, more_than: int = 0) -> None:
+    page.wait_for_function(f"([k, n]) => ({POINTS})(k) > n", arg=[key, more_than], polling=20)
 
 
 def progress(page) -> float:
