@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import reprlib
 from dataclasses import dataclass, field, fields
 
 from vae_core import limits
@@ -148,9 +149,9 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"config: expected a JSON object, got {type(data).__name__}")
         known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
+        unknown = sorted(k[:60] if isinstance(k, str) else _show(k) for k in set(data) - set(known))
         if unknown and strict:
-            raise ConfigError(f"unknown setting(s): {', '.join(map(str, unknown[:10]))}")
+            raise ConfigError(f"unknown setting(s): {', '.join(unknown[:10])}")
         values = {k: _coerce(k, v, known[k].type) for k, v in data.items() if k in known}
         return cls(**values)
 
@@ -168,8 +169,28 @@ def _coerce(name: str, value, type_name: str):
     if type_name == "list[int]" and isinstance(value, tuple):
         return list(value)
     if type_name == "float" and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConfigError(f"{name}: expected a finite number, got {_show(value)}") from None
     return value
+
+
+class _ShortRepr(reprlib.Repr):
+    """repr for error messages about untrusted values: short, and safe for ints too long to print."""
+
+    def __init__(self):
+        super().__init__()
+        self.maxlevel, self.maxstring, self.maxother, self.maxlong = 3, 60, 60, 40
+
+    def repr_int(self, x, level):
+        if x.bit_length() > 128:  # str() of a huge int is slow, and refused past 4300 digits
+            return f"<a {x.bit_length()}-bit number>"
+        return super().repr_int(x, level)
+
+
+def _show(value) -> str:
+    return _ShortRepr().repr(value)
 
 
 def _check_type(name: str, value, type_name: str) -> None:
@@ -183,14 +204,14 @@ def _check_type(name: str, value, type_name: str) -> None:
     if not ok(value):
         expected = {"list[int]": "a list of whole numbers", "int": "a whole number", "float": "a finite number",
                     "bool": "true or false", "str": "text"}[type_name]
-        raise ConfigError(f"{name}: expected {expected}, got {value!r:.60}")
+        raise ConfigError(f"{name}: expected {expected}, got {_show(value)}")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ConfigError(f"{name}: must be one of {', '.join(allowed)}; got {value!r:.60}")
+        raise ConfigError(f"{name}: must be one of {', '.join(allowed)}; got {_show(value)}")
 
 
 def _range(name: str, value, low, high) -> None:
     if not low <= value <= high:
-        raise ConfigError(f"{name}: must be between {low} and {high}, got {value}")
+        raise ConfigError(f"{name}: must be between {low} and {high}, got {_show(value)}")
