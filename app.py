@@ -5,26 +5,20 @@ import streamlit as st
 from pages import common
 from vae_core.job import TrainingJob
 
-st.set_page_config(page_title="VAE Lab", page_icon=":material/blur_on:", layout="wide")
-common.init_session()
+HEARTBEAT_SECONDS = 30  # an open tab tells the session registry it is still here (a closed one stops)
+STATUS_SECONDS = 2  # how often other pages refresh the running work's line in the sidebar
 
-train = st.Page(common.TRAIN_PAGE, title="Train", icon=":material/model_training:", default=True)
-page = st.navigation([
-    train,
-    st.Page("pages/explore.py", title="Explore", icon=":material/travel_explore:"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
-    st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
-], position="top")
+page = common.frame()
 
 
-def background_status(polling: bool) -> None:
-    """This session's work, in a line; while it runs, it also keeps the session alive on other pages."""
+def heartbeat(watch: bool) -> None:
+    """Keep the session alive; when `watch`ing, show its running work in a line (the Train page has its own)."""
     common.touch()
-    work = common.work()
-    if work is None or work.alive != polling:
-        if polling:
-            st.rerun()
+    if not watch:
         return
+    work = common.work()
+    if work is None or not work.alive:
+        st.rerun()  # it ended: redraw the page without the line
     view = work.view()
     if isinstance(work, TrainingJob):
         text = (f"Waiting for a free training slot (number {view.queue_position})" if view.queue_position
@@ -35,8 +29,8 @@ def background_status(polling: bool) -> None:
 
 
 page.run()
-if page is not train:  # after the page: a page switch restarts the page's containers
-    work = common.work()
-    if work is not None and work.alive:
-        with st.sidebar:
-            st.fragment(run_every=2.0)(background_status)(True)
+# After the page, because a page switch restarts the page's containers.
+work = common.work()
+watch = page.title != "Train" and work is not None and work.alive
+with st.sidebar if watch else st.container():
+    st.fragment(run_every=STATUS_SECONDS if watch else HEARTBEAT_SECONDS)(heartbeat)(watch)

@@ -23,6 +23,32 @@ FIELDS = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
 DEFAULTS = TrainConfig().to_dict()
 
 
+# --- routing -----------------------------------------------------------------------------------
+def pages() -> list[st.Page]:
+    """The app's pages for st.navigation; the first, Train, is the default."""
+    return [st.Page(TRAIN_PAGE, title="Train", icon=":material/model_training:", default=True),
+            st.Page("pages/explore.py", title="Explore", icon=":material/travel_explore:"),
+            st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+            st.Page("pages/learn.py", title="Learn", icon=":material/school:")]
+
+
+def frame() -> st.Page:
+    """What every run does before its page: page setup, this session's first-run setup, navigation.
+    Returns the page to run."""
+    st.set_page_config(page_title="VAE Lab", page_icon=":material/blur_on:", layout="wide")
+    init_session()
+    return st.navigation(pages(), position="top")
+
+
+def require_router() -> None:
+    """Send a session's first run through app.py. Until some run in the process has called st.navigation,
+    Streamlit treats a folder named pages/ the old way and runs a requested page file alone (a fresh
+    server's first visit to /learn, say): set the frame up, which ends that, and run again."""
+    if DRAFT not in st.session_state:
+        frame()
+        st.rerun()
+
+
 # --- the session --------------------------------------------------------------------------------
 def session_id() -> str:
     if "session_id" not in st.session_state:

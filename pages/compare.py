@@ -15,6 +15,8 @@ from vae_core.lessons import LESSONS
 from vae_core.runs import RunError, SavedRun, list_runs
 from vae_core.sessions import JobSeries
 
+common.require_router()
+
 POLL_SECONDS = 1.0
 METRICS = {"val_neg_elbo": "validation −ELBO", "val_recon": "validation reconstruction", "val_kl": "validation KL",
            "train_loss": "training loss", "val_active_units": "active units"}

@@ -18,6 +18,8 @@ from vae_core.models import VAE
 from vae_core.objectives import kl_per_dim
 from vae_core.runs import RunError, list_runs
 
+common.require_router()
+
 CURRENT = "This session's run"
 N_POINTS = 1000  # validation samples drawn in the latent scatter
 

@@ -7,6 +7,8 @@ import streamlit as st
 from pages import common
 from vae_core.lessons import LESSONS, Lesson
 
+common.require_router()
+
 
 def theory() -> None:
     st.markdown("""

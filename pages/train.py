@@ -22,6 +22,8 @@ from vae_core.schedules import lr_curve
 from vae_core.snapshots import N_IMAGES, Snapshot
 from vae_core.train import check_compatible
 
+common.require_router()
+
 POLL_SECONDS = 0.6
 FIRST_STEP_WAIT = 0.6  # seconds a redraw may wait for a new run's first step, so it shows at once
 

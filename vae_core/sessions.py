@@ -48,13 +48,14 @@ class SessionRegistry:
 
     def __init__(self, grace: float | None = None, clock: Callable[[], float] = time.monotonic,
                  reaper: bool = True):
+        """`grace` defaults to $VAE_LAB_SESSION_GRACE; `reaper` starts the thread that calls `reap` regularly."""
         self.grace = grace_from_env() if grace is None else grace
         self._clock = clock
         self._lock = threading.Lock()
         self._work: dict[str, Work] = {}
         self._seen: dict[str, float] = {}
-        self._reaper: threading.Thread | None = None
-        self._want_reaper = reaper
+        if reaper:
+            threading.Thread(target=self._reap_forever, name="vae-lab-reaper", daemon=True).start()
 
     def touch(self, session_id: str) -> None:
         """The session is alive (call on every rerun and every polling fragment run)."""
@@ -70,7 +71,6 @@ class SessionRegistry:
         if old is not None:
             old.stop()
         work.start()
-        self._ensure_reaper()
         return work
 
     def get(self, session_id: str) -> Work | None:
@@ -95,13 +95,6 @@ class SessionRegistry:
         for work in stale:
             work.stop()
         return gone
-
-    def _ensure_reaper(self) -> None:
-        with self._lock:
-            if not self._want_reaper or (self._reaper is not None and self._reaper.is_alive()):
-                return
-            self._reaper = threading.Thread(target=self._reap_forever, name="vae-lab-reaper", daemon=True)
-            self._reaper.start()
 
     def _reap_forever(self) -> None:
         interval = min(max(self.grace / 4, 0.05), 15.0)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from vae_core.lessons import LESSONS
+
 pytestmark = pytest.mark.e2e
 
 TIMINGS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e-timings.json"
@@ -28,6 +30,18 @@ def wait_points(page, key: str, more_than: int = 0) -> None:
 def progress(page) -> float:
     value = page.locator("[data-testid=stProgress] [role=progressbar]").first.get_attribute("aria-valuenow")
     return float(value or 0)
+
+
+def test_a_link_to_a_sub_page_opens_inside_the_app(page, server, shoot):
+    """Run first, on the fresh server: its first request is for a sub-page, with settings in the link."""
+    lesson = LESSONS[0]
+    page.goto(server.url + "/learn")
+    page.get_by_role("tab", name="Lessons").click()
+    page.locator(f".st-key-lesson_{lesson.key}_preset button").click()
+    page.get_by_text(f"Lesson: {lesson.title}").wait_for()
+    assert page.get_by_role("link", name="Compare").is_visible()  # the app's own navigation
+    assert page.locator(".st-key-cfg_beta input").input_value() == f"{lesson.preset.beta:g}"
+    shoot(page, "00-lesson-loaded")
 
 
 def test_train_watch_stop_and_explore(page, server, shoot):
