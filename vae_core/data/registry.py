@@ -1,12 +1,15 @@
-"""The built-in datasets by name, and `load_dataset`, cached so each loads once per process."""
+"""The built-in datasets: their names and descriptions, and `load_dataset` with its in-process cache."""
 
 from __future__ import annotations
 
 import functools
+import operator
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
@@ -14,7 +17,7 @@ from . import idx
 from .dataset import Dataset, from_splits, random_split
 from .errors import DataError
 from .shapes import load_shapes
-from .toy import GENERATORS, load_toy
+from .toy import load_toy
 
 
 @dataclass(frozen=True)
@@ -26,50 +29,59 @@ class DatasetInfo:
 
 
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
-    DatasetInfo("digits", "Digits 8×8", "scikit-learn's 1,797 handwritten digits, 8×8 pixels: embedded, "
-                "no download, trains in seconds.", "image"),
-    DatasetInfo("mnist", "MNIST", "70,000 handwritten digits, 28×28, from IDX files.", "image"),
-    DatasetInfo("fashion-mnist", "Fashion-MNIST", "70,000 clothing images in 10 classes, 28×28, from IDX files.",
-                "image"),
-    DatasetInfo("shapes", "Shapes", "Generated 32×32 shapes with known factors (shape, scale, rotation, x, y).",
-                "image"),
-    DatasetInfo("moons", "Two moons", "2-D points on two interleaved half circles.", "points"),
-    DatasetInfo("circles", "Circles", "2-D points on two concentric circles.", "points"),
-    DatasetInfo("gaussians", "Gaussian mixture", "2-D points from 8 Gaussians on a ring.", "points"),
-    DatasetInfo("swiss-roll", "Swiss roll", "2-D points along a spiral.", "points"),
+    DatasetInfo("digits", "Digits (8×8)", "1,797 small handwritten digits 0-9 from scikit-learn; "
+                "trains in seconds.", "image"),
+    DatasetInfo("mnist", "MNIST (28×28)", "Handwritten digits 0-9. Read from IDX files in the data "
+                "folder, downloaded on first use if missing.", "image"),
+    DatasetInfo("fashion-mnist", "Fashion-MNIST (28×28)", "Photos of 10 kinds of clothing (shirts, "
+                "shoes, bags, ...), same format as MNIST.", "image"),
+    DatasetInfo("shapes", "Shapes (32×32)", "Generated squares, ellipses and triangles with known "
+                "factors: shape, scale, rotation, x, y. For studying disentanglement.", "image"),
+    DatasetInfo("moons", "Two moons (2-D)", "Two interleaved half circles of points.", "points"),
+    DatasetInfo("circles", "Circles (2-D)", "Two concentric rings of points.", "points"),
+    DatasetInfo("gaussians", "8 Gaussians (2-D)", "A mixture of 8 Gaussian blobs on a ring.", "points"),
+    DatasetInfo("swiss-roll", "Swiss roll (2-D)", "A spiral of points, labelled by position "
+                "along the roll.", "points"),
 )}
+
+# One lock per dataset: concurrent first requests load (or download) it once, and a slow
+# download of one dataset does not hold up the others.
+_locks = {name: threading.Lock() for name in DATASETS}
 
 
 def dataset_names() -> list[str]:
+    """Built-in dataset names in display order, "digits" first."""
     return list(DATASETS)
 
 
 def load_dataset(name: str, seed: int = 0, data_dir: str | os.PathLike | None = None) -> Dataset:
-    """The named dataset with splits fixed by `seed`; loaded once per process and shared read-only."""
+    """The built-in dataset `name`, split by `seed`; loaded once per process and shared.
+
+    `data_dir` is only used by the IDX datasets (mnist, fashion-mnist); see vae_core.data.idx.
+    """
     if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r:.60}; choose one of {', '.join(DATASETS)}")
-    if name in idx.IDX_DATASETS:
-        return _load_idx(name, seed, idx.locate(name, data_dir))
-    return _load_generated(name, seed)
+        raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    seed = operator.index(seed)
+    with _locks[name]:
+        folder = str(idx.locate(name, data_dir)) if name in idx.IDX_DATASETS else None
+        return _load(name, seed, folder)
 
 
 @functools.lru_cache(maxsize=16)
-def _load_idx(name: str, seed: int, folder: Path) -> Dataset:
-    return idx.load_idx_dataset(name, seed, folder)
-
-
-@functools.lru_cache(maxsize=16)
-def _load_generated(name: str, seed: int) -> Dataset:
+def _load(name: str, seed: int, folder: str | None) -> Dataset:
     if name == "digits":
-        digits = load_digits()
-        x = torch.tensor(digits.images / 16.0, dtype=torch.float32).unsqueeze(1)
-        y = torch.tensor(digits.target, dtype=torch.int64)
-        names = tuple(str(d) for d in range(10))
-        return from_splits("digits", "image", x, y, names, random_split(len(x), 0.15, 0.15, seed))
+        return _load_digits(seed)
+    if name in idx.IDX_DATASETS:
+        return idx.load_idx_dataset(name, seed, Path(folder))
     if name == "shapes":
         return load_shapes(seed)
-    assert name in GENERATORS
     return load_toy(name, seed)
 
 
-
+def _load_digits(seed: int) -> Dataset:
+    """scikit-learn's 8x8 digits (values 0..16 scaled to [0, 1]), split 70/15/15."""
+    bunch = load_digits()
+    x = torch.from_numpy(bunch.images.astype(np.float32) / 16).unsqueeze(1)
+    y = torch.from_numpy(bunch.target.astype(np.int64))
+    splits = random_split(len(x), 0.15, 0.15, seed)
+    return from_splits("digits", "image", x, y, tuple(str(d) for d in range(10)), splits)

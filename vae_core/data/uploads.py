@@ -1,173 +1,229 @@
-"""User data: an .npz of images or a zip of image files, validated, capped and resized.
-
-Nothing in an upload is ever executed: .npz files load with allow_pickle=False, zip entries are
-read as bytes with a size cap, and Pillow checks an image's size before decoding its pixels.
-"""
+"""Datasets uploaded by students: a .zip of images or a .npz of arrays, checked against the limits."""
 
 from __future__ import annotations
 
 import io
+import re
 import zipfile
+import zlib
 from pathlib import PurePosixPath
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+import torch.nn.functional as F
+from PIL import Image
 
 from vae_core import limits
 
 from .dataset import Dataset, from_splits, random_split
 from .errors import DataError
 
+MIB = 2**20
+MAX_SIZE = 256  # side of the images after resizing
+SKIPPED_FILES = {"thumbs.db", "desktop.ini"}  # clutter that Windows adds to zipped folders
+
 
 def load_upload(data: bytes, filename: str, size: int = 28, channels: int = 1, seed: int = 0) -> Dataset:
-    """A Dataset of `size`×`size` images with `channels` (1 grey, 3 RGB), split 80/10/10 from `seed`."""
-    lim = limits.current()
-    name = PurePosixPath(filename.replace("\\", "/")).name or "upload"
+    """Images from an uploaded .zip or .npz, resized to `size` x `size` with `channels` (1 or 3),
+    split 80/10/10 by a permutation seeded with `seed`."""
+    name = re.split(r"[/\\]", filename)[-1]
     if channels not in (1, 3):
-        raise DataError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
-    if not 4 <= size <= 128:
-        raise DataError(f"image size must be between 4 and 128 pixels, got {size}")
-    if len(data) > lim.max_upload_mb * 2**20:
-        raise DataError(f"{name}: {len(data) / 2**20:.1f} MB is over this server's upload limit of "
-                        f"{lim.max_upload_mb} MB (VAE_LAB_MAX_UPLOAD_MB)")
-    suffix = PurePosixPath(name).suffix.lower()
-    if suffix == ".npz":
-        images, labels, class_names = _from_npz(data, name, lim)
-    elif suffix == ".zip":
-        images, labels, class_names = _from_zip(data, name, lim)
+        raise DataError(f"channels must be 1 (grey) or 3 (colour), got {channels}")
+    if not 1 <= size <= MAX_SIZE:
+        raise DataError(f"image size must be between 1 and {MAX_SIZE} pixels, got {size}")
+    lim = limits.current()
+    if len(data) > lim.max_upload_mb * MIB:
+        raise DataError(f"{name}: {len(data) / MIB:.1f} MiB is over the upload limit of "
+                        f"{lim.max_upload_mb} MiB")
+    extension = PurePosixPath(name.lower()).suffix
+    if extension == ".zip":
+        images, labels, class_names = _from_zip(data, name, size, channels, lim)
+    elif extension == ".npz":
+        images, labels, class_names = _from_npz(data, name, size, channels, lim)
     else:
-        raise DataError(f"{name}: upload a .zip of PNG/JPEG images or an .npz of image arrays, not {suffix or 'this'}")
+        raise DataError(f"{name}: unsupported file type {extension or '(no extension)'}; upload a "
+                        f".zip of images (PNG, JPEG, ...) or a .npz of arrays")
     if len(images) < 3:
-        raise DataError(f"{name}: holds {len(images)} image(s); need at least 3 (to train, validate and test)")
-    mode = "L" if channels == 1 else "RGB"
-    x = np.stack([np.asarray(im.convert(mode).resize((size, size), Image.BILINEAR), dtype=np.float32)
-                  for im in images]) / 255.0
-    x = torch.from_numpy(x.reshape(len(images), size, size, channels)).permute(0, 3, 1, 2).contiguous()
-    y = None if labels is None else torch.as_tensor(labels, dtype=torch.int64)
-    return from_splits(f"upload:{name}", "image", x, y, class_names, random_split(len(x), 0.1, 0.1, seed))
+        raise DataError(f"{name}: holds {len(images)} image(s); need at least 3 images "
+                        f"(for training, validation and test)")
+    splits = random_split(len(images), 0.1, 0.1, seed)
+    return from_splits("upload:" + name, "image", images, labels, class_names, splits)
 
 
-def _from_npz(data: bytes, name: str, lim: limits.Limits):
-    if not data.startswith(b"PK"):
-        raise DataError(f"{name}: not a readable .npz file (an .npz is a zip of arrays saved by np.savez)")
+# --- .zip of image files ---------------------------------------------------------------------------
+
+def _check_entry_name(entry: str, archive: str) -> None:
+    parts = re.split(r"[/\\]", entry)
+    if entry.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", entry) or ".." in parts:
+        raise DataError(f"{archive}: entry {entry!r} points outside the archive (absolute path or "
+                        f"'..'); refusing the archive")
+
+
+def _is_clutter(entry: str) -> bool:
+    parts = entry.split("/")
+    return (parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
+            or parts[-1].lower() in SKIPPED_FILES)
+
+
+def _from_zip(data: bytes, archive: str, size: int, channels: int, lim: limits.Limits):
     try:
-        archive = np.load(io.BytesIO(data), allow_pickle=False)
-        arrays = {key: archive[key] for key in archive.files}
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise DataError(f"{name}: holds pickled Python objects, which are never loaded; save plain "
-                            "numeric arrays (np.savez with uint8 or float arrays)") from None
-        raise DataError(f"{name}: not a readable .npz file ({exc})") from None
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise DataError(f"{name}: not a readable .npz file ({exc})") from None
-    key = next((k for k in ("images", "x") if k in arrays), None)
-    if key is None:
-        candidates = [k for k in arrays if k not in ("labels", "y")]
-        if len(candidates) != 1:
-            raise DataError(f"{name}: name the image array 'images' (found {', '.join(arrays) or 'no arrays'})")
-        key = candidates[0]
-    x = arrays[key]
-    if x.dtype.kind not in "buif":
-        raise DataError(f"{name}: '{key}' has dtype {x.dtype}; images must be numbers (uint8 or float)")
-    if x.ndim == 4 and x.shape[1] in (1, 3) and x.shape[-1] not in (1, 3, 4):
-        x = x.transpose(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C)
-    if not (x.ndim == 3 or (x.ndim == 4 and x.shape[-1] in (1, 3, 4))):
-        raise DataError(f"{name}: '{key}' has shape {x.shape}; expected (N, H, W), (N, H, W, C) or (N, C, H, W) "
-                        "with C = 1, 3 or 4")
-    if len(x) == 0 or x.size == 0:
-        raise DataError(f"{name}: '{key}' holds no images")
-    if len(x) > lim.max_images:
-        raise DataError(f"{name}: {len(x)} images is over the limit of {lim.max_images} (VAE_LAB_MAX_IMAGES)")
-    if max(x.shape[1:3]) > lim.max_image_side:
-        raise DataError(f"{name}: images of {x.shape[1]}×{x.shape[2]} pixels are over the limit of "
-                        f"{lim.max_image_side} (VAE_LAB_MAX_IMAGE_SIDE)")
-    x = x.astype(np.float64)
-    if not np.isfinite(x).all():
-        raise DataError(f"{name}: '{key}' contains NaN or infinite values")
-    low, high = x.min(), x.max()
-    if low < 0 or high > 255:
-        raise DataError(f"{name}: '{key}' values run from {low:g} to {high:g}; expected 0..1 or 0..255")
-    scale = 255.0 if high <= 1.0 else 1.0
-    pixels = np.clip(np.rint(x * scale), 0, 255).astype(np.uint8)
-    if pixels.ndim == 4 and pixels.shape[-1] == 1:
-        pixels = pixels[..., 0]
-    images = [Image.fromarray(p) for p in pixels]
-    labels = _npz_labels(arrays, len(images), name)
-    class_names = None if labels is None else tuple(str(v) for v in range(int(labels.max()) + 1))
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise DataError(f"{archive}: not a valid zip archive ({e})") from None
+    for info in infos:
+        _check_entry_name(info.filename, archive)
+    infos = [i for i in infos if not i.is_dir() and not _is_clutter(i.filename)]
+    if len(infos) > lim.max_images:
+        raise DataError(f"{archive}: holds {len(infos)} files; the limit is {lim.max_images} images")
+    cap = lim.max_upload_mb * MIB
+    declared = sum(i.file_size for i in infos)
+    if declared > cap:
+        raise DataError(f"{archive}: would unpack to {declared / MIB:.0f} MiB; the limit is "
+                        f"{lim.max_upload_mb} MiB")
+    mode = "L" if channels == 1 else "RGB"
+    pixels, read = [], 0
+    for info in infos:
+        entry = info.filename
+        try:
+            with zf.open(info) as f:
+                blob = f.read(cap - read + 1)
+        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, zlib.error) as e:
+            raise DataError(f"{archive}: cannot unpack {entry!r} ({e})") from None
+        read += len(blob)
+        if read > cap:
+            raise DataError(f"{archive}: unpacks to more than {lim.max_upload_mb} MiB; that is the limit")
+        pixels.append(_decode_image(blob, f"{archive}: {entry!r}", size, mode, lim.max_image_side))
+    if not pixels:
+        raise DataError(f"{archive}: contains no image files")
+    labels, class_names = _folder_labels([i.filename for i in infos])
+    images = torch.from_numpy(np.stack(pixels)).float().div_(255)
+    images = images.unsqueeze(1) if channels == 1 else images.permute(0, 3, 1, 2).contiguous()
     return images, labels, class_names
 
 
-def _npz_labels(arrays: dict, count: int, name: str):
-    key = next((k for k in ("labels", "y") if k in arrays), None)
-    if key is None:
-        return None
-    labels = arrays[key]
-    if labels.dtype.kind not in "iu" or labels.shape != (count,):
-        raise DataError(f"{name}: '{key}' must be {count} whole numbers, one per image "
-                        f"(got dtype {labels.dtype}, shape {labels.shape})")
-    if labels.min() < 0 or labels.max() >= 1000:
-        raise DataError(f"{name}: '{key}' must run from 0 to at most 999")
-    return labels.astype(np.int64)
-
-
-def _from_zip(data: bytes, name: str, lim: limits.Limits):
+def _decode_image(blob: bytes, where: str, size: int, mode: str, max_side: int) -> np.ndarray:
+    """uint8 (size, size) or (size, size, 3); the dimensions are checked before pixels are decoded."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        entries = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise DataError(f"{name}: not a readable zip file ({exc})") from None
-    for entry in entries:
-        parts = PurePosixPath(entry.filename.replace("\\", "/")).parts
-        if entry.filename.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-            raise DataError(f"{name}: entry {entry.filename!r:.80} points outside the archive; refused")
-    entries = [e for e in entries if not e.is_dir() and not _is_metadata(e.filename)]
-    if len(entries) > lim.max_images:
-        raise DataError(f"{name}: {len(entries)} files is over the limit of {lim.max_images} images "
-                        "(VAE_LAB_MAX_IMAGES)")
-    budget = lim.max_upload_mb * 2**20
-    if sum(e.file_size for e in entries) > budget:
-        raise DataError(f"{name}: its files would unpack to more than {lim.max_upload_mb} MB "
-                        "(VAE_LAB_MAX_UPLOAD_MB); is it a zip bomb?")
-    images, folders = [], []
-    for entry in entries:
-        parts = PurePosixPath(entry.filename.replace("\\", "/")).parts
-        blob = _read_capped(archive, entry, budget, name)
-        budget -= len(blob)
-        images.append(_open_image(blob, entry.filename, name, lim))
-        folders.append(parts[0] if len(parts) > 1 else None)
-    if folders and all(folders):
-        class_names = tuple(sorted(set(folders)))
-        return images, np.array([class_names.index(f) for f in folders]), class_names
-    return images, None, None
-
-
-def _is_metadata(path: str) -> bool:
-    return path.startswith("__MACOSX/") or any(part.startswith(".") for part in PurePosixPath(path).parts)
-
-
-def _read_capped(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, budget: int, name: str) -> bytes:
-    """The entry's bytes, refusing to decompress more than `budget` whatever its header claims."""
-    try:
-        with archive.open(entry) as f:
-            blob = f.read(budget + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
-        raise DataError(f"{name}: entry {entry.filename!r:.80} cannot be read ({exc})") from None
-    if len(blob) > budget:
-        raise DataError(f"{name}: unpacks to more than its declared size allows; is it a zip bomb?")
-    return blob
-
-
-def _open_image(blob: bytes, entry: str, name: str, lim: limits.Limits) -> Image.Image:
-    try:
-        image = Image.open(io.BytesIO(blob))
-        width, height = image.size
-        if max(width, height) > lim.max_image_side:
-            raise DataError(f"{name}: {entry!r:.80} is {width}×{height} pixels, over the limit of "
-                            f"{lim.max_image_side} (VAE_LAB_MAX_IMAGE_SIDE)")
-        image.load()
+        with Image.open(io.BytesIO(blob)) as img:
+            if max(img.size) > max_side:
+                raise DataError(f"{where}: image is {img.size[0]}x{img.size[1]} pixels; the limit "
+                                f"is {max_side} pixels per side")
+            img = img.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+            return np.asarray(img, dtype=np.uint8)
     except DataError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{name}: {entry!r:.80} is not an image Pillow can read ({type(exc).__name__})") from None
-    return image
+    except Exception as e:  # Pillow raises many types for files it cannot read
+        raise DataError(f"{where}: not an image that can be read ({type(e).__name__}: {e})") from None
+
+
+def _folder_labels(entries: list[str]):
+    """Labels from the first folder below any folder all images share, when every image has one."""
+    folders = [PurePosixPath(e).parts[:-1] for e in entries]
+    common = 0
+    while folders and all(len(f) > common and f[common] == folders[0][common] for f in folders):
+        common += 1
+    if not folders or any(len(f) <= common for f in folders):
+        return None, None
+    tops = [f[common] for f in folders]
+    class_names = tuple(sorted(set(tops)))
+    ids = {c: i for i, c in enumerate(class_names)}
+    return torch.tensor([ids[t] for t in tops], dtype=torch.int64), class_names
+
+
+# --- .npz of arrays --------------------------------------------------------------------------------
+
+def _from_npz(data: bytes, archive: str, size: int, channels: int, lim: limits.Limits):
+    if data.startswith(b"\x93NUMPY"):
+        raise DataError(f"{archive}: is a single .npy array, not a .npz archive; save with np.savez")
+    if not data.startswith(b"PK"):
+        raise DataError(f"{archive}: not a .npz archive (those are zip files made by np.savez)")
+    try:
+        npz = np.load(io.BytesIO(data), allow_pickle=False)
+    except Exception as e:  # zipfile and numpy raise many types for damaged archives
+        raise DataError(f"{archive}: not a valid .npz archive ({type(e).__name__}: {e})") from None
+    cap = lim.max_upload_mb * MIB
+    with npz:
+        declared = sum(i.file_size for i in npz.zip.infolist())
+        if declared > cap:
+            raise DataError(f"{archive}: would unpack to {declared / MIB:.0f} MiB; the limit is "
+                            f"{lim.max_upload_mb} MiB")
+        keys = list(npz.files)
+        image_key = next((k for k in ("images", "x") if k in keys), keys[0] if len(keys) == 1 else None)
+        if image_key is None:
+            raise DataError(f"{archive}: holds arrays {keys}; name the images array 'images' or 'x'")
+        label_key = next((k for k in ("labels", "y") if k in keys and k != image_key), None)
+        x = _read_array(npz, image_key, archive)
+        y = None if label_key is None else _read_array(npz, label_key, archive)
+    images = _images_from_array(x, f"{archive}: array {image_key!r}", size, channels, lim)
+    if y is None:
+        return images, None, None
+    labels, class_names = _labels_from_array(y, len(images), f"{archive}: array {label_key!r}")
+    return images, labels, class_names
+
+
+def _read_array(npz, key: str, archive: str) -> np.ndarray:
+    try:
+        return npz[key]
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise DataError(f"{archive}: array {key!r} holds Python objects (pickled data), which are "
+                            f"refused for safety; save plain numeric arrays") from None
+        raise DataError(f"{archive}: array {key!r} cannot be read ({e})") from None
+    except Exception as e:
+        raise DataError(f"{archive}: array {key!r} cannot be read ({type(e).__name__}: {e})") from None
+
+
+def _images_from_array(x: np.ndarray, where: str, size: int, channels: int,
+                       lim: limits.Limits) -> torch.Tensor:
+    """float32 (N, channels, size, size) in [0, 1] from (N,H,W), (N,H,W,C) or (N,C,H,W)."""
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{where}: has dtype {x.dtype}; images must be integers, booleans or floats")
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4 and x.shape[-1] in (1, 3, 4):
+        x = x.transpose(0, 3, 1, 2)
+    elif not (x.ndim == 4 and x.shape[1] in (1, 3)):
+        raise DataError(f"{where}: has shape {x.shape}; expected (N, H, W), (N, H, W, C) with C "
+                        f"1, 3 or 4, or (N, C, H, W) with C 1 or 3")
+    n, _, height, width = x.shape
+    if x.size == 0:
+        raise DataError(f"{where}: has shape {x.shape}; it contains no images")
+    if n > lim.max_images:
+        raise DataError(f"{where}: holds {n} images; the limit is {lim.max_images}")
+    if max(height, width) > lim.max_image_side:
+        raise DataError(f"{where}: images are {width}x{height} pixels; the limit is "
+                        f"{lim.max_image_side} pixels per side")
+    x = torch.from_numpy(_unit_range(x, where))
+    if x.shape[1] == 4:
+        x = x[:, :3]  # drop alpha, as Pillow does
+    if channels == 1 and x.shape[1] == 3:
+        x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    elif channels == 3 and x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if (height, width) != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.clamp(0, 1).contiguous()
+
+
+def _unit_range(x: np.ndarray, where: str) -> np.ndarray:
+    """float32 copy in [0, 1]: uint8 / 255; other numbers as is when in [0, 1], / 255 when in [0, 255]."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 255
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise DataError(f"{where}: contains NaN or infinite values")
+    low, high = x.min(), x.max()
+    if low < 0 or high > 255:
+        raise DataError(f"{where}: values run from {low} to {high}; pixel values must lie in "
+                        f"[0, 1] or [0, 255]")
+    x = x.astype(np.float32)
+    return x / 255 if high > 1 else x
+
+
+def _labels_from_array(y: np.ndarray, n: int, where: str):
+    """int64 ids 0..K-1 and the original values (sorted) as class names."""
+    if y.dtype.kind not in "iu" or y.ndim != 1 or len(y) != n:
+        raise DataError(f"{where}: labels must be a 1-D integer array with one label per image "
+                        f"({n}); got dtype {y.dtype} and shape {y.shape}")
+    values, ids = np.unique(y, return_inverse=True)
+    return torch.from_numpy(ids.astype(np.int64).reshape(-1)), tuple(str(v) for v in values)
