@@ -11,6 +11,7 @@ import torch
 
 from vae_core.data import DATASETS, DataError, dataset_names, load_dataset
 from vae_core.data import idx as idx_module
+from vae_core.data.shapes import SCALES, SYMMETRY
 
 from pathlib import Path
 
@@ -25,6 +26,17 @@ def test_digits_loads_in_unit_range_with_deterministic_splits(digits):
     other = load_dataset("digits", seed=1)
     assert not torch.equal(other.train[:10], digits.train[:10])
     assert set(digits.train_labels.tolist()) == set(range(10)) and digits.class_names[3] == "3"
+
+
+def test_splits_are_rebuilt_identically_from_the_seed():
+    from vae_core.data.registry import _load
+
+    for name in ("digits", "moons", "shapes"):
+        first, again = _load.__wrapped__(name, 7, None), _load.__wrapped__(name, 7, None)  # bypass the cache
+        assert first is not again
+        for split in ("train", "val", "test"):
+            assert torch.equal(getattr(first, split), getattr(again, split))
+            assert torch.equal(getattr(first, f"{split}_labels"), getattr(again, f"{split}_labels"))
 
 
 def test_unknown_names_list_the_valid_ones():
@@ -52,6 +64,21 @@ def test_shapes_carry_aligned_factors_and_scale_lights_more_pixels():
     assert lit.min() > 0 and data.train.max() <= 1
     scale = data.train_factors[:, 1]
     assert lit[scale >= scale.median()].mean() > 1.5 * lit[scale < scale.median()].mean()
+
+
+def test_shapes_factor_values_stay_in_their_ranges():
+    data = load_dataset("shapes")
+    factors = torch.cat([data.train_factors, data.val_factors, data.test_factors])
+    shape, scale, rotation, x, y = factors.T
+    assert set(shape.tolist()) == {0.0, 1.0, 2.0} and data.class_names == ("square", "ellipse", "triangle")
+    assert torch.isclose(scale[:, None], torch.tensor(SCALES, dtype=torch.float32)).any(1).all()
+    assert len(set(scale.tolist())) == len(SCALES)
+    period = 2 * np.pi / torch.tensor(SYMMETRY)[shape.long()]
+    assert (rotation >= 0).all() and (rotation < period).all()
+    assert (x >= 0).all() and (x <= 1).all() and (y >= 0).all() and (y <= 1).all()
+    # the margin keeps every shape inside the frame: the border rows and columns stay dark
+    border = torch.cat([data.train[:, 0, [0, -1], :].flatten(1), data.train[:, 0, :, [0, -1]].flatten(1)], 1)
+    assert border.max() == 0
 
 
 # --- MNIST-style IDX files ---------------------------------------------------------------------
@@ -114,6 +141,13 @@ def test_damaged_idx_files_are_refused_by_name(tmp_path, damage, message):
     with pytest.raises(DataError, match=message) as info:
         load_dataset("mnist", data_dir=tmp_path)
     assert "t10k-images-idx3-ubyte" in str(info.value)
+
+
+def test_half_a_train_pair_is_refused_by_name(tmp_path):
+    write_idx(tmp_path, train=True)
+    (tmp_path / "train-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz but not train-labels-idx1-ubyte"):
+        load_dataset("mnist", data_dir=tmp_path)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -63,7 +64,25 @@ def test_npz_images_in_common_layouts(array):
     assert data.sample_shape == (1, 20, 20) and data.class_names == ("0", "1", "2")
 
 
-@pytest.mark.parametrize("name,payload,message", [
+def test_a_wrapping_folder_is_not_a_class_and_three_images_give_one_per_split():
+    entries = {f"my data/{label}/{i}.png": png() for label in ("b", "a") for i in range(2)}
+    data = load_upload(zip_of(entries), "wrapped.zip", size=8)
+    assert data.class_names == ("a", "b")
+    assert load_upload(zip_of({f"my data/{i}.png": png() for i in range(3)}), "flat.zip").class_names is None
+    three = load_upload(zip_of({f"{i}.png": png() for i in range(3)}), "three.zip", size=8)
+    assert (len(three.train), len(three.val), len(three.test)) == (1, 1, 1)
+
+
+def test_npz_channels_follow_the_request_and_grey_is_luma():
+    rgb = np.zeros((6, 3, 10, 10), np.uint8)
+    rgb[:, 1] = 255  # pure green, channels first
+    grey = load_upload(npz_of(images=rgb), "g.npz", size=10)
+    assert grey.sample_shape == (1, 10, 10) and float(grey.train.mean()) == pytest.approx(0.587, abs=1e-3)
+    colour = load_upload(npz_of(images=rgb[:, :1].repeat(3, axis=1)[:, 0]), "c.npz", size=5, channels=3)
+    assert colour.sample_shape == (3, 5, 5) and torch.equal(colour.train[:, 0], colour.train[:, 2])
+
+
+BAD_UPLOADS = [
     ("evil.zip", zip_of({"../evil.png": png(), "a.png": png(), "b.png": png()}), "outside the archive"),
     ("abs.zip", zip_of({"/etc/evil.png": png(), "a.png": png(), "b.png": png()}), "outside the archive"),
     ("text.zip", zip_of({"a.png": png(), "b.png": png(), "notes.txt": b"not an image"}), "notes.txt"),
@@ -79,7 +98,14 @@ def test_npz_images_in_common_layouts(array):
     ("labels.npz", npz_of(images=np.ones((4, 4, 4), np.uint8), labels=np.ones(3, np.int64)), "labels"),
     ("notnpz.npz", b"garbage", "not a readable .npz"),
     ("data.csv", b"1,2,3", "not .csv"),
-])
+    ("drive.zip", zip_of({"C:/evil.png": png(), "a.png": png(), "b.png": png()}), "outside the archive"),
+    ("back.zip", zip_of({"a\\..\\..\\evil.png": png(), "a.png": png(), "b.png": png()}), "outside the archive"),
+    ("bigside.npz", npz_of(images=np.zeros((3, 5000, 1), np.uint8)), "VAE_LAB_MAX_IMAGE_SIDE"),
+    ("ids.npz", npz_of(images=np.ones((4, 4, 4), np.uint8), labels=np.array([0, 1, 2, 5000])), "labels"),
+]
+
+
+@pytest.mark.parametrize("name,payload,message", BAD_UPLOADS, ids=[case[0] for case in BAD_UPLOADS])
 def test_bad_uploads_are_refused_with_a_message(name, payload, message):
     with pytest.raises(DataError, match=message):
         load_upload(payload, name)

@@ -41,7 +41,7 @@ def render(factors: np.ndarray) -> np.ndarray:
     shape = factors[:, 0].astype(int)
     radius = (factors[:, 1] * MAX_RADIUS).astype(np.float32)[:, None, None]
     theta = factors[:, 2].astype(np.float32)[:, None, None]
-    margin = MAX_RADIUS + 1
+    margin = MAX_RADIUS + 1.5  # the anti-aliased edge of a corner stays off the border pixels
     cx = (margin + factors[:, 3] * (SIZE - 2 * margin)).astype(np.float32)[:, None, None]
     cy = (margin + factors[:, 4] * (SIZE - 2 * margin)).astype(np.float32)[:, None, None]
     centres = np.arange(SIZE, dtype=np.float32) + 0.5
