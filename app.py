@@ -22,7 +22,7 @@ def heartbeat(watch: bool) -> None:
     view = work.view()
     if isinstance(work, TrainingJob):
         text = (f"Waiting for a free training slot (number {view.queue_position})" if view.queue_position
-                else f"Training: {view.status}, epoch {view.epoch} of {view.epochs}")
+                else f"Training: {view.status}, {view.epoch} of {view.epochs} epochs done")
     else:
         text = f"Training a series: {view.done} of {view.total} runs done"
     st.progress(view.progress, text=text)

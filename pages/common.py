@@ -56,6 +56,15 @@ def session_id() -> str:
     return st.session_state.session_id
 
 
+def init_session() -> None:
+    """First run of a browser session: settings from the URL (warnings kept for the Train page)."""
+    touch()
+    if DRAFT not in st.session_state:
+        config, warnings = config_from_query(st.query_params.to_dict())
+        load_config(config)
+        st.session_state.url_warnings = warnings
+
+
 def touch() -> None:
     """Tell the registry this browser session is still here."""
     sessions.registry().touch(session_id())
@@ -106,15 +115,6 @@ def describe(config: TrainConfig) -> str:
     """A run's settings in a few words: "digits · VAE · z2 · β 4"."""
     return (f"{config.dataset.removeprefix('upload:')} · {config.mode.upper()} · z{config.latent_dim}"
             + (f" · β {config.beta:g}" if config.mode == "vae" else ""))
-
-
-def init_session() -> None:
-    """First run of a browser session: settings from the URL (warnings kept for the Train page)."""
-    touch()
-    if DRAFT not in st.session_state:
-        config, warnings = config_from_query(st.query_params.to_dict())
-        load_config(config)
-        st.session_state.url_warnings = warnings
 
 
 # --- drawing -------------------------------------------------------------------------------------

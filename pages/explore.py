@@ -140,8 +140,8 @@ def plane_section(model: VAE, data: Dataset) -> None:
     span = c2.slider("Range ±", 0.5, 5.0, 2.5, 0.5, key="plane_span")
     grid = explore.latent_grid(model, steps, span).numpy()
     if data.is_image:
-        _show(grid, steps, f"z₁ from −{span:g} (left) to +{span:g} (right); z₂ from +{span:g} (top) to −{span:g}",
-              data.sample_shape[-1])
+        caption = f"z₁ from −{span:g} (left) to +{span:g} (right); z₂ from +{span:g} (top) to −{span:g}"
+        _show(grid, steps, caption, data.sample_shape[-1])
     else:
         st.plotly_chart(figures.points_path_figure(data.val.numpy(), grid, [f"row {i + 1}" for i in range(steps)],
                                                    revision="plane"), key="plane_points")

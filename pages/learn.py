@@ -19,8 +19,9 @@ Codes are meant to follow the prior $p(z) = \\mathcal N(0, I)$, so that decoding
 something that looks like data.
 """)
     st.markdown("**The objective: the evidence lower bound (ELBO)**, maximised for each training input")
-    st.latex(r"\log p_\theta(x) \;\ge\; \underbrace{\mathbb E_{q_\phi(z\mid x)}\big[\log p_\theta(x\mid z)\big]}"
-             r"_{-\text{reconstruction}} \;-\; \underbrace{\mathrm{KL}\big(q_\phi(z\mid x)\,\|\,p(z)\big)}_{\text{rate}}")
+    st.latex(r"\log p_\theta(x) \;\ge\; "
+             r"\underbrace{\mathbb E_{q_\phi(z\mid x)}\big[\log p_\theta(x\mid z)\big]}_{-\text{reconstruction}}"
+             r" \;-\; \underbrace{\mathrm{KL}\big(q_\phi(z\mid x)\,\|\,p(z)\big)}_{\text{rate}}")
     st.markdown("The app plots both terms in nats per sample: the **reconstruction** loss (BCE for pixels as "
                 "probabilities, or a Gaussian/MSE) and the **KL** term.")
     st.markdown("**The KL term in closed form**, for a diagonal Gaussian against N(0, I), summed over dimensions")

@@ -300,7 +300,8 @@ def progress(view: JobView | None) -> None:
                 if view.queue_position else "Loading the data and building the model…")
         st.progress(0.0, text=text)
         return
-    epoch = min(view.epoch + (view.status not in DONE), view.epochs)
+    in_epoch = view.total_steps and view.step > view.epoch * view.total_steps / view.epochs  # a partial epoch
+    epoch = min(view.epoch + bool(in_epoch), view.epochs)
     text = f"Epoch {epoch} of {view.epochs} · step {view.step:,} of {view.total_steps:,}"
     if view.status in (RUNNING, PAUSED):
         text += f" · {_clock(view.eta)} left" + (" · paused" if view.status == PAUSED else "")

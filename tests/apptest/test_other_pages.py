@@ -28,8 +28,8 @@ def test_explore_a_saved_run(app, train_run):
     app.run()
     app.switch_page("pages/explore.py").run()
     _ok(app)
-    assert [s.value for s in app.subheader][:3] == ["Interpolation from A to B", "Traversal: one latent dimension at a time",
-                                                    "The latent plane, decoded"]
+    assert [s.value for s in app.subheader][:3] == [
+        "Interpolation from A to B", "Traversal: one latent dimension at a time", "The latent plane, decoded"]
     images = len(app.image)
     assert images >= 4  # picked samples, interpolation, traversal, latent plane
     app.number_input(key="explore_b").set_value(7).run()

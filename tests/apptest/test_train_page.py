@@ -151,3 +151,14 @@ def test_a_bad_upload_is_explained_plainly(app):
     assert not app.exception
     assert any(e.startswith("Could not use broken.npz: broken.npz: ") for e in _errors(app))
     assert app.session_state["draft"]["dataset"] == "digits"
+
+
+def test_a_failed_run_is_explained_in_plain_words(app, session_work):
+    app.query_params.update({"optimizer": "sgd", "lr": "1000", "epochs": "2"})
+    app.run()
+    _button(app, "start").click().run()
+    assert session_work(app).join(60)
+    app.run()
+    assert not app.exception
+    assert any("the learning rate (1000) is too high" in e for e in _errors(app))
+    assert app.progress[0].text.startswith("Epoch 1 of 2")

@@ -82,7 +82,8 @@ def test_train_watch_stop_and_explore(page, server, shoot):
 
     # Other pages show the running job in the sidebar (and keep the session alive).
     page.get_by_role("link", name="Learn").click()
-    page.locator("[data-testid=stSidebar]").get_by_text(re.compile(r"Training: running, epoch \d+ of 30")).wait_for()
+    sidebar = page.locator("[data-testid=stSidebar]")
+    sidebar.get_by_text(re.compile(r"Training: running, \d+ of 30 epochs done")).wait_for()
     page.get_by_role("link", name="Train").click()
 
     page.get_by_role("button", name="Stop", exact=True).click()
