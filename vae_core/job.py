@@ -20,7 +20,7 @@ from vae_core import runs
 from vae_core.config import TrainConfig
 from vae_core.data import Dataset, load_dataset
 from vae_core.history import History
-from vae_core.models import parameter_count
+from vae_core.models import build_model, parameter_count
 from vae_core.slots import SlotPool, default_pool
 from vae_core.snapshots import Snapshot, SnapshotMaker
 from vae_core.train import Trainer
@@ -71,6 +71,7 @@ class TrainingJob:
         self.status = QUEUED
         self.message = ""
         self.best_epoch: int | None = None
+        self.save_error: str | None = None  # why the run folder could not be written, when it could not
         self.live_changes: list[dict] = []
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
@@ -158,16 +159,24 @@ class TrainingJob:
         except Exception as exc:  # the UI shows the message; the thread must never die silently
             self.status = FAILED
             self.message = f"Training failed: {exc}"
+            if self.trainer is not None:
+                self._save(None)  # the folder says the run failed; its weights stay those of the last epoch
         finally:
             self._ended_at = time.perf_counter()
 
     def _train(self, data: Dataset) -> None:
         config = self.config
+        with torch.device("meta"):  # refuse a model over VAE_LAB_MAX_PARAMS before allocating it
+            build_model(config, data.sample_shape)
         self.trainer = trainer = Trainer(config, data)
         maker = SnapshotMaker(data.val, data.val_labels, config.latent_dim, config.seed)
         if self.runs_dir is not None:
-            self.run_dir = runs.new_run_dir(self.runs_dir, config)
-            runs.save_config(self.run_dir, config)
+            try:
+                self.run_dir = runs.new_run_dir(self.runs_dir, config)
+                runs.save_config(self.run_dir, config)
+            except OSError as exc:  # a full disk or read-only folder: train anyway, the results stay on screen
+                self.run_dir = None
+                self.save_error = _save_failure(exc)
         self._last_snapshot_end, self._snapshot_cost = 0.0, 0.0
         self._take_snapshot(maker, force=True)
         last_good = best = trainer.weights()
@@ -246,8 +255,10 @@ class TrainingJob:
         self._take_snapshot(maker, force=True)
         self.status, self.message = status, message
         self._save(self.trainer.weights())
+        if self.save_error:
+            self.message = f"{message} {self.save_error}"
 
-    def _save(self, weights: dict[str, torch.Tensor]) -> None:
+    def _save(self, weights: dict[str, torch.Tensor] | None) -> None:
         if self.run_dir is None:
             return
         trainer = self.trainer
@@ -257,8 +268,14 @@ class TrainingJob:
                 "live_changes": self.live_changes, "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")}
         try:
             runs.save_progress(self.run_dir, meta, self.history.epochs(), self.history.steps(), weights)
+            self.save_error = None
         except OSError as exc:  # a full disk or read-only folder must not cost the user the trained model
-            self.message = (self.message + " " if self.message else "") + f"Could not save the run: {exc}"
+            self.save_error = _save_failure(exc)
+
+
+def _save_failure(exc: OSError) -> str:
+    return (f"Could not save the run ({exc.strerror or exc}); the results shown here are kept until you "
+            "start another run.")
 
 
 def _thread_count(config: TrainConfig, running: int) -> int:

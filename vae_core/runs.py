@@ -104,22 +104,47 @@ class SavedRun:
             state = load_safetensors(raw)
         except (SafetensorError, ValueError, RuntimeError) as exc:
             raise RunError(f"{self.name}/weights.safetensors is not a valid safetensors file ({exc})") from None
-        model = build_model(self.config, tuple(self.meta["sample_shape"]))
+        shape = tuple(self.meta["sample_shape"])
+        try:
+            with torch.device("meta"):  # checks the parameter limit without allocating the model
+                build_model(self.config, shape)
+            model = build_model(self.config, shape)
+        except ConfigError as exc:
+            raise RunError(f"{self.name}: config.json and meta.json describe a model this server refuses ({exc})") \
+                from None
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
             raise RunError(f"{self.name}/weights.safetensors does not fit the model in config.json "
                            f"({str(exc).splitlines()[0]})") from None
+        if not all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point()):
+            raise RunError(f"{self.name}/weights.safetensors holds NaN or infinite weights")
         model.eval()
         return model
 
 
 def _read(path: Path) -> bytes:
-    if not path.is_file():
-        raise RunError(f"{path.parent.name}/{path.name} is missing")
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise RunError(f"{path.parent.name}/{path.name} is larger than {MAX_FILE_BYTES // 2**20} MB")
-    return path.read_bytes()
+    try:
+        if not path.is_file():
+            raise RunError(f"{path.parent.name}/{path.name} is missing")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise RunError(f"{path.parent.name}/{path.name} is larger than {MAX_FILE_BYTES // 2**20} MB")
+        return path.read_bytes()
+    except OSError as exc:  # unreadable (permissions, I/O error)
+        raise RunError(f"{path.parent.name}/{path.name} cannot be read ({exc.strerror or exc})") from None
+
+
+def _valid_meta(meta) -> bool:
+    """meta.json as the job writes it: a sample shape the models accept, and a count of finished epochs."""
+    if not isinstance(meta, dict):
+        return False
+    shape = meta.get("sample_shape")
+    ints = isinstance(shape, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
+    shape_ok = ints and (shape == [2] or (len(shape) == 3 and shape[0] in (1, 3)
+                                          and all(1 <= v <= 4096 for v in shape[1:])))
+    epochs = meta.get("epochs_done", 0)
+    return (shape_ok and isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 0
+            and isinstance(meta.get("status", ""), str))
 
 
 def _json(path: Path):
@@ -136,13 +161,19 @@ def load_run(path: str | os.PathLike) -> SavedRun:
     except ConfigError as exc:
         raise RunError(f"{path.name}/config.json: {exc}") from None
     meta = _json(path / "meta.json")
-    if not isinstance(meta, dict) or not isinstance(meta.get("sample_shape"), list):
-        raise RunError(f"{path.name}/meta.json lacks the sample shape")
+    if not _valid_meta(meta):
+        raise RunError(f"{path.name}/meta.json lacks a valid sample shape, epoch count or status")
     try:
-        epochs = [{k: float(v) for k, v in row.items() if v not in ("", None)}
-                  for row in csv.DictReader(io.StringIO(_read(path / "metrics.csv").decode()))]
-    except (ValueError, UnicodeDecodeError, csv.Error):
+        epochs = []
+        for row in csv.DictReader(io.StringIO(_read(path / "metrics.csv").decode())):
+            if None in row:  # more fields than the header names
+                raise ValueError("a row is longer than the header")
+            epochs.append({k: float(v) for k, v in row.items() if v not in ("", None)})
+    except (ValueError, TypeError, UnicodeDecodeError, csv.Error):
         raise RunError(f"{path.name}/metrics.csv is not a valid metrics table") from None
+    # metrics.csv is written just before meta.json: a process killed between the two leaves one epoch
+    # more in the table than meta.json says were done; meta.json is the record of how far the run got.
+    epochs = epochs[:meta.get("epochs_done", len(epochs))]
     steps = _json(path / "steps.json")
     if not isinstance(steps, list):
         raise RunError(f"{path.name}/steps.json is not a list of steps")
