@@ -86,11 +86,11 @@ def _from_zip(data: bytes, archive: str, size: int, channels: int, lim: limits.L
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
         raise DataError(f"{archive}: not a readable zip file ({e})") from None
     for info in infos:
         _check_entry_name(info.filename, archive)
-    infos = [i for i in infos if not i.is_dir() and not _is_clutter(i.filename)]
+    infos = [i for i in infos if i.filename and not i.is_dir() and not _is_clutter(i.filename)]
     if len(infos) < 3:  # the common message, before any work
         raise DataError(f"{archive}: holds {len(infos)} image(s); need at least 3 (to train, "
                         f"validate and test)")
@@ -110,7 +110,8 @@ def _from_zip(data: bytes, archive: str, size: int, channels: int, lim: limits.L
         try:
             with zf.open(info) as f:
                 blob = f.read(cap - unpacked + 1)  # never more than the limit, whatever the header says
-        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, zlib.error) as e:
+        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, zlib.error,
+                ValueError) as e:
             raise DataError(f"{where} cannot be read ({e})") from None
         unpacked += len(blob)
         if unpacked > cap:
