@@ -5,13 +5,17 @@ the same on 8×8 digits and 28×28 MNIST: 0 is identical, 1 is black against whi
 
   nearest_distance          RMS distance of each image to its nearest neighbour in a reference set
   prior_sample_distance     mean nearest-training-image distance of decoded prior samples (lower: more data-like)
+  fitted_sample_distance    the same for points drawn from a Gaussian fitted to the model's own codes
   data_like_threshold       a "looks like data" cut-off from held-out real images
   latent_plane_coverage     share of the latent plane (grid over the data's own range) whose decodings look like data
   reconstruction_rmse       RMS pixel error of posterior-mean reconstructions (comparable across losses)
   sharpness                 mean absolute difference between neighbouring pixels (blur lowers it)
   train_val_gap             validation minus training −ELBO, both measured the same way
   kl_per_dimension          mean KL of each latent dimension on a split
+  informative_dimensions    latent dimensions whose mean KL exceeds a threshold (0.1 nats)
+  reconstruction_spread     how much reconstructions differ between inputs (0: one image for every input)
   curve_roughness           how much a loss curve jumps from step to step, relative to its level
+  kl_by_cycle               mean KL at the start and at the end of each cycle of a cyclical β schedule
   mutual_information_gap    MIG (Chen et al. 2018) of latent codes against known discrete(-ised) factors
 """
 
@@ -71,6 +75,26 @@ def prior_samples(model: VAE, n: int = 500, seed: int = 0) -> torch.Tensor:
 def prior_sample_distance(model: VAE, train: torch.Tensor, n: int = 500, seed: int = 0) -> float:
     """Mean RMS distance of decoded prior samples to their nearest training image: lower is more data-like."""
     return float(nearest_distance(prior_samples(model, n, seed), train).mean())
+
+
+@torch.inference_mode()
+def fitted_gaussian_samples(model: VAE, x: torch.Tensor, n: int = 500, seed: int = 0) -> torch.Tensor:
+    """Decoder means of n draws from N(m, S), the mean and covariance of the posterior means of x.
+
+    For an autoencoder, whose codes need not sit near N(0, I), these are the fairest "random latent points":
+    they fill the region its codes occupy, holes included."""
+    model.eval()
+    mu, _ = model.encode(x)
+    mu = mu.double()
+    mean, cov = mu.mean(0), torch.atleast_2d(torch.cov(mu.T))
+    chol = torch.linalg.cholesky(cov + 1e-6 * cov.diagonal().mean() * torch.eye(len(mean), dtype=cov.dtype))
+    eps = torch.randn(n, len(mean), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return decode_mean(model, (mean + eps @ chol.T).float())
+
+
+def fitted_sample_distance(model: VAE, x: torch.Tensor, train: torch.Tensor, n: int = 500, seed: int = 0) -> float:
+    """Mean nearest-training-image distance of decodings of a Gaussian fitted to the codes of x."""
+    return float(nearest_distance(fitted_gaussian_samples(model, x, n, seed), train).mean())
 
 
 def data_like_threshold(train: torch.Tensor, held_out: torch.Tensor, quantile: float = 0.9) -> float:
@@ -143,6 +167,21 @@ def kl_per_dimension(model: VAE, x: torch.Tensor) -> torch.Tensor:
     return kl_per_dim(mu, logvar).mean(0)
 
 
+def informative_dimensions(model: VAE, x: torch.Tensor, threshold: float = 0.1) -> int:
+    """How many latent dimensions carry more than `threshold` nats of KL on average over x.
+
+    Unlike `train.active_units` (variance of the posterior mean above 0.01), this ignores dimensions
+    that wobble a little but carry almost no information, as collapsing dimensions do early in training."""
+    return int((kl_per_dimension(model, x) > threshold).sum())
+
+
+def reconstruction_spread(model: VAE, x: torch.Tensor) -> float:
+    """RMS difference of each reconstruction from the mean reconstruction: about 0 when the decoder
+    returns the same image whatever the input (a collapsed posterior), near the data's own spread otherwise."""
+    recon = reconstructions(model, x)
+    return float((recon - recon.mean(0, keepdim=True)).pow(2).mean().sqrt())
+
+
 def curve_roughness(values, window: int = 20) -> float:
     """How much a per-step loss curve jumps: mean |step-to-step change| / mean level, over its last `window` steps.
 
@@ -153,6 +192,23 @@ def curve_roughness(values, window: int = 20) -> float:
     if not np.all(np.isfinite(v)):
         return math.inf
     return float(np.abs(np.diff(v)).mean() / max(np.abs(v).mean(), 1e-12))
+
+
+def kl_by_cycle(rows: list[dict], cycles: int, share: float = 0.1) -> list[tuple[float, float]]:
+    """(mean KL over the first `share` of the cycle, mean KL over its last `share`) for each of `cycles`
+    equal stretches of a run's step history (rows with "step" and "kl", as `TrainingJob` records them)."""
+    steps = np.array([r["step"] for r in rows], dtype=np.float64)
+    kl = np.array([r["kl"] for r in rows], dtype=np.float64)
+    period = steps.max() / cycles
+    out = []
+    for c in range(cycles):
+        phase = (steps - 1) - c * period  # steps are counted from 1
+        head = kl[(phase >= 0) & (phase < share * period)]
+        tail = kl[(phase >= (1 - share) * period) & (phase < period)]
+        if len(head) == 0 or len(tail) == 0:
+            raise ValueError("too few recorded steps per cycle")
+        out.append((float(head.mean()), float(tail.mean())))
+    return out
 
 
 def discretize(values, bins: int) -> np.ndarray:

@@ -142,3 +142,46 @@ def test_reconstruction_error_and_kl_per_dimension_of_a_model():
     assert kl.shape == (3,) and (kl >= 0).all()
     ae = build_model(TrainConfig(latent_dim=3, hidden=[8], mode="ae"), (1, 2, 2))
     assert metrics.kl_per_dimension(ae, x).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_kl_by_cycle_reads_the_start_and_end_of_each_cycle():
+    # 4 cycles of 100 steps; KL is 5 for the first 10 steps of a cycle, then 1 + cycle number
+    rows = [{"step": s + 1, "kl": 5.0 if s % 100 < 10 else 1.0 + s // 100} for s in range(400)]
+    assert metrics.kl_by_cycle(rows, 4) == [(5.0, 1.0), (5.0, 2.0), (5.0, 3.0), (5.0, 4.0)]
+    with pytest.raises(ValueError):
+        metrics.kl_by_cycle(rows[:3], 4)
+
+
+def test_informative_dimensions_and_reconstruction_spread():
+    model = build_model(TrainConfig(latent_dim=3, hidden=[8]), (1, 2, 2))
+    x = torch.rand(64, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model.to_mu.weight.zero_(), model.to_mu.bias.zero_()
+        model.to_mu.bias[0] = 2.0  # dimension 0: KL = 2²/2 = 2 nats, the others ~0 once σ = 1
+        model.to_logvar.weight.zero_(), model.to_logvar.bias.zero_()
+    assert metrics.informative_dimensions(model, x) == 1
+    # every input gets the same code, so every reconstruction is the same image
+    assert metrics.reconstruction_spread(model, x) == pytest.approx(0.0, abs=1e-6)
+    with torch.no_grad():
+        model.to_mu.weight.normal_(0, 5.0, generator=torch.Generator().manual_seed(1))
+    assert metrics.reconstruction_spread(model, x) > 1e-3
+
+
+def test_fitted_gaussian_samples_follow_the_codes_scale():
+    class Identity(_Fake):
+        def encode(self, x):
+            mu = x.flatten(1)[:, :2] * 100 + 50  # codes far from N(0, I)
+            return mu, torch.zeros_like(mu)
+
+        def decode(self, z):
+            self.last_z = z
+            return torch.zeros(len(z), 1, 2, 2)
+
+    model = Identity(IMAGES, 1.0)
+    x = torch.rand(5000, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    samples = metrics.fitted_gaussian_samples(model, x, n=4000)
+    assert samples.shape == (4000, 1, 2, 2)
+    z = model.last_z
+    assert torch.allclose(z.mean(0), torch.tensor([100.0, 100.0]), atol=2.0)
+    assert torch.allclose(z.std(0), torch.tensor([100 / 12 ** 0.5] * 2), rtol=0.05)
+    assert metrics.fitted_sample_distance(model, x, IMAGES, n=10) == pytest.approx(0.5, abs=1e-3)

@@ -1,0 +1,221 @@
+"""Every lesson's claim, checked on real data: each test trains the lesson's own preset and contrast
+(and extras) exactly as the app does, for two seeds, and asserts the claim with a margin on a measured
+quantity from vae_core.metrics. Runs are shared between tests (tests/lessons/conftest.py).
+
+Run with `-s` to see the measured values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from vae_core import metrics
+from vae_core.config import TrainConfig
+from vae_core.lessons import LESSONS, Lesson, lesson
+
+TECHNIQUES = {  # every technique of the product has a lesson
+    "bce-vs-mse", "beta", "warmup", "cyclical", "capacity", "free-bits", "ae-vs-vae", "adversarial",
+    "augmentation", "regularization", "batch-norm", "early-stopping", "lr-schedule", "lr-too-high",
+}
+CPU_SECONDS = 30.0  # a preset must train in the app within this much CPU time
+_measured: dict[int, dict] = {}
+
+
+def measure(run) -> dict[str, float]:
+    """The quantities the claims use, for one trained run (computed once)."""
+    if id(run) not in _measured:
+        model, data = run.model, run.data
+        val, train = run.val, run.train
+        _measured[id(run)] = {
+            "val": val["neg_elbo"], "recon": val["recon"], "kl": val["kl"], "gap": val["neg_elbo"] - train["neg_elbo"],
+            "rmse": metrics.reconstruction_rmse(model, data.val),
+            "sharpness": metrics.sharpness(metrics.reconstructions(model, data.val)),
+            "spread": metrics.reconstruction_spread(model, data.val),
+            "prior": metrics.prior_sample_distance(model, data.train),
+            "dims": metrics.informative_dimensions(model, data.val),
+            "epochs": run.epochs_done,
+        }
+    return _measured[id(run)]
+
+
+def trained(runs, item: Lesson) -> list[dict[str, object]]:
+    """For each seed: {label: run} for every configuration of the lesson, with the measured values printed."""
+    runs.prefetch([config.replace(seed=s) for _, config in item.runs for s in runs.seeds_used])
+    per_seed = []
+    for runs_of_seed in zip(*(runs.seeds(config) for _, config in item.runs)):
+        by_label = dict(zip((label for label, _ in item.runs), runs_of_seed))
+        for label, run in by_label.items():
+            values = measure(run)
+            shown = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+            print(f"[{item.key}] {label} (seed {run.config.seed}, {run.status}, {run.cpu_seconds:.1f} s CPU): {shown}")
+        per_seed.append(by_label)
+    return per_seed
+
+
+def test_every_technique_has_exactly_one_lesson_with_a_claim_and_a_metric():
+    keys = [item.key for item in LESSONS]
+    assert len(keys) == len(set(keys))
+    assert set(keys) == TECHNIQUES
+    for item in LESSONS:
+        assert lesson(item.key) is item
+        assert item.claim.strip() and item.look_for.strip() and item.metric.strip(), item.key
+        assert len(item.extra) == len(item.extra_labels), item.key
+        labels = [label for label, _ in item.runs]
+        assert len(labels) == len(set(labels)), item.key
+        for _, config in item.runs:
+            assert isinstance(config, TrainConfig)
+            assert TrainConfig.from_json(config.to_json()) == config  # a full, valid configuration
+        assert item.preset != item.contrast, item.key
+    with pytest.raises(KeyError):
+        lesson("no-such-lesson")
+
+
+def test_beta_trades_reconstruction_for_a_prior_shaped_latent_space(runs):
+    for r in trained(runs, lesson("beta")):
+        b8, b1, b0 = (measure(r[label]) for label in ("β = 8", "β = 1", "β = 0"))
+        # reconstruction: β = 0 best, β = 8 worst
+        assert b0["rmse"] < b1["rmse"] - 0.03
+        assert b8["rmse"] > b1["rmse"] + 0.05
+        # the KL: β = 0 spends far more nats than β = 1, β = 8 none at all
+        assert b0["kl"] > 10 * b1["kl"] and b1["kl"] > 1.0 and b8["kl"] < 0.1
+        # β = 8: every reconstruction is the same image
+        assert b8["spread"] < 0.02 < 0.5 * b1["spread"]
+        # β = 0: prior samples land far from the training digits, β = 1's close to them
+        assert b0["prior"] > b1["prior"] + 0.03
+
+
+def test_autoencoder_latent_space_has_holes_where_a_vae_has_digits(runs):
+    for r in trained(runs, lesson("ae-vs-vae")):
+        ae, vae = r["autoencoder"], r["VAE"]
+        data = ae.data
+        ae_prior, vae_prior = measure(ae)["prior"], measure(vae)["prior"]
+        ae_fitted = metrics.fitted_sample_distance(ae.model, data.train, data.train)
+        vae_fitted = metrics.fitted_sample_distance(vae.model, data.train, data.train)
+        print(f"[ae-vs-vae] seed {ae.config.seed}: fitted-Gaussian samples: autoencoder {ae_fitted:.3f}, "
+              f"VAE {vae_fitted:.3f}")
+        assert ae_prior > vae_prior + 0.03
+        assert ae_fitted > 1.05 * vae_prior and ae_fitted > 1.05 * vae_fitted
+        # and the autoencoder is no worse at what it is trained for: it reconstructs better
+        assert measure(ae)["rmse"] < measure(vae)["rmse"] - 0.03
+
+
+def test_kl_warmup_keeps_information_that_constant_beta_squeezes_out(runs):
+    for r in trained(runs, lesson("warmup")):
+        warm, constant = measure(r["warm-up over 10 epochs"]), measure(r["constant β = 2"])
+        assert constant["kl"] < 0.7  # collapsed to about half a nat
+        assert warm["kl"] > 1.4 * constant["kl"]
+        assert warm["val"] < constant["val"] - 0.3
+
+
+def test_too_high_a_learning_rate_blows_up_in_the_first_epoch(runs):
+    for r in trained(runs, lesson("lr-too-high")):
+        high, low = r["lr = 0.5"], r["lr = 0.01"]
+        assert high.status == "failed" and "learning rate" in high.message, high.message
+        assert high.epochs_done == 0 and high.steps_done < high.trainer.steps_per_epoch
+        assert low.status == "finished"
+        curve = [row["val_neg_elbo"] for row in low.epoch_history]
+        assert all(math.isfinite(v) for v in curve)
+        assert curve[-1] < curve[0] - 1.5 and measure(low)["val"] < 26.5
+
+
+def test_augmentation_narrows_the_gap_but_costs_validation_loss_on_digits(runs):
+    for r in trained(runs, lesson("augmentation")):
+        aug, plain = measure(r["augmented"]), measure(r["plain"])
+        assert plain["gap"] > 5.0  # the plain model does fit its training digits better than new ones
+        assert aug["gap"] < 0.5 * plain["gap"]
+        assert aug["val"] > plain["val"] + 10.0
+
+
+def test_mse_sigma_decides_the_blur_bce_has_no_such_knob(runs):
+    for r in trained(runs, lesson("bce-vs-mse")):
+        bce, wide, narrow = (measure(r[label]) for label in ("BCE", "MSE, σ = 1", "MSE, σ = 0.2"))
+        assert wide["kl"] < 0.1 and wide["spread"] < 0.02  # every reconstruction the same image
+        assert wide["rmse"] > bce["rmse"] + 0.05 and wide["sharpness"] < bce["sharpness"] - 0.03
+        assert narrow["rmse"] < bce["rmse"] - 0.015 and narrow["sharpness"] > bce["sharpness"] + 0.01
+
+
+def test_cyclical_beta_restarts_raise_the_kl_and_end_above_constant_beta(runs):
+    item = lesson("cyclical")
+    for r in trained(runs, item):
+        cyclical, constant = r["cyclical β"], r["constant β = 2"]
+        cycles = metrics.kl_by_cycle(cyclical.step_history, item.preset.beta_cycles)
+        print(f"[cyclical] seed {cyclical.config.seed}: (KL at start, KL at end) per cycle "
+              + ", ".join(f"({a:.2f}, {b:.2f})" for a, b in cycles))
+        for (_, end_before), (start, _) in zip(cycles, cycles[1:]):
+            assert start > 2 * end_before  # the KL jumps when β drops back to 0
+        assert cycles[-1][1] > 2 * cycles[0][1]  # and part of it survives each cycle
+        c, k = measure(cyclical), measure(constant)
+        assert c["kl"] > 1.4 * k["kl"]
+        assert c["val"] < k["val"] - 0.2
+
+
+def test_capacity_steers_the_kl_to_its_target(runs):
+    item = lesson("capacity")
+    for r in trained(runs, item):
+        c6, c3, choked = (measure(r[label]) for label in ("C = 6, γ = 2", "C = 3, γ = 2", "C = 6, γ = 100"))
+        no_code = measure(runs.get(lesson("beta").preset.replace(seed=r["C = 6, γ = 2"].config.seed)))
+        assert abs(c6["kl"] - 6.0) < 0.75 and abs(c3["kl"] - 3.0) < 0.75
+        assert c6["recon"] < c3["recon"] - 0.5
+        # γ = 100: the KL still reaches C, but reconstructions are as poor as with no code at all (β = 8's)
+        assert abs(choked["kl"] - 6.0) < 1.0
+        assert choked["recon"] > no_code["recon"] - 0.2 and choked["recon"] > c3["recon"] + 3.0
+
+
+def test_free_bits_keep_every_dimension_in_use(runs):
+    for r in trained(runs, lesson("free-bits")):
+        free, constant = measure(r["free bits λ = 0.25"]), measure(r["constant β = 2"])
+        assert free["dims"] >= 14 and constant["dims"] <= 3
+        assert free["recon"] < constant["recon"] - 2.0
+
+
+def test_adversarial_term_makes_reconstructions_crisper_at_little_cost_in_elbo(runs):
+    for r in trained(runs, lesson("adversarial")):
+        adv, plain = measure(r["adversarial weight 20"]), measure(r["no adversarial term"])
+        assert adv["sharpness"] > plain["sharpness"] + 0.01
+        assert abs(adv["val"] - plain["val"]) < 1.0
+
+
+def test_dropout_and_weight_decay_narrow_the_gap_but_cost_validation_loss(runs):
+    for r in trained(runs, lesson("regularization")):
+        plain = measure(r["plain"])
+        assert plain["gap"] > 5.0
+        for label in ("dropout 0.3", "AdamW, weight decay 1"):
+            reg = measure(r[label])
+            assert reg["gap"] < plain["gap"] - 1.0, label
+            assert reg["val"] > plain["val"] + 5.0, label
+
+
+def test_batch_norm_lets_a_deep_network_learn_a_code(runs):
+    for r in trained(runs, lesson("batch-norm")):
+        bn, plain = measure(r["batch norm"]), measure(r["no batch norm"])
+        assert plain["kl"] < 0.1 and plain["spread"] < 0.02
+        assert bn["kl"] > 1.0
+        assert bn["val"] < plain["val"] - 1.5
+
+
+def test_early_stopping_saves_epochs_at_a_small_cost(runs):
+    for r in trained(runs, lesson("early-stopping")):
+        stopped, full = r["early stopping, patience 3"], r["all 60 epochs"]
+        assert "Early stopping" in stopped.message and full.epochs_done == 60
+        assert 20 <= stopped.epochs_done <= 40
+        # the kept weights are the best epoch's: their validation loss is the lowest recorded
+        assert measure(stopped)["val"] == pytest.approx(min(row["val_neg_elbo"] for row in stopped.epoch_history))
+        assert 0.0 < measure(stopped)["val"] - measure(full)["val"] < 1.0
+
+
+def test_one_cycle_schedule_makes_a_high_learning_rate_work(runs):
+    for r in trained(runs, lesson("lr-schedule")):
+        cycle, constant = measure(r["one-cycle, peak 0.01"]), measure(r["constant 0.01"])
+        assert cycle["val"] < constant["val"] - 0.7
+        assert cycle["kl"] > 1.4 * constant["kl"]
+
+
+def test_every_preset_trains_within_30_seconds_of_cpu(runs):
+    """Runs after the claim tests, so every configuration is already trained (seed 0 as in the app)."""
+    for item in LESSONS:
+        for label, config in item.runs:
+            run = runs.get(config)
+            print(f"[cpu] {item.key} / {label}: {run.cpu_seconds:.1f} s")
+            assert run.cpu_seconds < CPU_SECONDS, (item.key, label)
