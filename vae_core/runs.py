@@ -150,7 +150,7 @@ def _valid_meta(meta) -> bool:
 def _json(path: Path):
     try:
         return json.loads(_read(path))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # also UnicodeDecodeError, and ints too long to convert
         raise RunError(f"{path.parent.name}/{path.name} is not valid JSON") from None
 
 
