@@ -31,7 +31,7 @@ class TrainConfig:
     # model
     architecture: str = "mlp"
     hidden: list[int] = field(default_factory=lambda: [256, 128])  # MLP widths, or conv channels per layer
-    latent_dim: int = 2
+    latent_dim: int = field(default_factory=lambda: min(2, limits.current().max_latent))
     activation: str = "relu"
     batch_norm: bool = False
     dropout: float = 0.0
@@ -64,7 +64,7 @@ class TrainConfig:
     lr_gamma: float = 0.5  # decay factor of step (per step_epochs), exponential (per epoch) and plateau
     lr_patience: int = 2
     grad_clip: float = 0.0  # max gradient norm, 0 = off
-    epochs: int = 30
+    epochs: int = field(default_factory=lambda: min(30, limits.current().max_epochs))  # within the server's cap
     batch_size: int = 32
     seed: int = 0
     # augmentation (images, training batches only)
