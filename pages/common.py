@@ -6,6 +6,7 @@ import dataclasses
 import math
 import uuid
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from vae_core import runs, sessions
@@ -118,6 +119,39 @@ def describe(config: TrainConfig) -> str:
 
 
 # --- drawing -------------------------------------------------------------------------------------
+# st.plotly_chart gives a chart a new identity whenever its figure changes, so a chart redrawn while
+# training is remounted on every poll: it blinks and forgets the user's zoom. This component keeps one
+# element and updates it with Plotly.react, which honours the figure's uirevision. It uses the plotly.js
+# that Streamlit loads for st.plotly_chart (the Train page's schedule plots), waiting for it if need be.
+_LIVE_JS = """
+export default function (component) {
+  const { data, parentElement } = component;
+  let plot = parentElement.querySelector(".vae-lab-live-plot");
+  if (!plot) {
+    plot = document.createElement("div");
+    plot.className = "vae-lab-live-plot";
+    parentElement.appendChild(plot);
+  }
+  const figure = JSON.parse(data.figure);
+  const draw = (tries) => {
+    if (window.Plotly) {
+      window.Plotly.react(plot, figure.data, figure.layout,
+                          {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"]});
+    } else if (tries > 0) {
+      setTimeout(() => draw(tries - 1), 50);
+    }
+  };
+  draw(400);
+}
+"""
+_live_plot = st.components.v2.component("vae_lab_live_plot", js=_LIVE_JS, isolate_styles=False)
+
+
+def live_chart(figure: go.Figure, key: str) -> None:
+    """A Plotly figure that is updated in place on every rerun (see _LIVE_JS); `key` names the element."""
+    _live_plot(data={"figure": figure.to_json(validate=False)}, key=key)
+
+
 def image(array, caption: str | None = None) -> None:
     """A mosaic at its own pixel size (at most the container's width); the caption below does not widen it."""
     st.image(array, width="content")

@@ -354,26 +354,26 @@ def _images(snap: Snapshot | None, data: Dataset, recon_box, samples_box) -> Non
     with recon_box:
         st.markdown("**Data and reconstructions**")
         originals = data.val[:300].numpy() if snap is None else snap.originals[:300]
-        st.plotly_chart(figures.points_figure(originals, empty if snap is None else snap.reconstructions[:300],
-                                              "reconstructions", connect=True, revision="recon"), key="recon")
+        common.live_chart(figures.points_figure(originals, empty if snap is None else snap.reconstructions[:300],
+                                                "reconstructions", connect=True, revision="recon"), key="recon")
     with samples_box:
         st.markdown("**Data and samples from the prior**")
-        st.plotly_chart(figures.points_figure(data.val.numpy(), empty if snap is None else snap.samples,
-                                              "prior samples", revision="samples"), key="samples")
+        common.live_chart(figures.points_figure(data.val.numpy(), empty if snap is None else snap.samples,
+                                                "prior samples", revision="samples"), key="samples")
 
 
 def _latent(snap: Snapshot | None, data: Dataset, config: TrainConfig) -> None:
     axes = ("PC 1", "PC 2") if config.latent_dim > 2 else ("z₁", "z₂" if config.latent_dim == 2 else "")
     st.markdown("**Latent space**" + (" (first two principal components)" if config.latent_dim > 2 else ""))
     points, labels = (np.zeros((0, 2)), None) if snap is None else (snap.latent_2d, snap.labels)
-    st.plotly_chart(figures.latent_figure(points, labels, data.class_names, axes), key="latent")
+    common.live_chart(figures.latent_figure(points, labels, data.class_names, axes), key="latent")
 
 
 def _kl(snap: Snapshot | None, config: TrainConfig) -> None:
     if config.mode == "vae":
         figure = (figures.kl_figure(np.zeros(config.latent_dim)) if snap is None
                   else figures.kl_figure(snap.kl_per_dim, snap.latent_mu))
-        st.plotly_chart(figure, key="kl")
+        common.live_chart(figure, key="kl")
     elif snap is not None:
         st.caption(f"An autoencoder has no KL term. {snap.active_units} latent units vary across inputs.")
 
@@ -395,8 +395,8 @@ def live_view(view: JobView | None, config: TrainConfig, data: Dataset | None) -
     with charts:
         st.markdown("**Losses** · lines: training steps; dashed: validation after each epoch")
         log_y = st.toggle("Log scale", key="loss_log")
-        st.plotly_chart(figures.loss_figure(view.step_history if view else [], view.epoch_history if view else [],
-                                            log_y), key="loss_chart")
+        common.live_chart(figures.loss_figure(view.step_history if view else [],
+                                              view.epoch_history if view else [], log_y), key="loss_chart")
     if data is None:
         return
     with latent:

@@ -20,7 +20,10 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 
 
 def _layout(fig: go.Figure, revision: str, height: int, title: str | None = None, **extra) -> go.Figure:
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
     fig.update_layout(uirevision=revision, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      template="plotly_white", font=dict(family='"Source Sans", "Source Sans Pro", sans-serif'),
                       title=dict(text=title, x=0, font=dict(size=14)) if title else None,
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0), **extra)
     return fig

@@ -1,6 +1,7 @@
 """The Train page in AppTest: settings become the config and the URL; Start trains and shows the results."""
 
 import io
+import json
 
 import numpy as np
 
@@ -15,6 +16,12 @@ def _button(at, key):
     return at.button(key=key)
 
 
+def _figure(at, key):
+    """The Plotly figure a live chart was given."""
+    element = next(c for c in at.get("bidi_component") if c.key == key)
+    return json.loads(json.loads(element.proto.json)["figure"])
+
+
 def test_renders_with_the_default_settings(app):
     app.run()
     assert not app.exception and not _errors(app)
@@ -22,8 +29,9 @@ def test_renders_with_the_default_settings(app):
     assert app.query_params == {}
     assert not _button(app, "start").disabled and _button(app, "stop").disabled
     assert app.progress[0].value == 0 and app.progress[0].text.startswith("Ready: press Start")
-    assert sorted(c.key for c in app.get("plotly_chart")) == ["beta_schedule", "kl", "latent", "loss_chart",
-                                                               "lr_schedule"]
+    assert sorted(c.key for c in app.get("plotly_chart")) == ["beta_schedule", "lr_schedule"]
+    assert [c.key for c in app.get("bidi_component")] == ["loss_chart", "latent", "kl"]  # live charts
+    assert _figure(app, "loss_chart")["data"][0]["x"] == []
 
 
 def test_beta_input_changes_the_config_and_the_url(app):
@@ -94,6 +102,9 @@ def test_start_trains_and_shows_the_results(app, session_work, runs_dir):
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Validation −ELBO"] != "–" and float(metrics["Learning rate"]) == 0.002
     assert len(app.image) >= 2  # originals against reconstructions, and prior samples
+    losses = _figure(app, "loss_chart")["data"]
+    assert len(losses[0]["x"]) == job.view().step and len(losses[4]["x"]) == 2  # every step; 2 validations
+    assert len(_figure(app, "latent")["data"]) == 10  # one trace per digit
     assert [d.label for d in app.get("download_button")] == ["Download the run (zip)", "Download metrics (CSV)"]
     assert len(list(runs_dir.iterdir())) == 1
     assert _button(app, "start").label == "Start" and _button(app, "reset").disabled is False

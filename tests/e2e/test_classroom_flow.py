@@ -74,7 +74,18 @@ def test_train_watch_stop_and_explore(page, server, shoot):
                            ".getAttribute('aria-valuenow')) > n", arg=before, polling=50)
     assert re.search(r"Epoch \d+ of 30 · step [\d,]+ of [\d,]+ · \d+:\d\d left",
                      page.locator("[data-testid=stProgress]").first.inner_text())
-    page.get_by_text("Originals (rows 1 and 3)").wait_for()
+    # Live updates keep the chart element and the user's zoom: drag a zoom box, let points arrive.
+    box = page.locator(".st-key-loss_chart .nsewdrag").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.8, steps=5)
+    page.mouse.up()
+    plot = page.locator(".st-key-loss_chart .js-plotly-plot").element_handle()
+    zoomed = plot.evaluate("g => g._fullLayout.xaxis.range")
+    wait_points(page, "loss_chart", more_than=points(page, "loss_chart"))
+    assert plot.evaluate("g => g.isConnected && !g._fullLayout.xaxis.autorange")
+    assert plot.evaluate("g => g._fullLayout.xaxis.range") == zoomed
+
     page.get_by_text("Decoded samples from the prior").wait_for()
     wait_points(page, "latent")
     page.locator(".st-key-kl .js-plotly-plot").first.wait_for()
