@@ -67,8 +67,8 @@ LESSONS: list[Lesson] = [
     Lesson(
         "warmup", "KL warm-up against posterior collapse",
         "At β = 2, full β from the first step squeezes the code to about half a nat (posterior collapse); warming "
-        "β up from 0 over 10 epochs lets the code keep about twice as much information and ends with a better "
-        "ELBO.",
+        "β up from 0 over 10 epochs lets the code keep about twice the KL (information about the input) and "
+        "ends with a better ELBO.",
         "The KL curve, and KL per dimension at the end.",
         _digits(beta_schedule="warmup", beta_warmup_epochs=10.0, **_BETA2), _digits(**_BETA2),
         "warm-up over 10 epochs", "constant β = 2",
@@ -121,8 +121,8 @@ LESSONS: list[Lesson] = [
     Lesson(
         "free-bits", "Free bits against posterior collapse",
         "Free bits (λ = 0.25 nats per dimension) stop the KL term from pushing any dimension below λ, so all 16 "
-        "dimensions stay in use where constant β = 2 keeps one or two, and reconstructions improve.",
-        "KL per dimension and the active-unit count.",
+        "dimensions stay in use where constant β = 2 keeps at most two, and reconstructions improve.",
+        "KL per dimension: with free bits no bar drops below λ.",
         _digits(free_bits=0.25, **_BETA2), _digits(**_BETA2), "free bits λ = 0.25", "constant β = 2",
         metric="latent dimensions with KL above 0.1 nats; reconstruction error"),
     Lesson(
@@ -160,8 +160,8 @@ LESSONS: list[Lesson] = [
         metric="epochs trained; validation negative ELBO"),
     Lesson(
         "lr-schedule", "Learning-rate schedules",
-        "A one-cycle schedule (a warm-up, then annealing) makes a high peak learning rate (0.01) work: it ends "
-        "with a clearly better ELBO than the same rate held constant, which loses most of its code.",
+        "A one-cycle schedule (a warm-up, then annealing) gets more out of a high peak learning rate (0.01): it "
+        "ends with an ELBO about a nat better than the same rate held constant, and a code that carries more.",
         "The learning-rate curve, the KL curve and the final validation loss.",
         _digits(lr=0.01, lr_schedule="onecycle"), _digits(lr=0.01), "one-cycle, peak 0.01", "constant 0.01",
         metric="validation negative ELBO and KL"),

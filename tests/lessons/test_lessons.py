@@ -205,11 +205,11 @@ def test_early_stopping_saves_epochs_at_a_small_cost(runs):
         assert 0.0 < measure(stopped)["val"] - measure(full)["val"] < 1.0
 
 
-def test_one_cycle_schedule_makes_a_high_learning_rate_work(runs):
+def test_one_cycle_schedule_gets_more_out_of_a_high_learning_rate(runs):
     for r in trained(runs, lesson("lr-schedule")):
         cycle, constant = measure(r["one-cycle, peak 0.01"]), measure(r["constant 0.01"])
-        assert cycle["val"] < constant["val"] - 0.7
-        assert cycle["kl"] > 1.4 * constant["kl"]
+        assert cycle["val"] < constant["val"] - 0.5
+        assert cycle["kl"] > 1.2 * constant["kl"]
 
 
 def test_every_preset_trains_within_30_seconds_of_cpu(runs):
