@@ -14,6 +14,7 @@ from vae_core.config import ConfigError, TrainConfig
 from vae_core.data import Dataset, dataset_names, load_dataset
 from vae_core.job import TrainingJob
 from vae_core.models import VAE
+from vae_core.schedules import warm_up
 from vae_core.sessions import JobSeries
 
 TRAIN_PAGE = "pages/train.py"
@@ -37,6 +38,7 @@ def frame() -> st.Page:
     """What every run does before its page: page setup, this session's first-run setup, navigation.
     Returns the page to run."""
     st.set_page_config(page_title="VAE Lab", page_icon=":material/blur_on:", layout="wide")
+    st.cache_resource(show_spinner=False)(warm_up)()
     init_session()
     return st.navigation(pages(), position="top")
 
