@@ -8,6 +8,7 @@ Run with `-s` to see the measured values.
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 
@@ -70,6 +71,28 @@ def test_every_technique_has_exactly_one_lesson_with_a_claim_and_a_metric():
         assert item.preset != item.contrast, item.key
     with pytest.raises(KeyError):
         lesson("no-such-lesson")
+
+
+def test_lessons_that_exceed_the_server_limits_are_left_out_instead_of_breaking_the_import(monkeypatch):
+    """A teacher sets VAE_LAB_MAX_EPOCHS=20 and VAE_LAB_MAX_LATENT=8: importing the lessons must still work."""
+    import importlib.util
+
+    import vae_core.lessons
+
+    monkeypatch.setenv("VAE_LAB_MAX_EPOCHS", "20")
+    monkeypatch.setenv("VAE_LAB_MAX_LATENT", "8")
+    spec = importlib.util.spec_from_file_location("lessons_under_limits", vae_core.lessons.__file__)
+    fresh = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, fresh)  # dataclasses look their module up there
+    spec.loader.exec_module(fresh)  # a separate copy: vae_core.lessons itself stays as imported
+    kept = {item.key for item in fresh.LESSONS}
+    assert kept == {"batch-norm"}  # 10 epochs, 8 latent dimensions: the only lesson that fits
+    assert set(fresh.UNAVAILABLE) == TECHNIQUES - kept
+    assert "epochs" in fresh.UNAVAILABLE["beta"] and "latent_dim" in fresh.UNAVAILABLE["augmentation"]
+    with pytest.raises(KeyError, match="not available on this server"):
+        fresh.lesson("beta")
+    # the presets that remain are exactly the checked ones: no default (which follows the limits) leaks in
+    assert fresh.lesson("batch-norm").preset == lesson("batch-norm").preset
 
 
 def test_beta_trades_reconstruction_for_a_prior_shaped_latent_space(runs):
