@@ -46,7 +46,7 @@ class TrainConfig:
     beta_cycles: int = 4
     beta_cycle_ratio: float = 0.5
     capacity: bool = False
-    capacity_gamma: float = 100.0
+    capacity_gamma: float = 2.0  # large γ keeps a full-size gradient at the target and swamps reconstruction
     capacity_max: float = 25.0  # nats
     capacity_ramp_epochs: float = 10.0
     free_bits: float = 0.0  # nats per latent dimension
