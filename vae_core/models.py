@@ -26,7 +26,7 @@ class VAE(nn.Module):
     """Encoder q(z|x) = N(μ, σ²), prior N(0, I), decoder p(x|z). With variational=False: an autoencoder."""
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, feature_dim: int, latent_dim: int,
-                 sample_shape: tuple[int, ...], variational: bool):
+                 sample_shape: tuple[int, ...], variational: bool, normalize_inputs: bool = False):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -36,7 +36,8 @@ class VAE(nn.Module):
         self.sample_shape = tuple(sample_shape)
         self.variational = variational
         self.is_image = len(sample_shape) == 3
-        # Input normalisation (identity unless set from training data): applied to the encoder's input only.
+        # Input normalisation, set from the training data: applied to the encoder's input only.
+        self.normalize_inputs = normalize_inputs
         self.register_buffer("input_mean", torch.zeros(sample_shape))
         self.register_buffer("input_std", torch.ones(sample_shape))
 
@@ -45,7 +46,7 @@ class VAE(nn.Module):
         self.input_std.copy_(train.std(0).clamp_min(1e-2))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encoder((x - self.input_mean) / self.input_std)
+        h = self.encoder((x - self.input_mean) / self.input_std if self.normalize_inputs else x)
         mu = self.to_mu(h)
         if self.to_logvar is None:
             return mu, torch.full_like(mu, -math.inf)  # a point mass: σ = 0
@@ -86,7 +87,8 @@ def build_mlp(config: TrainConfig, sample_shape: tuple[int, ...]) -> VAE:
     d = math.prod(sample_shape)
     encoder = nn.Sequential(nn.Flatten(), *_mlp([d, *config.hidden], config, final_act=True))
     decoder = nn.Sequential(*_mlp([config.latent_dim, *reversed(config.hidden), d], config, final_act=False))
-    return VAE(encoder, decoder, config.hidden[-1], config.latent_dim, sample_shape, config.mode == "vae")
+    return VAE(encoder, decoder, config.hidden[-1], config.latent_dim, sample_shape, config.mode == "vae",
+               config.normalize_inputs)
 
 
 def _conv_sizes(side: int, depth: int) -> list[int]:
@@ -123,7 +125,7 @@ def build_conv(config: TrainConfig, sample_shape: tuple[int, ...]) -> VAE:
         if i < len(config.hidden) - 1:
             dec += [norm(c_out), activation(config.activation)]
     return VAE(nn.Sequential(*enc), nn.Sequential(*dec), feature_dim, config.latent_dim, sample_shape,
-               config.mode == "vae")
+               config.mode == "vae", config.normalize_inputs)
 
 
 def build_model(config: TrainConfig, sample_shape: tuple[int, ...]) -> VAE:

@@ -126,6 +126,10 @@ def test_input_normalisation_standardises_the_encoder_input(digits):
     trainer = Trainer(TrainConfig(normalize_inputs=True, **FAST), digits)
     assert torch.allclose(trainer.model.input_mean, digits.train.mean(0))
     assert not torch.allclose(Trainer(TrainConfig(**FAST), digits).model.input_std, trainer.model.input_std)
+    x = digits.val[:8]
+    normalised = trainer.model.encode(x)[0]
+    trainer.model.normalize_inputs = False
+    assert not torch.allclose(normalised, trainer.model.encode(x)[0])
 
 
 def test_gradient_clipping_bounds_the_gradient_norm(digits):
