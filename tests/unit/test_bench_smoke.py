@@ -56,7 +56,7 @@ def test_throughput_figures_are_positive_and_consistent(smoke):
         assert all(positive(v) for v in (job, main, worker))
         assert math.isclose(median(r["ratio_main"]), job / main, rel_tol=1e-6)  # one repeat: the ratio of the rates
         assert math.isclose(median(r["ratio_worker"]), job / worker, rel_tol=1e-6)
-        assert 0 < median(r["snapshot_share"]) < 100 and median(r["snapshots"]) >= 3  # start, epoch end, end
+        assert 0 < median(r["snapshot_share"]) < 100 and median(r["snapshots"]) >= 2  # at least start and end
         assert r["epochs"] >= 1 and r["job_threads"] >= 1 and r["other_cpu"] >= 0
         if r["job_threads"] == 1:  # CPU-time ratio only where all the work is on one thread
             assert positive(median(r["cpu_ratio"]))
