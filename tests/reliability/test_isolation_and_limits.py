@@ -79,7 +79,7 @@ def test_an_abandoned_session_is_reaped_and_leaks_no_thread_and_no_memory(digits
     assert kept_alive.join(3)
     assert len(training_threads()) == before and pool.running == 0
     with registry._lock:
-        assert "open tab" in registry._seen and not any(s.startswith("closed") for s in registry._seen)
+        assert not any(s.startswith("closed") for s in registry._seen)  # nothing kept of the closed tabs
 
 
 def test_a_queued_job_of_a_closed_tab_gives_its_place_up(digits):
@@ -150,9 +150,6 @@ def test_limits_below_the_defaults_keep_the_app_working(monkeypatch, new_app):
     assert job.join(30) and job.view().status == "finished" and len(job.view().epoch_history) == 3
 
 
-@pytest.mark.xfail(strict=True, reason="vae_core/lessons.py builds its presets (epochs up to 60, latent_dim up to 16) "
-                   "as TrainConfig objects at import, which raise ConfigError under lower VAE_LAB_MAX_EPOCHS / "
-                   "VAE_LAB_MAX_LATENT, so pages/train.py fails to import and every page shows an exception")
 def test_limits_below_the_lesson_presets_keep_a_fresh_server_working():
     """A teacher sets VAE_LAB_MAX_EPOCHS=20 and VAE_LAB_MAX_LATENT=8 before starting the server."""
     script = ("from streamlit.testing.v1 import AppTest\n"
