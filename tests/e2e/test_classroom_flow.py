@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from vae_core.lessons import LESSONS
 
@@ -40,7 +41,8 @@ def test_a_link_to_a_sub_page_opens_inside_the_app(page, server, shoot):
     page.locator(f".st-key-lesson_{lesson.key}_preset button").click()
     page.get_by_text(f"Lesson: {lesson.title}").wait_for()
     assert page.get_by_role("link", name="Compare").is_visible()  # the app's own navigation
-    assert page.locator(".st-key-cfg_beta input").input_value() == f"{lesson.preset.beta:g}"
+    # The widget is drawn anew with the preset's value: wait for it (a loaded machine can lag one render).
+    expect(page.locator(".st-key-cfg_beta input")).to_have_value(f"{lesson.preset.beta:g}")
     shoot(page, "00-lesson-loaded")
 
 
