@@ -35,3 +35,11 @@ def new_app(runs_dir):
             sessions.registry().clear(at.session_state["session_id"])
             if work is not None:
                 work.join(5)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (item.rep_call), so fixtures can tell a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from vae_core.job import FAILED, FINISHED, STOPPED, TrainingJob
 from vae_core.sessions import SessionRegistry
 from vae_core.slots import SlotPool
 from vae_core.train import Trainer
-from reliability_helpers import REPO, TRAINING_THREAD, training_threads, wait_for
+from reliability_helpers import REPO, training_threads, wait_for
 
 SMALL = TrainConfig(epochs=4, hidden=[32], batch_size=64)
 LONG = TrainConfig(epochs=400, hidden=[32], batch_size=16)
