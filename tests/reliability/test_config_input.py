@@ -122,3 +122,28 @@ def test_a_hostile_link_renders_warns_and_falls_back(new_app, case):
     at.run()  # and it keeps working: the warnings were shown once
     page_ok(at)
     assert not any("Ignored a setting" in w for w in warnings(at))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the Train page previews the LR schedule with vae_core.schedules.lr_curve, which steps an optimiser and the "
+    "scheduler once per training step: a valid link ?epochs=500&batch_size=1 makes one page render simulate "
+    "500 × 1,257 = 628,500 steps (about 10 s of server CPU on digits, minutes on an uploaded 70,000-image set)"))
+def test_a_link_with_the_largest_valid_numbers_renders_with_bounded_work(new_app, monkeypatch):
+    import random
+
+    from vae_core import schedules
+    steps = []
+    real = schedules.LRSchedule.after_step
+
+    def counted(self):
+        steps.append(1)
+        if len(steps) > 60_000:
+            raise RuntimeError("stop: the preview is simulating every training step")
+        real(self)
+    monkeypatch.setattr(schedules.LRSchedule, "after_step", counted)
+    at = new_app()
+    at.query_params.update({"epochs": "500", "batch_size": "1", "lr_schedule": "cosine",
+                            "seed": str(random.randrange(1, 2**31 - 1))})  # a seed no cached preview has
+    at.run()
+    page_ok(at)
+    assert len(steps) <= 50_000, f"one page render simulated {len(steps):,} schedule steps"

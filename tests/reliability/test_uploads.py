@@ -265,3 +265,25 @@ def test_bad_uploads_on_the_train_page_show_an_error_and_the_page_keeps_working(
     next(b for b in at.button if b.label == "Use this data").click().run()
     page_ok(at)
     assert not errors(at) and at.session_state["draft"]["dataset"] == "upload:good.npz"
+
+
+# --- "Encode your own image" on the Explore page --------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason=(
+    "pages/explore.py _image_tensor opens the upload with Image.open and converts it without checking its size, "
+    "and upload_section catches only UnidentifiedImageError, OSError and ValueError: Pillow's "
+    "DecompressionBombError (a PNG header claiming 100000×100000 pixels) escapes as an exception on the page"))
+def test_a_decompression_bomb_on_the_explore_page_is_an_error_and_the_page_keeps_working(new_app, runs_dir, digits):
+    from vae_core.config import TrainConfig
+    from vae_core.job import TrainingJob
+    from vae_core.slots import SlotPool
+    assert TrainingJob(TrainConfig(epochs=1, hidden=[32]), digits, runs_dir=runs_dir, pool=SlotPool(1)).start().join(60)
+    at = new_app()
+    at.run()
+    at.switch_page("pages/explore.py").run()
+    page_ok(at)
+    at.file_uploader(key="explore_upload").set_value(("bomb.png", png_claiming(100_000, 100_000), "image/png")).run()
+    page_ok(at)
+    assert any("bomb.png" in e for e in errors(at))
+    at.file_uploader(key="explore_upload").set_value(("ok.png", png(size=(8, 8)), "image/png")).run()
+    page_ok(at)
+    assert not errors(at)
