@@ -1,9 +1,11 @@
-"""Shared fixtures: the embedded digits data and the real MNIST test set from ../shared."""
+"""Shared fixtures: the embedded digits data, the real MNIST test set from ../shared, and one Playwright driver."""
 
+import os
 from pathlib import Path
 
 import pytest
 
+from chromium import CHROMIUM
 from vae_core.data import load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,3 +31,18 @@ def one_torch_thread():
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def playwright():
+    """The one Playwright driver of the test session (its sync API allows one per process at a time).
+
+    Debian's Chromium is required: in CI a missing browser fails the test, elsewhere it skips it."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as driver:
+        yield driver
