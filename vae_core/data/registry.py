@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import logging
 import operator
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +46,8 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
                 "along the roll.", "points"),
 )}
 
+log = logging.getLogger(__name__)
+
 # One lock per dataset: concurrent first requests load (or download) it once, and a slow
 # download of one dataset does not hold up the others.
 _locks = {name: threading.Lock() for name in DATASETS}
@@ -69,6 +73,14 @@ def load_dataset(name: str, seed: int = 0, data_dir: str | os.PathLike | None = 
 
 @functools.lru_cache(maxsize=16)
 def _load(name: str, seed: int, folder: str | None) -> Dataset:
+    """A cache miss: the one place a dataset is really loaded, logged so a server's loads can be counted."""
+    started = time.perf_counter()
+    data = _read(name, seed, folder)
+    log.info("loaded dataset %s (seed %d) in %.2f s", name, seed, time.perf_counter() - started)
+    return data
+
+
+def _read(name: str, seed: int, folder: str | None) -> Dataset:
     if name == "digits":
         return _load_digits(seed)
     if name in idx.IDX_DATASETS:
