@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import streamlit as st
-import torch
-from PIL import Image, UnidentifiedImageError
 
 from pages import common
 from vae_core import explore, figures
 from vae_core.config import TrainConfig
 from vae_core.data import DataError, Dataset
+from vae_core.data.uploads import load_image
 from vae_core.job import DONE, PAUSED
 from vae_core.models import VAE
 from vae_core.objectives import kl_per_dim
@@ -147,13 +144,6 @@ def plane_section(model: VAE, data: Dataset) -> None:
                                                    revision="plane"), key="plane_points")
 
 
-def _image_tensor(raw: bytes, shape: tuple[int, ...]) -> torch.Tensor:
-    channels, height, width = shape
-    image = Image.open(io.BytesIO(raw)).convert("L" if channels == 1 else "RGB").resize((width, height))
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    return torch.from_numpy(array.reshape(height, width, channels).transpose(2, 0, 1).copy())
-
-
 def upload_section(model: VAE, config: TrainConfig, data: Dataset) -> None:
     st.subheader("Encode your own image")
     file = st.file_uploader("An image (PNG or JPEG); it is resized to the model's input size",
@@ -161,8 +151,8 @@ def upload_section(model: VAE, config: TrainConfig, data: Dataset) -> None:
     if file is None:
         return
     try:
-        x = _image_tensor(file.getvalue(), data.sample_shape)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        x = load_image(file.getvalue(), data.sample_shape)
+    except DataError as exc:
         st.error(f"Could not read {file.name} as an image: {exc}")
         return
     mu, logvar = explore.encode(model, x[None])

@@ -80,17 +80,24 @@ class LRSchedule:
                 s.min_lrs = [v * ratio for v in s.min_lrs]
 
 
+MAX_CURVE_STEPS = 5_000  # training steps lr_curve simulates at most (when epochs allow one per epoch)
+
+
 def lr_curve(config: TrainConfig, steps_per_epoch: int, points: int = 400) -> tuple[list[int], list[float]]:
-    """The LR at each training step as the schedule will give it (plateau: as if the loss kept improving)."""
+    """The LR at each training step as the schedule will give it (plateau: as if the loss kept improving).
+
+    A run of more than MAX_CURVE_STEPS steps is simulated with fewer steps per epoch and drawn on its real
+    step axis: settings in epochs keep their place, to within one simulated step."""
+    simulated = min(steps_per_epoch, max(1, MAX_CURVE_STEPS // config.epochs))
     param = torch.zeros(1, requires_grad=True)
     optimizer = build_optimizer([param], config.replace(weight_decay=0.0))
-    schedule = LRSchedule(optimizer, config, steps_per_epoch)
-    total = config.epochs * steps_per_epoch
+    schedule = LRSchedule(optimizer, config, simulated)
+    total = config.epochs * simulated
     every = max(1, total // points)
     steps, lrs = [], []
     for step in range(total):
         if step % every == 0:
-            steps.append(step)
+            steps.append(step * steps_per_epoch // simulated)
             lrs.append(schedule.lr)
         optimizer.step()
         schedule.after_step()

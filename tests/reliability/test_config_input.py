@@ -124,10 +124,6 @@ def test_a_hostile_link_renders_warns_and_falls_back(new_app, case):
     assert not any("Ignored a setting" in w for w in warnings(at))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the Train page previews the LR schedule with vae_core.schedules.lr_curve, which steps an optimiser and the "
-    "scheduler once per training step: a valid link ?epochs=500&batch_size=1 makes one page render simulate "
-    "500 × 1,257 = 628,500 steps (about 10 s of server CPU on digits, minutes on an uploaded 70,000-image set)"))
 def test_a_link_with_the_largest_valid_numbers_renders_with_bounded_work(new_app, monkeypatch):
     import random
 

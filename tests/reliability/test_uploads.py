@@ -268,10 +268,6 @@ def test_bad_uploads_on_the_train_page_show_an_error_and_the_page_keeps_working(
 
 
 # --- "Encode your own image" on the Explore page --------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=(
-    "pages/explore.py _image_tensor opens the upload with Image.open and converts it without checking its size, "
-    "and upload_section catches only UnidentifiedImageError, OSError and ValueError: Pillow's "
-    "DecompressionBombError (a PNG header claiming 100000×100000 pixels) escapes as an exception on the page"))
 def test_a_decompression_bomb_on_the_explore_page_is_an_error_and_the_page_keeps_working(new_app, runs_dir, digits):
     from vae_core.config import TrainConfig
     from vae_core.job import TrainingJob

@@ -2,7 +2,9 @@
 
 import io
 import pickle
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from vae_core.data import DataError, load_upload
+from vae_core.data.uploads import load_image
 
 
 def png(size=(12, 10), value=128, mode="L") -> bytes:
@@ -150,6 +153,44 @@ def test_huge_image_sides_are_refused_before_decoding(monkeypatch):
     monkeypatch.setenv("VAE_LAB_MAX_IMAGE_SIDE", "100")
     with pytest.raises(DataError, match="101×10"):
         load_upload(zip_of({f"{i}.png": png(size=(101, 10)) for i in range(3)}), "wide.zip")
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims width×height grey pixels, with one tiny compressed row behind it."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b""))
+
+
+def test_one_image_is_resized_to_the_model_input():
+    grey = load_image(png(size=(40, 30), value=255), (1, 8, 6))
+    assert grey.shape == (1, 8, 6) and grey.dtype == torch.float32 and torch.all(grey == 1)
+    rgb = load_image(png(mode="RGB", value=(255, 0, 51)), (3, 4, 4))
+    assert rgb.shape == (3, 4, 4) and rgb[:, 0, 0].tolist() == pytest.approx([1, 0, 0.2])
+
+
+@pytest.mark.parametrize("side_limit, claimed, message", [
+    ("4096", 5000, "is 5000×5000 pixels: refused as a possible decompression bomb"),
+    ("200000", 100_000, "claims too many pixels: refused as a decompression bomb"),  # Pillow's own guard
+])
+def test_one_image_claiming_too_many_pixels_is_refused_before_decoding(monkeypatch, side_limit, claimed, message):
+    monkeypatch.setenv("VAE_LAB_MAX_IMAGE_SIDE", side_limit)
+    with pytest.raises(DataError, match=f"bomb.png {message}"):
+        load_image(png_claiming(claimed, claimed), (1, 8, 8), "bomb.png")
+
+
+@pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
+def test_pillows_decompression_bomb_warning_as_an_error_is_a_data_error(monkeypatch):
+    monkeypatch.setenv("VAE_LAB_MAX_IMAGE_SIDE", "20000")
+    with pytest.raises(DataError, match="claims too many pixels"):
+        load_image(png_claiming(10_000, 10_000), (1, 8, 8))
+
+
+def test_one_unreadable_image_is_a_data_error():
+    with pytest.raises(DataError, match="fake.png is not an image Pillow can read"):
+        load_image(b"no image here", (1, 8, 8), "fake.png")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,11 +1,14 @@
 """Each training option changes what training does: every test here fails if its option is ignored."""
 
+import time
+
 import pytest
 import torch
 
 from vae_core.config import OPTIMIZERS, TrainConfig
 from vae_core.job import TrainingJob
-from vae_core.schedules import lr_curve
+from vae_core import schedules
+from vae_core.schedules import MAX_CURVE_STEPS, LRSchedule, build_optimizer, lr_curve
 from vae_core.slots import SlotPool
 from vae_core.train import Trainer
 
@@ -186,6 +189,62 @@ def test_lr_schedules_have_their_shapes():
     _, warm = lr_curve(base.replace(lr_schedule="cosine", lr_warmup_epochs=2), spe, 10_000)
     assert warm[0] == pytest.approx(1e-4) and warm[10] == pytest.approx(5.05e-3, rel=0.01)
     assert max(warm) == pytest.approx(1e-2) and warm[-1] < 1e-4
+
+
+CURVES = {"constant": {}, "step": dict(lr_schedule="step", lr_step_epochs=3),
+          "exponential": dict(lr_schedule="exponential"), "cosine": dict(lr_schedule="cosine"),
+          "onecycle": dict(lr_schedule="onecycle"),
+          "warm-up": dict(lr_schedule="cosine", lr_warmup_epochs=0.3),
+          "plateau": dict(lr_schedule="plateau", lr_warmup_epochs=1.5)}
+
+
+def every_step(config: TrainConfig, spe: int) -> list[float]:
+    """The LR before each step of a real run, every step simulated."""
+    optimizer = build_optimizer([torch.zeros(1, requires_grad=True)], config)
+    schedule, lrs = LRSchedule(optimizer, config, spe), []
+    for _ in range(config.epochs * spe):
+        lrs.append(schedule.lr)
+        optimizer.step()
+        schedule.after_step()
+    return lrs
+
+
+@pytest.mark.parametrize("name", list(CURVES))
+def test_lr_curve_of_a_run_within_the_cap_is_every_step_exactly(name):
+    config, spe = TrainConfig(epochs=10, lr=1e-2, **CURVES[name]), MAX_CURVE_STEPS // 10
+    full = every_step(config, spe)
+    steps, lrs = lr_curve(config, spe)
+    assert steps == list(range(0, len(full), len(full) // 400)) and lrs == [full[s] for s in steps]
+
+
+@pytest.mark.parametrize("name", list(CURVES))
+def test_lr_curve_of_a_longer_run_is_bounded_and_keeps_its_shape(name, monkeypatch):
+    config, spe = TrainConfig(epochs=10, lr=1e-2, **CURVES[name]), 1257  # 12,570 steps, 2.514 per simulated one
+    full = every_step(config, spe)
+    calls, real = [], LRSchedule.after_step
+
+    def counted(self):
+        calls.append(1)
+        real(self)
+    monkeypatch.setattr(schedules.LRSchedule, "after_step", counted)
+    steps, lrs = lr_curve(config, spe, points=10_000)
+    assert len(calls) <= MAX_CURVE_STEPS
+    assert steps[0] == 0 and len(full) - 3 <= steps[-1] < len(full) and steps == sorted(set(steps))
+    assert lrs[0] == pytest.approx(full[0]) and lrs[-1] == pytest.approx(full[-1], rel=0.05, abs=1e-7)
+    for step, lr in zip(steps, lrs):  # each LR is one the real run gives within one simulated step
+        near = full[max(0, step - 3):step + 4]
+        assert min(near) * (1 - 1e-9) <= lr <= max(near) * (1 + 1e-9), step
+    if name == "step":
+        drops = [s for s, before, after in zip(steps[1:], lrs, lrs[1:]) if after < before]
+        assert drops == [3 * spe, 6 * spe, 9 * spe]
+
+
+def test_lr_curve_of_the_longest_valid_run_takes_a_bounded_time():
+    config = TrainConfig(epochs=500, lr=1e-2, lr_schedule="cosine")
+    started = time.perf_counter()
+    steps, lrs = lr_curve(config, 1257)  # batch size 1 on digits: 628,500 steps
+    assert time.perf_counter() - started < 2
+    assert steps[0] == 0 and steps[-1] > 628_500 - 1257 and lrs[0] == 1e-2 and lrs[-1] < 1e-6
 
 
 def test_plateau_schedule_cuts_the_lr_when_validation_stalls(digits):

@@ -4,6 +4,7 @@ Nothing in an upload is executed: .npz files load with allow_pickle=False. Limit
 the upload itself, everything it unpacks to (zip entries, .npz arrays, decoded pixels) and the
 resized result each stay within VAE_LAB_MAX_UPLOAD_MB; images are counted against VAE_LAB_MAX_IMAGES
 and their sides, read from the file header before any pixel is decoded, against VAE_LAB_MAX_IMAGE_SIDE.
+`load_image` checks a single image (to encode with a trained model) the same way.
 """
 
 from __future__ import annotations
@@ -56,6 +57,14 @@ def load_upload(data: bytes, filename: str, size: int = 28, channels: int = 1, s
                         f"and test)")
     splits = random_split(len(images), 0.1, 0.1, seed)
     return from_splits("upload:" + name, "image", images, labels, class_names, splits)
+
+
+def load_image(data: bytes, shape: tuple[int, int, int], where: str = "the image") -> torch.Tensor:
+    """One uploaded image as float32 `shape` (channels, height, width) in [0, 1]; errors name it `where`."""
+    channels, height, width = shape
+    image, _ = _decode_image(data, where, (width, height), "L" if channels == 1 else "RGB", 0, limits.current())
+    pixels = torch.tensor(image, dtype=torch.float32).div_(255).reshape(height, width, channels)
+    return pixels.permute(2, 0, 1).contiguous()
 
 
 def _check_result_size(count: int, size: int, channels: int, where: str, lim: limits.Limits) -> None:
@@ -117,7 +126,7 @@ def _from_zip(data: bytes, archive: str, size: int, channels: int, lim: limits.L
         if unpacked > cap:
             raise DataError(f"{archive}: unpacks to more than {lim.max_upload_mb} MB "
                             f"(VAE_LAB_MAX_UPLOAD_MB); is it a zip bomb?")
-        image, decoded = _decode_image(blob, where, size, mode, decoded, lim)
+        image, decoded = _decode_image(blob, where, (size, size), mode, decoded, lim)
         pixels.append(image)
     labels, class_names = _folder_labels([i.filename for i in infos])
     images = torch.from_numpy(np.stack(pixels)).float().div_(255)
@@ -125,8 +134,9 @@ def _from_zip(data: bytes, archive: str, size: int, channels: int, lim: limits.L
     return images, labels, class_names
 
 
-def _decode_image(blob: bytes, where: str, size: int, mode: str, decoded: int, lim: limits.Limits):
-    """uint8 (size, size) or (size, size, 3), and the running count of decoded bytes.
+def _decode_image(blob: bytes, where: str, size: tuple[int, int], mode: str, decoded: int, lim: limits.Limits):
+    """uint8 (height, width) or (height, width, 3) for `size` (width, height), and the running count of
+    decoded bytes.
 
     The header's dimensions are checked before pixels are decoded; JPEGs decode at a reduced scale."""
     try:
@@ -136,16 +146,16 @@ def _decode_image(blob: bytes, where: str, size: int, mode: str, decoded: int, l
                 raise DataError(f"{where} is {width}×{height} pixels: refused as a possible decompression "
                                 f"bomb; the limit is {lim.max_image_side} pixels a side "
                                 f"(VAE_LAB_MAX_IMAGE_SIDE)")
-            img.draft(mode, (size, size))  # JPEG only: decode at 1/2, 1/4 or 1/8 scale when enough
+            img.draft(mode, size)  # JPEG only: decode at 1/2, 1/4 or 1/8 scale when enough
             decoded += img.size[0] * img.size[1] * len(img.getbands())
             if decoded > lim.max_upload_mb * MB:
                 raise DataError(f"{where}: the images decode to more than {lim.max_upload_mb} MB of "
                                 f"pixels (VAE_LAB_MAX_UPLOAD_MB); a decompression bomb?")
-            img = img.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+            img = img.convert(mode).resize(size, Image.Resampling.BILINEAR)
             return np.asarray(img, dtype=np.uint8), decoded
     except DataError:
         raise
-    except Image.DecompressionBombError:  # Pillow's own guard, raised when the header claims far too much
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow's own guard on the header
         raise DataError(f"{where} claims too many pixels: refused as a decompression bomb; the limit is "
                         f"{lim.max_image_side} pixels a side (VAE_LAB_MAX_IMAGE_SIDE)") from None
     except Exception as e:  # Pillow raises many types for files it cannot read
