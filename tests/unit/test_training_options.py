@@ -1,6 +1,5 @@
 """Each training option changes what training does: every test here fails if its option is ignored."""
 
-
 import pytest
 import torch
 
