@@ -28,9 +28,9 @@ def heartbeat(watch: bool) -> None:
     st.progress(view.progress, text=text)
 
 
-page.run()
-# After the page, because a page switch restarts the page's containers.
+# First in the sidebar, so the fragment keeps its place (and identity) whatever the page draws.
 work = common.work()
 watch = page.title != "Train" and work is not None and work.alive
-with st.sidebar if watch else st.container():
+with st.sidebar:
     st.fragment(run_every=STATUS_SECONDS if watch else HEARTBEAT_SECONDS)(heartbeat)(watch)
+page.run()

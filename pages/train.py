@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from pages import common
-from vae_core import figures, runs
+from vae_core import figures, runs, sessions
 from vae_core.config import (ACTIVATIONS, ARCHITECTURES, BETA_SCHEDULES, LR_SCHEDULES, OPTIMIZERS, RECON_LOSSES,
                              ConfigError, TrainConfig)
 from vae_core.data import DATASETS, DataError, Dataset, dataset_names, load_upload
@@ -24,7 +24,6 @@ from vae_core.train import check_compatible
 
 common.require_router()
 
-POLL_SECONDS = 0.6
 FIRST_STEP_WAIT = 0.6  # seconds a redraw may wait for a new run's first step, so it shows at once
 
 
@@ -291,7 +290,7 @@ def _clock(seconds: float | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def progress(view: JobView | None) -> None:
+def progress(view: JobView | None, every: float | None) -> None:
     if view is None:
         st.progress(0.0, text="Ready: press Start to train. The charts below fill in as the model learns.")
         return
@@ -305,6 +304,8 @@ def progress(view: JobView | None) -> None:
     text = f"Epoch {epoch} of {view.epochs} · step {view.step:,} of {view.total_steps:,}"
     if view.status in (RUNNING, PAUSED):
         text += f" · {_clock(view.eta)} left" + (" · paused" if view.status == PAUSED else "")
+        if every and every > sessions.REDRAW_LEVELS[0]:
+            text += f" · redrawn every {every:g} s while the server trains many runs"
     else:
         text += f" · took {_clock(view.elapsed)}"
     st.progress(min(1.0, view.progress), text=text)
@@ -378,9 +379,9 @@ def _kl(snap: Snapshot | None, config: TrainConfig) -> None:
         st.caption(f"An autoencoder has no KL term. {snap.active_units} latent units vary across inputs.")
 
 
-def live_view(view: JobView | None, config: TrainConfig, data: Dataset | None) -> None:
+def live_view(view: JobView | None, config: TrainConfig, data: Dataset | None, every: float | None) -> None:
     """The run as it stands. Before a run (no view) the same layout shows empty, so Start only fills it in."""
-    progress(view)
+    progress(view, every)
     message, warning = st.empty(), st.empty()  # fixed slots: a message appearing must not move the charts
     if view is not None and view.status == FAILED:
         message.error(view.message, icon=":material/error:")
@@ -418,16 +419,22 @@ def _first_view(job: TrainingJob) -> JobView:
     return view
 
 
-def run_panel(config: TrainConfig, data: Dataset | None, polling: bool) -> None:
-    """Progress and charts; reruns itself while the job lives, and the whole page when that changes."""
+def redraw_every(job: TrainingJob | None) -> float | None:
+    """Seconds between redraws of the live view: none once the job ended, longer as the server gets busier."""
+    return sessions.redraw_seconds(sessions.registry().live()) if job is not None and job.alive else None
+
+
+def run_panel(config: TrainConfig, data: Dataset | None, every: float | None) -> None:
+    """Progress and charts; reruns itself `every` so often while the job lives, and the whole page when
+    that should change (the job ended, or the server's load calls for another pace)."""
     common.touch()
     job = common.job()
-    if (job is not None and job.alive) != polling:
+    if redraw_every(job) != every:
         st.rerun()
     if job is None:
-        live_view(None, config, data)
+        live_view(None, config, data, every)
     else:
-        live_view(_first_view(job), job.config, job.data)
+        live_view(_first_view(job), job.config, job.data, every)
 
 
 def live_controls(job: TrainingJob | None) -> None:
@@ -478,30 +485,31 @@ def lesson_banner(config: TrainConfig | None) -> None:
 
 def page() -> None:
     st.title("Train a VAE")
-    for warning in st.session_state.pop("url_warnings", []):
-        st.warning(f"Ignored a setting from the link, using its default instead: {warning}")
     job = common.job()
-    polling = job is not None and job.alive
+    every = redraw_every(job)
     with st.sidebar:
         config, error = settings()
-    if error:
-        st.error(f"Invalid setting — {error}", icon=":material/error:")
-    else:
-        common.sync_query(config)
     data = None
-    if config is not None:
-        with st.expander("Dataset", expanded=job is None, icon=":material/dataset:"):
-            data = dataset_preview(config.dataset)
-        if data is not None:
-            try:
-                check_compatible(config, data)
-            except ConfigError as exc:
-                st.error(f"Invalid setting for this dataset — {exc}", icon=":material/error:")
-                data = None
-    lesson_banner(config)
+    with st.container():  # what comes and goes sits in one block, so the live fragment below keeps its place
+        for warning in st.session_state.pop("url_warnings", []):
+            st.warning(f"Ignored a setting from the link, using its default instead: {warning}")
+        if error:
+            st.error(f"Invalid setting — {error}", icon=":material/error:")
+        else:
+            common.sync_query(config)
+        if config is not None:
+            with st.expander("Dataset", expanded=job is None, icon=":material/dataset:"):
+                data = dataset_preview(config.dataset)
+            if data is not None:
+                try:
+                    check_compatible(config, data)
+                except ConfigError as exc:
+                    st.error(f"Invalid setting for this dataset — {exc}", icon=":material/error:")
+                    data = None
+        lesson_banner(config)
     controls(job, config, data)
     live_controls(job)
-    st.fragment(run_every=POLL_SECONDS if polling else None)(run_panel)(config or common.draft_config(), data, polling)
+    st.fragment(run_every=every)(run_panel)(config or common.draft_config(), data, every)
     if job is not None:
         downloads(job)
 

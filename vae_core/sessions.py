@@ -19,6 +19,9 @@ from vae_core.job import DONE, FAILED, FINISHED, RUNNING, STOPPED, JobView, Trai
 
 GRACE_ENV = "VAE_LAB_SESSION_GRACE"
 DEFAULT_GRACE = 120.0
+REDRAW_LEVELS = (0.6, 1.0, 2.0, 3.0, 5.0)  # seconds between redraws of a live view, fastest first
+REDRAW_COST = 0.15  # seconds of one live view's redraw with a job training (a whole Train page run: 0.26 s)
+REDRAW_SHARE = 0.75  # the share of the server process all redraws together may take
 
 
 class Work(Protocol):
@@ -77,6 +80,12 @@ class SessionRegistry:
         with self._lock:
             return self._work.get(session_id)
 
+    def live(self) -> int:
+        """How many sessions have work that is queued or running."""
+        with self._lock:
+            works = list(self._work.values())
+        return sum(work.alive for work in works)
+
     def clear(self, session_id: str) -> None:
         """Stop and forget the session's work."""
         with self._lock:
@@ -105,6 +114,16 @@ class SessionRegistry:
 
 _registry: SessionRegistry | None = None
 _registry_lock = threading.Lock()
+
+
+def redraw_seconds(live: int) -> float:
+    """How often each of `live` sessions watching live work should redraw it. Redraws share one Python
+    process: together they may take REDRAW_SHARE of it, so the interval grows with the sessions, in steps
+    (a change of step costs each session a whole-page rerun) up to 5 s. When redraws come faster than
+    the server makes them they queue up, and browsers fall behind: under load, Streamlit's frontend then
+    broke in some tabs ("Bad delta path index", tests/reliability/test_load_e2e.py)."""
+    needed = REDRAW_COST * live / REDRAW_SHARE
+    return next((level for level in REDRAW_LEVELS if level >= needed), REDRAW_LEVELS[-1])
 
 
 def registry() -> SessionRegistry:

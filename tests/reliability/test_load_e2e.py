@@ -48,11 +48,9 @@ sys.argv = ["streamlit", "run", *sys.argv[1:]]
 sys.exit(main())
 """
 POOLS = ("AnyIO worker thread", "ThreadPoolExecutor-")  # the web server's worker pools: sized by demand, kept
-# A known defect, in 4 of the last 8 runs of this test (1 to 4 of the 7 watching tabs): under load the
-# Streamlit frontend of a Train tab throws one of these while applying a delta from the server (a polling
-# fragment's output arriving while a full rerun has rebuilt the page), then drops its connection and stops
-# updating. Its run still finishes and is saved. The test asserts everything else and then reports such
-# tabs as an expected failure (pytest.xfail), so the defect stays visible without making the suite flaky.
+# What Streamlit's frontend threw in some tabs (in about half the runs of this test) while every tab
+# redrew its live view every 0.6 s: redraws queued up on the busy server and the tab blanked and stopped
+# updating. The live view's pace now follows the server's load (vae_core.sessions.redraw_seconds).
 FRONTEND_BREAKS = ("Cannot set a node at a delta path", "Bad delta path index")
 
 
@@ -254,23 +252,17 @@ def test_ten_users_train_at_once_and_leave_nothing_behind(chromium, server, page
     for page in leavers:  # the tab closes while its run trains or waits for a slot
         page.close()
     peak_threads, peak_names = _threads(server.pid), len(_named(server))
-    finished, broken = set(), set()
-    end = time.monotonic() + 180
-    while len(finished) + len(broken) < STAYING and time.monotonic() < end:
-        for i, page in enumerate(stayers):
-            if i in finished or i in broken:
-                continue
-            if page.get_by_text("Finished.", exact=True).count():
-                finished.add(i)
-            elif any(BROKEN in line for line in page.console_log for BROKEN in FRONTEND_BREAKS):
-                broken.add(i)
+    finished, end = set(), time.monotonic() + 180
+    while len(finished) < STAYING and time.monotonic() < end:
+        finished |= {i for i, page in enumerate(stayers) if page.get_by_text("Finished.", exact=True).count()}
         peak_threads, peak_names = max(peak_threads, _threads(server.pid)), max(peak_names, len(_named(server)))
         time.sleep(0.25)
     trained_in = time.monotonic() - warmed
-    assert len(finished) + len(broken) == STAYING, f"tabs that never showed Finished.: " \
-        f"{sorted(set(range(STAYING)) - finished - broken)}"
-    for i in finished:
-        page = stayers[i]
+    broken = {i: line.splitlines()[0] for i, page in enumerate(stayers) for line in page.console_log
+              if any(b in line for b in FRONTEND_BREAKS)}
+    assert not broken, f"Streamlit's frontend broke in these tabs: {broken}"
+    assert len(finished) == STAYING, f"tabs that never showed Finished.: {sorted(set(range(STAYING)) - finished)}"
+    for page in stayers:
         assert page.locator("[data-testid=stException]").count() == 0
         assert page.locator("[data-testid=stAlertContentError]").count() == 0
         assert "Epoch 2 of 2" in page.locator("[data-testid=stProgress]").first.inner_text()
@@ -285,7 +277,7 @@ def test_ten_users_train_at_once_and_leave_nothing_behind(chromium, server, page
     assert wait_for_names(server, lambda names: sorted(names) == sorted(baseline_names), 30), \
         f"server threads after the tabs closed: {_named(server)}; before: {baseline_names}"
     context.close()
-    assert not [e for e in errors if not any(b in e for b in FRONTEND_BREAKS)], errors
+    assert not errors, errors
     assert all("fonts.gstatic.com" in url for url in refused), refused  # the page icon; nothing else leaves
     server.log.seek(0)
     log = server.log.read()
@@ -293,14 +285,9 @@ def test_ten_users_train_at_once_and_leave_nothing_behind(chromium, server, page
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({
         "concurrent_sessions": STAYING + LEAVING, "tabs_closed_during_their_run": LEAVING,
-        "tabs_whose_frontend_broke": len(broken),
         "runs_finished_and_saved": len(saved), "warm_up_s": round(warmed - t_start, 1),
         "seconds_to_load_all": round(loaded_in, 1), "seconds_to_load_and_train_all": round(trained_in, 1),
         "start_presses_lost": repressed, "requests_refused_off_loopback": sorted(set(refused)),
         "server_threads": {"os_baseline": baseline, "os_peak": peak_threads, "os_after_close": _threads(server.pid),
                            "own_baseline": baseline_names, "own_peak": peak_names},
         "server_rss_mb": {"before": round(rss_before), "peak": round(rss_peak)}}, indent=2))
-    if broken:  # everything above held; only the known frontend defect remains (see FRONTEND_BREAKS)
-        pytest.xfail(f"{len(broken)} of {STAYING} watching tabs broke in the browser: "
-                     + "; ".join(sorted({line.splitlines()[0][:120] for i in broken for line in stayers[i].console_log
-                                         if any(b in line for b in FRONTEND_BREAKS)})))

@@ -6,7 +6,7 @@ import pytest
 
 from vae_core.config import TrainConfig
 from vae_core.job import FINISHED, STOPPED
-from vae_core.sessions import JobSeries, SessionRegistry, grace_from_env
+from vae_core.sessions import REDRAW_LEVELS, JobSeries, SessionRegistry, grace_from_env, redraw_seconds
 from vae_core.slots import SlotPool
 
 
@@ -129,3 +129,22 @@ def test_series_stop_ends_the_running_job_and_skips_the_rest(tmp_path):
     series.stop()
     assert series.join(30)
     assert series.view().status == STOPPED and len(series.jobs) <= 1
+
+
+def test_live_counts_the_sessions_whose_work_is_queued_or_running():
+    registry = SessionRegistry(grace=60, reaper=False)
+    works = [registry.start(f"s{i}", FakeWork()) for i in range(3)]
+    registry.start("s3", FakeWork()).stop()
+    assert registry.live() == 3
+    works[0].stop()
+    registry.clear("s1")
+    assert registry.live() == 1
+
+
+def test_live_views_redraw_less_often_as_more_sessions_train():
+    paces = [redraw_seconds(n) for n in range(0, 61)]
+    assert paces[0] == paces[1] == REDRAW_LEVELS[0]  # one user gets the fastest pace
+    assert paces == sorted(paces) and set(paces) == set(REDRAW_LEVELS)  # slower with load, in a few steps
+    assert paces[-1] == REDRAW_LEVELS[-1] <= 5  # and never slower than every 5 s
+    for n in range(1, 61):  # redraws of ~0.15 s each keep under one process in total, up to the cap
+        assert n * 0.15 / paces[n] <= 0.75 or paces[n] == REDRAW_LEVELS[-1]
