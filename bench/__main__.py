@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench import common
 
-PARTS = ("engine", "threads", "latency", "memory")
+PARTS = ("engine", "threads", "latency", "classroom", "memory")
 RESULTS = Path(__file__).with_name("results.json")
 README = Path(__file__).with_name("README.md")
 BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
@@ -33,7 +33,7 @@ def run(parts=PARTS, smoke: bool = False, repeats: int = 3) -> dict:
 
 
 def _run_parts(parts, smoke: bool, repeats: int, tables: dict) -> None:
-    from bench import engine, latency, memory, threads  # noqa: E402 (imported here so --help is quick)
+    from bench import classroom, engine, latency, memory, threads  # noqa: E402 (imported here so --help is quick)
 
     if "engine" in parts:
         print("engine throughput and snapshot share ...", flush=True)
@@ -45,6 +45,9 @@ def _run_parts(parts, smoke: bool, repeats: int, tables: dict) -> None:
     if "latency" in parts:
         print("time to the first point and snapshot ...", flush=True)
         tables["latency"] = latency.run(smoke, repeats)
+    if "classroom" in parts:
+        print("classroom load on a Streamlit server ...", flush=True)
+        tables["classroom"] = classroom.run(smoke, repeats)
     if "memory" in parts:
         print("memory of a session ...", flush=True)
         tables["memory"] = memory.run(smoke)

@@ -160,14 +160,18 @@ class OtherLoad:
 
     @staticmethod
     def _sample():
-        try:
-            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-            idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-            busy = (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            busy = 0.0
         own = os.times()
-        return busy, own.user + own.system + own.children_user + own.children_system, time.perf_counter()
+        return busy_seconds(), own.user + own.system + own.children_user + own.children_system, time.perf_counter()
+
+
+def busy_seconds() -> float:
+    """CPU seconds all processes have used since boot, from /proc/stat (0.0 where there is none)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 QUIET_WAIT = 0.0  # seconds to wait for other processes to go quiet before each measurement (--quiet-wait)

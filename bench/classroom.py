@@ -1,0 +1,408 @@
+"""Part 4: classroom load: N students open the Train page of one real Streamlit server and press Start at once.
+
+The server is `streamlit run app.py` on 127.0.0.1 (file watcher off, a fresh runs folder, VAE_LAB_MAX_JOBS = N
+so every run trains at once), started through LAUNCHER, which sends vae_core's log lines to the server log and
+writes the server's own figures four times a second. The students are tabs of one headless Chromium (one
+Streamlit session each, loopback only) at nice 15: in a classroom the browsers run on the students' machines.
+For each N, on a fresh server:
+
+- one run alone: one tab presses Start on the default configuration; seconds from the click to the run's
+  meta.json saying "finished" (its file time), after one unmeasured warm-up run. N one after another is N ×
+  the median of these (not measured directly).
+- N at once: N tabs load the page, then each presses Start; from the first click to the last run's "finished".
+- page load: while they train, a fresh tab opens the page again and again; seconds from navigation to the
+  Train page's title and to its Start button. The same on the idle server before the load.
+- server RSS (VmRSS) idle, after the single runs and the idle page loads, and at its peak during the load.
+- dataset loads: the "loaded dataset" lines vae_core logs on a real load (a cache miss), per dataset.
+- where the server's CPU went: its training threads, its main thread (the web server's event loop) and the
+  rest (mostly script runs), and how late the stats thread's 0.25 s sleeps wake (waiting for the GIL or a core).
+
+    python -m bench.classroom [--smoke] [--repeats N]
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from bench import common
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+
+SIZES, SMOKE_SIZES = (10, 30), (2,)
+QUERY, SMOKE_QUERY = "?epochs=2", "?epochs=1"  # the Train page's default configuration, with fewer epochs
+IDLE_LOADS, SMOKE_IDLE_LOADS = 5, 2
+LOAD_PAUSE = 0.5  # seconds between two sampled page loads
+TIMEOUT = 60  # seconds for one page load; a load that times out counts as this long
+DEADLINE = 1200  # seconds for N runs to finish
+FLAGS = ["--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"]
+DONE = ("finished", "stopped", "failed")
+LAUNCHER = r"""
+import json, logging, os, sys, threading, time
+from streamlit.web.cli import main
+
+handler = logging.StreamHandler()
+handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+logging.getLogger("vae_core").addHandler(handler)
+logging.getLogger("vae_core").setLevel(logging.INFO)
+TICK = os.sysconf("SC_CLK_TCK")
+
+def cpu(stat):  # utime + stime in seconds
+    return sum(map(int, open(stat).read().rsplit(")", 1)[1].split()[11:13])) / TICK
+
+def rss_mb():
+    return next(int(line.split()[1]) / 1024 for line in open("/proc/self/status") if line.startswith("VmRSS:"))
+
+def run_delay():  # seconds this thread has spent runnable, waiting for a core
+    return int(open("/proc/thread-self/schedstat").read().split()[1]) / 1e9
+
+def stats(path, every=0.25):
+    from vae_core.slots import default_pool
+    main_stat, training = f"/proc/self/task/{threading.main_thread().native_id}/stat", {}
+    with open(path, "a", buffering=1) as out:
+        while True:
+            before, queued = time.perf_counter(), run_delay()
+            time.sleep(every)
+            late, queued = time.perf_counter() - before - every, run_delay() - queued
+            for t in threading.enumerate():
+                if t.name == "vae-lab-training":
+                    try:
+                        training[t] = cpu(f"/proc/self/task/{t.native_id}/stat")
+                    except OSError:  # it has just ended: its last figure stays
+                        pass
+            out.write(json.dumps({"t": time.time(), "late": late, "queued": queued, "rss": rss_mb(),
+                                  "running": default_pool().running, "cpu": cpu("/proc/self/stat"),
+                                  "training": sum(training.values()), "main": cpu(main_stat)}) + "\n")
+
+threading.Thread(target=stats, args=(os.environ["CLASSROOM_STATS"],), name="classroom-stats", daemon=True).start()
+sys.argv = ["streamlit", "run", *sys.argv[1:]]
+sys.exit(main())
+"""
+
+
+# --- the server ----------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def serve(folder: Path, max_jobs: int):
+    """A server with its runs in folder/runs, its log in folder/server.log, its figures in folder/stats.jsonl."""
+    folder.mkdir(parents=True)
+    port = _free_port()
+    server = type("Server", (), {"url": f"http://127.0.0.1:{port}", "runs": folder / "runs",
+                                 "log": folder / "server.log", "stats": folder / "stats.jsonl"})
+    env = {**os.environ, "VAE_LAB_RUNS": str(server.runs), "VAE_LAB_MAX_JOBS": str(max_jobs),
+           "CLASSROOM_STATS": str(server.stats)}
+    with open(server.log, "w") as log:
+        process = subprocess.Popen([sys.executable, "-c", LAUNCHER, "app.py", *FLAGS, "--server.port", str(port)],
+                                   cwd=common.REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not _healthy(server.url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not start:\n{server.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        server.pid = process.pid
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def stats(server, start: float, end: float) -> list[dict]:
+    """The server's figures (LAUNCHER) written between two time.time() moments."""
+    lines = [json.loads(line) for line in server.stats.read_text().splitlines() if line.endswith("}")]
+    return [s for s in lines if start <= s["t"] <= end]
+
+
+def latest_rss(server) -> float:
+    time.sleep(0.5)  # a fresh line
+    return stats(server, 0, time.time())[-1]["rss"]
+
+
+def runs_done(server, exclude=()) -> dict[str, dict]:
+    """Run folders not in `exclude` whose meta.json says the run has ended, with its status, epochs and end time."""
+    out = {}
+    for meta in server.runs.glob("*/meta.json"):
+        if meta.parent.name in exclude:
+            continue
+        try:
+            record = json.loads(meta.read_text())
+            ended = meta.stat().st_mtime  # written atomically, last, when the run ends
+        except (OSError, ValueError):
+            continue
+        if record.get("status") in DONE:
+            out[meta.parent.name] = {"status": record["status"], "epochs": record["epochs_done"], "ended": ended}
+    return out
+
+
+# --- the browser ---------------------------------------------------------------------------------
+
+def _loopback_only(context) -> None:
+    def route(r):
+        if r.request.url.startswith(("http://127.0.0.1:", "ws://127.0.0.1:")):
+            r.continue_()
+        else:
+            r.abort()
+    context.route("**/*", route)
+
+
+def _open(context, url: str):
+    """A tab on url (a new Streamlit session), not waiting for it to load; its uncaught errors in tab.errors."""
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT * 1000)
+    tab.errors = []
+    tab.on("pageerror", lambda e: tab.errors.append(str(e)[:300]))
+    tab.goto(url, wait_until="commit")
+    return tab
+
+
+def _ready(tab) -> None:
+    tab.get_by_role("button", name="Start", exact=True).wait_for()
+    tab.get_by_text("Ready: press Start").wait_for()
+    tab.locator("[data-testid=stStatusWidget]").wait_for(state="hidden")
+
+
+def _started(tab) -> int:
+    """Wait until the tab's run has begun, pressing Start again when a press was lost; the extra presses."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    begun = (tab.get_by_role("button", name="Restart", exact=True).or_(tab.get_by_text("Finished.", exact=True))
+             .or_(tab.get_by_text("Waiting for a free training slot")))
+    start = tab.get_by_role("button", name="Start", exact=True)
+    for extra in range(3):
+        try:
+            begun.first.wait_for(timeout=60_000)
+            return extra
+        except PlaywrightTimeout:
+            if start.is_visible():  # still idle a minute later: the press was lost
+                start.click()
+    raise RuntimeError("Start did not start a run after three presses")
+
+
+def page_load(context, url: str) -> tuple[float, float]:
+    """Seconds from navigating a fresh tab to url until the Train page's title, and until its Start button."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT * 1000)
+    title = float(TIMEOUT)
+    try:
+        t0 = time.perf_counter()
+        tab.goto(url, wait_until="commit")
+        tab.get_by_role("heading", name="Train a VAE").wait_for()
+        title = time.perf_counter() - t0
+        tab.get_by_role("button", name="Start", exact=True).wait_for(timeout=max(1, (TIMEOUT - title) * 1000))
+        return title, time.perf_counter() - t0
+    except PlaywrightTimeout:
+        return title, float(TIMEOUT)
+    finally:
+        tab.close()
+
+
+def one_run(tab, server) -> float:
+    """Press Start in a ready tab; seconds from the click to the run's end (its meta.json's time)."""
+    before = set(runs_done(server))
+    clicked = time.time()
+    tab.get_by_role("button", name="Start", exact=True).click()
+    end = time.monotonic() + DEADLINE
+    while not (new := runs_done(server, before)):
+        if time.monotonic() > end:
+            raise RuntimeError("a single run did not finish")
+        time.sleep(0.1)
+    run = next(iter(new.values()))
+    if run["status"] != "finished":
+        raise RuntimeError(f"a single run ended {run['status']}")
+    tab.get_by_text("Finished.", exact=True).wait_for()  # the tab has caught up: Start again
+    tab.locator("[data-testid=stStatusWidget]").wait_for(state="hidden")
+    return run["ended"] - clicked
+
+
+# --- CPU of this benchmark's processes -----------------------------------------------------------
+
+def tree_cpu() -> float:
+    """CPU seconds of this process and its living descendants (server, browser), with the children each reaped."""
+    children, used = collections.defaultdict(list), {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children[int(fields[1])].append(int(stat.parent.name))
+        used[int(stat.parent.name)] = sum(map(int, fields[11:15]))  # utime, stime, cutime, cstime
+    todo, total = [os.getpid()], 0
+    while todo:
+        pid = todo.pop()
+        total += used.get(pid, 0)
+        todo += children[pid]
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+# --- one classroom -------------------------------------------------------------------------------
+
+def _percentile(values, q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def measure(browser, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
+    """Everything in the table for N sessions, on a fresh server."""
+    common.wait_for_quiet()
+    url_query = SMOKE_QUERY if smoke else QUERY
+    with serve(folder, max_jobs=n) as server:
+        context = browser.new_context(viewport={"width": 1200, "height": 900})
+        _loopback_only(context)
+        url = server.url + url_query
+        tab = _open(context, url)
+        _ready(tab)
+        alone = [one_run(tab, server) for _ in range(repeats + (not smoke))][(not smoke):]  # after a warm-up
+        tab.close()
+        idle_loads = [page_load(context, url) for _ in range(SMOKE_IDLE_LOADS if smoke else IDLE_LOADS)]
+        rss_idle = latest_rss(server)
+        singles = set(runs_done(server))
+
+        tabs = [_open(context, url) for _ in range(n)]
+        for tab in tabs:
+            _ready(tab)
+        rss_tabs = latest_rss(server)
+        print(f"  classroom {n}: {n} tabs ready, pressing Start", flush=True)
+        busy0, tree0, t0 = common.busy_seconds(), tree_cpu(), time.time()
+        for tab in tabs:
+            tab.get_by_role("button", name="Start", exact=True).click()
+        repressed = sum(_started(tab) for tab in tabs)
+        loads, end = [], time.monotonic() + DEADLINE
+        while True:  # at least one page load under load, however short the runs
+            loads.append(page_load(context, url))
+            done = runs_done(server, singles)
+            finished = sum(r["status"] == "finished" for r in done.values())
+            if finished >= n or len(done) >= n + repressed or time.monotonic() > end:  # a press again may restart
+                break
+            time.sleep(LOAD_PAUSE)
+        busy1, tree1, t1 = common.busy_seconds(), tree_cpu(), time.time()
+        tab_errors = sum(bool(tab.errors) or tab.locator("[data-testid=stException]").count() > 0
+                         or tab.locator("[data-testid=stAlertContentError]").count() > 0 for tab in tabs)
+        page_errors = sorted({e.splitlines()[0][:120] for tab in tabs for e in tab.errors})
+        context.close()
+        window = stats(server, t0, t1)
+        log = server.log.read_text()
+
+    at_once = max((r["ended"] for r in done.values()), default=t1) - t0
+    dataset_loads = collections.Counter(re.findall(r"loaded dataset (\S+) \(seed", log))
+    tracebacks = log.count("Traceback")
+    first, last, cores = window[0], window[-1], os.cpu_count() or 1
+    server_cpu = last["cpu"] - first["cpu"]
+    span = last["t"] - first["t"]
+    training, main = last["training"] - first["training"], last["main"] - first["main"]
+    rss_peak = max(s["rss"] for s in window)
+    sequential = n * common.stats(alone)["median"]
+    title_times, start_times = [t for t, _ in loads], [s for _, s in loads]
+    return {
+        "sessions": n, "max_jobs": n, "peak_running": max(s["running"] for s in window),
+        "epochs": max((r["epochs"] for r in done.values()), default=0),
+        "finished": f"{finished} of {n}", "errors": tab_errors + max(0, n - finished) + tracebacks,
+        "tabs_with_errors": tab_errors, "page_errors": page_errors, "server_tracebacks": tracebacks,
+        "start_presses_lost": repressed,
+        "alone": common.stats(alone), "sequential": sequential, "at_once": at_once,
+        "speedup": sequential / at_once,
+        "load_idle_p50": _percentile([s for _, s in idle_loads], 50),
+        "load_p50": _percentile(start_times, 50), "load_p95": _percentile(start_times, 95),
+        "title_p50": _percentile(title_times, 50), "title_p95": _percentile(title_times, 95),
+        "loads": len(loads), "loads_timed_out": sum(s >= TIMEOUT for s in start_times),
+        "rss_idle": rss_idle, "rss_tabs": rss_tabs, "rss_peak": rss_peak, "per_session": (rss_peak - rss_idle) / n,
+        "dataset_loads": ", ".join(f"{k} {v}" for k, v in sorted(dataset_loads.items())) or "none",
+        "loaded_once": bool(dataset_loads) and set(dataset_loads.values()) == {1},
+        "server_cores": server_cpu / span,
+        "cpu_split": f"{100 * training / server_cpu:.0f} / {100 * main / server_cpu:.0f} / "
+                     f"{100 * (server_cpu - training - main) / server_cpu:.0f}",
+        "late_p95": 1000 * _percentile([s["late"] for s in window], 95),
+        "late_core": 100 * sum(s["queued"] for s in window) / max(1e-9, sum(s["late"] for s in window)),
+        "browser_cores": ((tree1 - tree0) - server_cpu) / (t1 - t0),
+        "other_cpu": 100 * max(0.0, ((busy1 - busy0) - (tree1 - tree0)) / ((t1 - t0) * cores)),
+    }
+
+
+def run(smoke: bool = False, repeats: int = 3, sizes=None) -> dict:
+    columns = [("sessions", "sessions", 0), ("epochs", "epochs per run", 0), ("max_jobs", "VAE_LAB_MAX_JOBS", 0),
+               ("peak_running", "runs training at once (peak)", 0), ("finished", "runs finished", 0),
+               ("errors", "errors", 0), ("alone", "one run alone (s)", 1),
+               ("sequential", "N one after another (s)", 0), ("at_once", "N at once (s)", 0),
+               ("speedup", "one after another / at once", 2), ("load_idle_p50", "page load idle, p50 (s)", 2),
+               ("load_p50", "page load under load, p50 (s)", 2), ("load_p95", "page load under load, p95 (s)", 2),
+               ("loads", "page loads sampled", 0), ("rss_idle", "server RSS idle (MB)", 0),
+               ("rss_peak", "server RSS peak (MB)", 0), ("per_session", "MB per session", 1),
+               ("dataset_loads", "dataset loads in the server", 0), ("server_cores", "server CPU (cores)", 2),
+               ("cpu_split", "server CPU: training / main thread / rest (%)", 0),
+               ("late_p95", "a 0.25 s sleep wakes late, p95 (ms)", 0),
+               ("late_core", "lateness waiting for a core, not the GIL (%)", 0),
+               ("browser_cores", "browsers' CPU (cores)", 2), ("other_cpu", "other processes' CPU %", 0)]
+    title = "Classroom load: N tabs press Start at once on one Streamlit server"
+    if not CHROMIUM.exists():
+        reason = f"skipped: {CHROMIUM} is missing (apt-get install chromium)"
+        return common.table(title, columns, [{"sessions": reason}], [reason])
+    from playwright.sync_api import sync_playwright
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-classroom-") as tmp, sync_playwright() as driver:
+        niced = Path(tmp) / "chromium"
+        niced.write_text(f'#!/bin/sh\nexec nice -n 15 {CHROMIUM} "$@"\n')
+        niced.chmod(0o755)
+        browser = driver.chromium.launch(executable_path=str(niced), args=CHROMIUM_ARGS)
+        try:
+            for n in sizes or (SMOKE_SIZES if smoke else SIZES):
+                rows.append(measure(browser, n, smoke, repeats, Path(tmp) / f"n{n}"))
+                r = rows[-1]
+                print(f"  classroom {n}: {r['finished']} finished in {r['at_once']:.0f} s (one after another "
+                      f"{r['sequential']:.0f} s), page load p95 {r['load_p95']:.2f} s, "
+                      f"{r['per_session']:.1f} MB per session", flush=True)
+        finally:
+            browser.close()
+    notes = [
+        "each tab is its own Streamlit session and runs the Train page's default configuration (digits, MLP "
+        f"256-128, z 2, batch 32) with the link's {SMOKE_QUERY if smoke else QUERY} instead of the default 30 "
+        "epochs; VAE_LAB_MAX_JOBS = N, so no run queues",
+        f"one run alone: one tab on the same server, median [min–max] of {repeats}"
+        + ("" if smoke else " after a warm-up run") + "; N one after another = N × that median (not run)",
+        "N at once: from the first Start click to the last run's end; errors: tabs showing an error or whose page "
+        "threw, runs not finished, tracebacks in the server log",
+        "page load: a fresh tab, from navigation to the Start button, sampled back to back while the runs train "
+        f"(the title's times are in results.json); a load over {TIMEOUT} s counts as {TIMEOUT} s",
+        "MB per session: (peak − idle) / N of the server's VmRSS; idle is after the single runs and idle page loads; "
+        "the peak includes the closed page-load tabs' sessions, which Streamlit keeps for 120 s",
+        "dataset loads: vae_core's log lines of real loads (cache misses) in the server's whole life: 1 = loaded once",
+        "server CPU split: training threads / main thread (web server event loop) / the rest, mostly script runs",
+        "Chromium runs at nice 15 on the same cores; targets: every run finishes, no error, page load p95 < 2 s, "
+        "< 150 MB per session",
+    ]
+    return common.table(title, columns, rows, notes)
+
+
+if __name__ == "__main__":
+    from bench.__main__ import main
+    main(["--only", "classroom", *sys.argv[1:]])
