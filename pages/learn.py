@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import common
-from vae_core.lessons import LESSONS, Lesson
+from vae_core.lessons import LESSONS, UNAVAILABLE, Lesson
 
 common.require_router()
 
@@ -58,12 +58,11 @@ def lesson_card(lesson: Lesson) -> None:
         st.markdown(f"**{lesson.title}**")
         st.markdown(lesson.claim)
         st.caption(f"Look at: {lesson.look_for}")
-        a, b = st.columns(2)
-        if a.button(f"Train: {lesson.preset_label}", key=f"lesson_{lesson.key}_preset", icon=":material/play_arrow:",
-                    type="primary", width="stretch"):
-            _load(lesson.preset, lesson.key)
-        if b.button(f"Train: {lesson.contrast_label}", key=f"lesson_{lesson.key}_contrast", width="stretch"):
-            _load(lesson.contrast, lesson.key)
+        names = ["preset", "contrast", *(f"extra{i}" for i in range(len(lesson.extra)))]
+        for name, (label, config), column in zip(names, lesson.runs, st.columns(len(names))):
+            if column.button(f"Train: {label}", key=f"lesson_{lesson.key}_{name}", width="stretch",
+                             type="primary" if name == "preset" else "secondary"):
+                _load(config, lesson.key)
 
 
 def page() -> None:
@@ -78,6 +77,8 @@ def page() -> None:
         for i, lesson in enumerate(LESSONS):
             with cols[i % 2]:
                 lesson_card(lesson)
+        for reason in UNAVAILABLE.values():
+            st.caption(reason)
 
 
 page()

@@ -476,8 +476,7 @@ def lesson_banner(config: TrainConfig | None) -> None:
     lesson = next((item for item in LESSONS if item.key == key), None)
     if lesson is None or config is None:
         return
-    label = (lesson.preset_label if config == lesson.preset else
-             lesson.contrast_label if config == lesson.contrast else None)
+    label = next((label for label, run in lesson.runs if run == config), None)
     if label:
         st.info(f"**Lesson: {lesson.title}** ({label})  \n{lesson.claim}  \n*Look at:* {lesson.look_for}",
                 icon=":material/school:")

@@ -112,6 +112,17 @@ def test_learn_renders_and_a_lesson_fills_the_train_page(app):
     assert any(lesson.claim in i.value for i in app.info)
 
 
+def test_a_three_way_lesson_loads_its_third_run(app):
+    """The β lesson claims something of β = 0, 1 and 8: each has its button, and the banner names the run."""
+    lesson = next(item for item in LESSONS if item.extra)
+    app.run()
+    app.switch_page("pages/learn.py").run()
+    app.button(key=f"lesson_{lesson.key}_extra0").click().run()
+    _ok(app)
+    assert app.session_state["draft"] == lesson.extra[0].to_dict()
+    assert any(f"({lesson.extra_labels[0]})" in i.value for i in app.info)
+
+
 def _png(side: int = 20) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray((np.arange(side * side).reshape(side, side) % 256).astype(np.uint8)).save(buffer, "PNG")
