@@ -1,4 +1,4 @@
-"""Compare saved runs side by side; train a β sweep or a lesson's contrast pair in the background."""
+"""Compare saved runs side by side; train a β sweep or a lesson's runs in the background."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _label(run: SavedRun) -> str:
     return f"{common.describe(run.config)} · {run.name[:15]}"
 
 
-# --- background series: a β sweep or a lesson pair ----------------------------------------------
+# --- background series: a β sweep or a lesson's runs --------------------------------------------
 def _start_series(configs, labels) -> None:
     series = JobSeries(configs, labels, runs_dir=common.runs_dir())
     common.start(series)
@@ -63,10 +63,12 @@ def sweep_form() -> None:
 def lesson_form() -> None:
     by_key = {item.key: item for item in LESSONS}
     lesson = by_key[st.selectbox("Lesson", list(by_key), format_func=lambda k: by_key[k].title, key="pair_lesson")]
-    st.caption(f"{lesson.claim}  \nTrains **{lesson.preset_label}** and then **{lesson.contrast_label}** "
-               f"({lesson.preset.epochs} epochs each).")
-    if st.button("Run this pair", icon=":material/compare_arrows:", type="primary"):
-        _start_series([lesson.preset, lesson.contrast], [lesson.preset_label, lesson.contrast_label])
+    labels, configs = zip(*lesson.runs)
+    st.caption(f"{lesson.claim}  \nTrains " + ", then ".join(f"**{label}**" for label in labels)
+               + f" ({lesson.preset.epochs} epochs each).")
+    if st.button("Run this pair" if len(labels) == 2 else f"Run these {len(labels)} runs",
+                 icon=":material/compare_arrows:", type="primary"):
+        _start_series(list(configs), list(labels))
         st.rerun()
 
 
@@ -171,7 +173,7 @@ def page() -> None:
         st.markdown("**β sweep**")
         sweep_form()
     with pair:
-        st.markdown("**A lesson's contrast pair**")
+        st.markdown("**A lesson's runs side by side**")
         lesson_form()
     st.fragment(run_every=POLL_SECONDS if polling else None)(series_panel)(polling)
     _select_finished_series()

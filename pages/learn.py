@@ -71,8 +71,8 @@ def page() -> None:
     with theory_tab:
         theory()
     with lessons_tab:
-        st.markdown("Each lesson is a pair of runs that differ in one setting. A button loads one of them into "
-                    "the Train page; the Compare page can train both and show them side by side.")
+        st.markdown("Each lesson is two or three runs that differ in one setting. A button loads one of them into "
+                    "the Train page; the Compare page can train them all and show them side by side.")
         cols = st.columns(2)
         for i, lesson in enumerate(LESSONS):
             with cols[i % 2]:

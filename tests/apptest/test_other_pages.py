@@ -143,19 +143,20 @@ def test_explore_encodes_an_uploaded_image(app, train_run):
     assert any("Could not read fake.png as an image" in e.value for e in app.error)
 
 
-def test_compare_runs_a_lessons_contrast_pair(app, session_work, monkeypatch):
+def test_compare_runs_all_of_a_lessons_runs(app, session_work, monkeypatch):
     lesson = dataclasses.replace(LESSONS[0], preset=TrainConfig(epochs=1, hidden=[32], beta=8.0),
-                                 contrast=TrainConfig(epochs=1, hidden=[32], beta=1.0))
+                                 contrast=TrainConfig(epochs=1, hidden=[32], beta=1.0),
+                                 extra=(TrainConfig(epochs=1, hidden=[32], beta=0.0),))
     monkeypatch.setattr("vae_core.lessons.LESSONS", [lesson, *LESSONS[1:]])  # real presets train 30 epochs
     app.run()
     app.switch_page("pages/compare.py").run()
     assert app.selectbox(key="pair_lesson").value == lesson.key
-    next(b for b in app.button if b.label == "Run this pair").click().run()
+    next(b for b in app.button if b.label == "Run these 3 runs").click().run()
     _ok(app)
     series = session_work(app)
-    assert series.join(60) and series.labels == [lesson.preset_label, lesson.contrast_label]
+    assert series.join(90) and series.labels == [lesson.preset_label, lesson.contrast_label, *lesson.extra_labels]
     app.run()
     _ok(app)
     chosen = app.multiselect(key="compare_runs").value
-    assert len(chosen) == 2 and len(app.dataframe[0].value) == 2
-    assert sorted(app.dataframe[0].value["β"]) == [1.0, 8.0]
+    assert len(chosen) == 3 and len(app.dataframe[0].value) == 3
+    assert sorted(app.dataframe[0].value["β"]) == [0.0, 1.0, 8.0]
