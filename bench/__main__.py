@@ -48,6 +48,7 @@ def _run_parts(parts, smoke: bool, repeats: int, tables: dict) -> None:
     if "classroom" in parts:
         print("classroom load on a Streamlit server ...", flush=True)
         tables["classroom"] = classroom.run(smoke, repeats)
+        tables["classroom_cpu"] = classroom.cpu_table(tables["classroom"])
     if "memory" in parts:
         print("memory of a session ...", flush=True)
         tables["memory"] = memory.run(smoke)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import math
 import os
 import re
 import socket
@@ -41,9 +42,9 @@ from bench import common
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
 SIZES, SMOKE_SIZES = (10, 30), (2,)
-QUERY, SMOKE_QUERY = "?epochs=2", "?epochs=1"  # the Train page's default configuration, with fewer epochs
+QUERY, SMOKE_QUERY = "?epochs=10", "?epochs=1"  # the Train page's default configuration, with fewer epochs
 IDLE_LOADS, SMOKE_IDLE_LOADS = 5, 2
-LOAD_PAUSE = 0.5  # seconds between two sampled page loads
+LOAD_EVERY, LOADING_AT_MOST = 2.0, 4  # under load, a fresh page load every 2 s, at most 4 at a time
 TIMEOUT = 60  # seconds for one page load; a load that times out counts as this long
 DEADLINE = 1200  # seconds for N runs to finish
 FLAGS = ["--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
@@ -51,6 +52,7 @@ FLAGS = ["--server.headless", "true", "--server.address", "127.0.0.1", "--browse
 DONE = ("finished", "stopped", "failed")
 LAUNCHER = r"""
 import json, logging, os, sys, threading, time
+from streamlit.runtime.scriptrunner.script_runner import ScriptRunner
 from streamlit.web.cli import main
 
 handler = logging.StreamHandler()
@@ -68,6 +70,22 @@ def rss_mb():
 def run_delay():  # seconds this thread has spent runnable, waiting for a core
     return int(open("/proc/thread-self/schedstat").read().split()[1]) / 1e9
 
+# every script run (a whole page, or a fragment such as the live view's redraw): count, seconds, CPU seconds
+scripts = {"page": [0, 0.0, 0.0], "fragment": [0, 0.0, 0.0]}
+run_script = ScriptRunner._run_script
+
+def timed_run_script(self, rerun_data):
+    wall, cpu_time = time.perf_counter(), time.thread_time()
+    try:
+        return run_script(self, rerun_data)
+    finally:
+        figures = scripts["fragment" if rerun_data.fragment_id else "page"]
+        figures[0] += 1
+        figures[1] += time.perf_counter() - wall
+        figures[2] += time.thread_time() - cpu_time
+
+ScriptRunner._run_script = timed_run_script
+
 def stats(path, every=0.25):
     from vae_core.slots import default_pool
     main_stat, training = f"/proc/self/task/{threading.main_thread().native_id}/stat", {}
@@ -84,7 +102,7 @@ def stats(path, every=0.25):
                         pass
             out.write(json.dumps({"t": time.time(), "late": late, "queued": queued, "rss": rss_mb(),
                                   "running": default_pool().running, "cpu": cpu("/proc/self/stat"),
-                                  "training": sum(training.values()), "main": cpu(main_stat)}) + "\n")
+                                  "training": sum(training.values()), "main": cpu(main_stat), **scripts}) + "\n")
 
 threading.Thread(target=stats, args=(os.environ["CLASSROOM_STATS"],), name="classroom-stats", daemon=True).start()
 sys.argv = ["streamlit", "run", *sys.argv[1:]]
@@ -208,24 +226,43 @@ def _started(tab) -> int:
     raise RuntimeError("Start did not start a run after three presses")
 
 
-def page_load(context, url: str) -> tuple[float, float]:
-    """Seconds from navigating a fresh tab to url until the Train page's title, and until its Start button."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+class PageLoads:
+    """Fresh tabs on url, a new one every `every` seconds while fewer than `at_most` are loading; for each, the
+    seconds from navigation to the Train page's title and to its Start button (polled, so to about 0.1 s)."""
 
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT * 1000)
-    title = float(TIMEOUT)
-    try:
-        t0 = time.perf_counter()
-        tab.goto(url, wait_until="commit")
-        tab.get_by_role("heading", name="Train a VAE").wait_for()
-        title = time.perf_counter() - t0
-        tab.get_by_role("button", name="Start", exact=True).wait_for(timeout=max(1, (TIMEOUT - title) * 1000))
-        return title, time.perf_counter() - t0
-    except PlaywrightTimeout:
-        return title, float(TIMEOUT)
-    finally:
-        tab.close()
+    def __init__(self, context, url: str, every: float, at_most: int):
+        self.context, self.url, self.every, self.at_most = context, url, every, at_most
+        self.loading, self.times, self.due = [], [], 0.0
+
+    def poll(self) -> None:
+        if time.perf_counter() >= self.due and len(self.loading) < self.at_most:
+            tab = self.context.new_page()
+            tab.set_default_timeout(TIMEOUT * 1000)
+            self.loading.append([tab, time.perf_counter(), None])
+            tab.goto(self.url, wait_until="commit")
+            self.due = time.perf_counter() + self.every
+        for load in list(self.loading):
+            tab, t0, title = load
+            elapsed = min(time.perf_counter() - t0, TIMEOUT)
+            if title is None and tab.get_by_role("heading", name="Train a VAE").is_visible():
+                load[2] = title = elapsed
+            if elapsed >= TIMEOUT or tab.get_by_role("button", name="Start", exact=True).is_visible():
+                self.times.append((elapsed if title is None else title, elapsed))
+                self.loading.remove(load)
+                tab.close()
+
+    def until(self, done) -> None:
+        """Keep loading pages until done() is true (at least one starts)."""
+        while True:
+            self.poll()
+            if done():
+                return
+            time.sleep(0.1)
+
+    def finish(self) -> None:
+        """Start no more, and let the pages still loading finish."""
+        self.due = math.inf
+        self.until(lambda: not self.loading)
 
 
 def one_run(tab, server) -> float:
@@ -272,6 +309,12 @@ def _percentile(values, q: float) -> float:
     return float(np.percentile(values, q))
 
 
+def _script_runs(first, last, span: float) -> tuple[float, float | None, float | None]:
+    """Script runs per second, and each one's CPU and wall milliseconds, between two of LAUNCHER's figures."""
+    runs, wall, cpu = (b - a for a, b in zip(first, last))
+    return runs / span, 1000 * cpu / runs if runs else None, 1000 * wall / runs if runs else None
+
+
 def measure(browser, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
     """Everything in the table for N sessions, on a fresh server."""
     common.wait_for_quiet()
@@ -284,7 +327,9 @@ def measure(browser, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
         _ready(tab)
         alone = [one_run(tab, server) for _ in range(repeats + (not smoke))][(not smoke):]  # after a warm-up
         tab.close()
-        idle_loads = [page_load(context, url) for _ in range(SMOKE_IDLE_LOADS if smoke else IDLE_LOADS)]
+        idle = PageLoads(context, url, every=0, at_most=1)
+        idle.until(lambda: len(idle.times) >= (SMOKE_IDLE_LOADS if smoke else IDLE_LOADS))
+        idle.finish()
         rss_idle = latest_rss(server)
         singles = set(runs_done(server))
 
@@ -297,15 +342,19 @@ def measure(browser, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
         for tab in tabs:
             tab.get_by_role("button", name="Start", exact=True).click()
         repressed = sum(_started(tab) for tab in tabs)
-        loads, end = [], time.monotonic() + DEADLINE
-        while True:  # at least one page load under load, however short the runs
-            loads.append(page_load(context, url))
+        end = time.monotonic() + DEADLINE
+
+        def all_ended() -> bool:  # pressing Start again may have restarted a run: then n + 1 runs end
             done = runs_done(server, singles)
-            finished = sum(r["status"] == "finished" for r in done.values())
-            if finished >= n or len(done) >= n + repressed or time.monotonic() > end:  # a press again may restart
-                break
-            time.sleep(LOAD_PAUSE)
+            return (sum(r["status"] == "finished" for r in done.values()) >= n or len(done) >= n + repressed
+                    or time.monotonic() > end)
+
+        loads = PageLoads(context, url, every=LOAD_EVERY, at_most=LOADING_AT_MOST)
+        loads.until(all_ended)
         busy1, tree1, t1 = common.busy_seconds(), tree_cpu(), time.time()
+        loads.finish()
+        done = runs_done(server, singles)
+        finished = sum(r["status"] == "finished" for r in done.values())
         tab_errors = sum(bool(tab.errors) or tab.locator("[data-testid=stException]").count() > 0
                          or tab.locator("[data-testid=stAlertContentError]").count() > 0 for tab in tabs)
         page_errors = sorted({e.splitlines()[0][:120] for tab in tabs for e in tab.errors})
@@ -322,7 +371,7 @@ def measure(browser, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
     training, main = last["training"] - first["training"], last["main"] - first["main"]
     rss_peak = max(s["rss"] for s in window)
     sequential = n * common.stats(alone)["median"]
-    title_times, start_times = [t for t, _ in loads], [s for _, s in loads]
+    title_times, start_times = [t for t, _ in loads.times], [s for _, s in loads.times]
     return {
         "sessions": n, "max_jobs": n, "peak_running": max(s["running"] for s in window),
         "epochs": max((r["epochs"] for r in done.values()), default=0),
@@ -331,16 +380,18 @@ def measure(browser, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
         "start_presses_lost": repressed,
         "alone": common.stats(alone), "sequential": sequential, "at_once": at_once,
         "speedup": sequential / at_once,
-        "load_idle_p50": _percentile([s for _, s in idle_loads], 50),
+        "load_idle_p50": _percentile([s for _, s in idle.times], 50),
         "load_p50": _percentile(start_times, 50), "load_p95": _percentile(start_times, 95),
         "title_p50": _percentile(title_times, 50), "title_p95": _percentile(title_times, 95),
-        "loads": len(loads), "loads_timed_out": sum(s >= TIMEOUT for s in start_times),
+        "loads": len(start_times), "loads_timed_out": sum(s >= TIMEOUT for s in start_times),
         "rss_idle": rss_idle, "rss_tabs": rss_tabs, "rss_peak": rss_peak, "per_session": (rss_peak - rss_idle) / n,
         "dataset_loads": ", ".join(f"{k} {v}" for k, v in sorted(dataset_loads.items())) or "none",
         "loaded_once": bool(dataset_loads) and set(dataset_loads.values()) == {1},
         "server_cores": server_cpu / span,
         "cpu_split": f"{100 * training / server_cpu:.0f} / {100 * main / server_cpu:.0f} / "
                      f"{100 * (server_cpu - training - main) / server_cpu:.0f}",
+        **{f"{kind}_{key}": value for kind in ("page", "fragment") for key, value in zip(
+            ("runs", "cpu_ms", "wall_ms"), _script_runs(first[kind], last[kind], span))},
         "late_p95": 1000 * _percentile([s["late"] for s in window], 95),
         "late_core": 100 * sum(s["queued"] for s in window) / max(1e-9, sum(s["late"] for s in window)),
         "browser_cores": ((tree1 - tree0) - server_cpu) / (t1 - t0),
@@ -348,24 +399,31 @@ def measure(browser, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
     }
 
 
-def run(smoke: bool = False, repeats: int = 3, sizes=None) -> dict:
-    columns = [("sessions", "sessions", 0), ("epochs", "epochs per run", 0), ("max_jobs", "VAE_LAB_MAX_JOBS", 0),
-               ("peak_running", "runs training at once (peak)", 0), ("finished", "runs finished", 0),
-               ("errors", "errors", 0), ("alone", "one run alone (s)", 1),
-               ("sequential", "N one after another (s)", 0), ("at_once", "N at once (s)", 0),
-               ("speedup", "one after another / at once", 2), ("load_idle_p50", "page load idle, p50 (s)", 2),
-               ("load_p50", "page load under load, p50 (s)", 2), ("load_p95", "page load under load, p95 (s)", 2),
-               ("loads", "page loads sampled", 0), ("rss_idle", "server RSS idle (MB)", 0),
-               ("rss_peak", "server RSS peak (MB)", 0), ("per_session", "MB per session", 1),
-               ("dataset_loads", "dataset loads in the server", 0), ("server_cores", "server CPU (cores)", 2),
-               ("cpu_split", "server CPU: training / main thread / rest (%)", 0),
+COLUMNS = [("sessions", "sessions", 0), ("epochs", "epochs per run", 0), ("max_jobs", "VAE_LAB_MAX_JOBS", 0),
+           ("peak_running", "runs training at once (peak)", 0), ("finished", "runs finished", 0),
+           ("errors", "errors", 0), ("alone", "one run alone (s)", 1), ("sequential", "N one after another (s)", 0),
+           ("at_once", "N at once (s)", 0), ("speedup", "one after another / at once", 2),
+           ("load_idle_p50", "page load idle, p50 (s)", 2), ("load_p50", "page load under load, p50 (s)", 2),
+           ("load_p95", "page load under load, p95 (s)", 2), ("loads", "page loads sampled", 0),
+           ("rss_idle", "server RSS idle (MB)", 0), ("rss_peak", "server RSS peak (MB)", 0),
+           ("per_session", "MB per session", 1), ("dataset_loads", "dataset loads in the server", 0),
+           ("other_cpu", "other processes' CPU %", 0)]
+CPU_COLUMNS = [("sessions", "sessions", 0), ("server_cores", "server CPU (cores)", 2),
+               ("cpu_split", "training / main thread / rest (%)", 0), ("page_runs", "page runs per s", 1),
+               ("page_cpu_ms", "page run CPU (ms)", 0), ("page_wall_ms", "page run wall (ms)", 0),
+               ("fragment_runs", "fragment runs per s", 1), ("fragment_cpu_ms", "fragment run CPU (ms)", 0),
+               ("fragment_wall_ms", "fragment run wall (ms)", 0),
                ("late_p95", "a 0.25 s sleep wakes late, p95 (ms)", 0),
-               ("late_core", "lateness waiting for a core, not the GIL (%)", 0),
-               ("browser_cores", "browsers' CPU (cores)", 2), ("other_cpu", "other processes' CPU %", 0)]
+               ("late_core", "of which waiting for a core (%)", 0), ("browser_cores", "browsers' CPU (cores)", 2),
+               ("other_cpu", "other processes' CPU %", 0)]
+
+
+def run(smoke: bool = False, repeats: int = 3, sizes=None) -> dict:
     title = "Classroom load: N tabs press Start at once on one Streamlit server"
     if not CHROMIUM.exists():
         reason = f"skipped: {CHROMIUM} is missing (apt-get install chromium)"
-        return common.table(title, columns, [{"sessions": reason}], [reason])
+        keys = {k for k, _, _ in COLUMNS + CPU_COLUMNS}
+        return common.table(title, COLUMNS, [{**dict.fromkeys(keys), "sessions": reason}], [reason])
     from playwright.sync_api import sync_playwright
 
     rows = []
@@ -391,8 +449,9 @@ def run(smoke: bool = False, repeats: int = 3, sizes=None) -> dict:
         + ("" if smoke else " after a warm-up run") + "; N one after another = N × that median (not run)",
         "N at once: from the first Start click to the last run's end; errors: tabs showing an error or whose page "
         "threw, runs not finished, tracebacks in the server log",
-        "page load: a fresh tab, from navigation to the Start button, sampled back to back while the runs train "
-        f"(the title's times are in results.json); a load over {TIMEOUT} s counts as {TIMEOUT} s",
+        "page load: a fresh tab, from navigation to the Start button; while the runs train, one every "
+        f"{LOAD_EVERY:g} s (at most {LOADING_AT_MOST} loading at once); the title's times are in results.json; a load over {TIMEOUT} s "
+        f"counts as {TIMEOUT} s",
         "MB per session: (peak − idle) / N of the server's VmRSS; idle is after the single runs and idle page loads; "
         "the peak includes the closed page-load tabs' sessions, which Streamlit keeps for 120 s",
         "dataset loads: vae_core's log lines of real loads (cache misses) in the server's whole life: 1 = loaded once",
@@ -400,7 +459,18 @@ def run(smoke: bool = False, repeats: int = 3, sizes=None) -> dict:
         "Chromium runs at nice 15 on the same cores; targets: every run finishes, no error, page load p95 < 2 s, "
         "< 150 MB per session",
     ]
-    return common.table(title, columns, rows, notes)
+    return common.table(title, COLUMNS, rows, notes)
+
+
+def cpu_table(classroom: dict) -> dict:
+    """Where the server's time went during the loads of the classroom table."""
+    notes = ["server CPU split: its training threads / its main thread (the web server's event loop) / the rest, "
+             "mostly script runs; a page run is a whole Train page (a page load, a click), a fragment run the live "
+             "view's redraw; wall − CPU of a run is time spent waiting for the GIL or a core",
+             "a thread in the server sleeps 0.25 s again and again: how late it wakes is how long a thread waits to "
+             "run Python there; the share spent runnable without a core is from /proc (schedstat), the rest is "
+             "waiting for the GIL"]
+    return common.table("Classroom load: where the server's time went", CPU_COLUMNS, classroom["rows"], notes)
 
 
 if __name__ == "__main__":
