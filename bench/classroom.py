@@ -450,8 +450,8 @@ def run(smoke: bool = False, repeats: int = 3, sizes=None) -> dict:
         "N at once: from the first Start click to the last run's end; errors: tabs showing an error or whose page "
         "threw, runs not finished, tracebacks in the server log",
         "page load: a fresh tab, from navigation to the Start button; while the runs train, one every "
-        f"{LOAD_EVERY:g} s (at most {LOADING_AT_MOST} loading at once); the title's times are in results.json; a load over {TIMEOUT} s "
-        f"counts as {TIMEOUT} s",
+        f"{LOAD_EVERY:g} s (at most {LOADING_AT_MOST} loading at once); the title's times are in results.json; "
+        f"a load over {TIMEOUT} s counts as {TIMEOUT} s",
         "MB per session: (peak − idle) / N of the server's VmRSS; idle is after the single runs and idle page loads; "
         "the peak includes the closed page-load tabs' sessions, which Streamlit keeps for 120 s",
         "dataset loads: vae_core's log lines of real loads (cache misses) in the server's whole life: 1 = loaded once",
