@@ -1,6 +1,7 @@
 """Plotly figures and image mosaics from plain numbers: what the app draws, without the app.
 
-Every figure sets `uirevision`, so a live update keeps the user's zoom and legend choices.
+Every figure sets `uirevision`, so a live update keeps the user's zoom and legend choices (a y zoom
+only while the y scale stays linear or log: a range kept from one scale is meaningless in the other).
 Images are (N, C, H, W) floats in [0, 1]; 2-D point data is (N, 2).
 """
 
@@ -29,6 +30,12 @@ def _layout(fig: go.Figure, revision: str, height: int, title: str | None = None
     return fig
 
 
+def _y_scale(log_y: bool, revision: str) -> dict:
+    """The y-axis type, with a y-axis `uirevision` of its own per type."""
+    scale = "log" if log_y else "linear"
+    return dict(type=scale, uirevision=f"{revision}-{scale}")
+
+
 def loss_figure(steps: list[dict], epochs: list[dict], log_y: bool = False, revision: str = "loss") -> go.Figure:
     """Training losses per step (lines) and validation losses per epoch (dashed, with markers)."""
     fig = go.Figure()
@@ -43,7 +50,7 @@ def loss_figure(steps: list[dict], epochs: list[dict], log_y: bool = False, revi
                                  mode="lines+markers", line=dict(color=colour, dash="dash"), legendgroup=key,
                                  marker=dict(size=7, symbol="diamond")))
     fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(title_text="nats per sample", type="log" if log_y else "linear")
+    fig.update_yaxes(title_text="nats per sample", **_y_scale(log_y, revision))
     return _layout(fig, revision, 360)
 
 
@@ -51,7 +58,7 @@ def schedule_figure(steps: list[int], values: list[float], name: str, log_y: boo
     """A small line plot of a schedule (β or learning rate) over the training steps."""
     fig = go.Figure(go.Scatter(x=steps, y=values, mode="lines", name=name, line=dict(color="#9467bd")))
     fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(title_text=name, type="log" if log_y else "linear", rangemode="tozero" if not log_y else None)
+    fig.update_yaxes(title_text=name, rangemode="tozero" if not log_y else None, **_y_scale(log_y, f"schedule-{name}"))
     return _layout(fig, f"schedule-{name}", 170, showlegend=False)
 
 
@@ -201,5 +208,5 @@ def runs_figure(runs: dict[str, list[dict]], key: str, label: str | None = None,
                                  mode="lines+markers", line=dict(color=PALETTE[i % len(PALETTE)])))
     last = max((r["epoch"] for rows in runs.values() for r in rows), default=0)
     fig.update_xaxes(title_text="epoch", dtick=1 if last <= 12 else None)
-    fig.update_yaxes(title_text=label or key, type="log" if log_y else "linear")
+    fig.update_yaxes(title_text=label or key, **_y_scale(log_y, f"{revision}-{key}"))
     return _layout(fig, f"{revision}-{key}", 360)

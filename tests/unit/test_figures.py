@@ -1,0 +1,345 @@
+"""vae_core.figures: the charts and mosaics the pages show, built from short real runs as the pages build them."""
+
+import json
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from vae_core import explore, figures
+from vae_core.config import TrainConfig
+from vae_core.data import load_dataset
+from vae_core.job import TrainingJob
+from vae_core.objectives import beta_at
+from vae_core.runs import list_runs
+from vae_core.schedules import lr_curve
+from vae_core.slots import SlotPool
+
+# β = 0.1 for 3 epochs leaves 4 of the 8 latent units active (seed 0): both kinds for the KL chart
+DIGITS_RUN = TrainConfig(hidden=[64, 32], latent_dim=8, epochs=3, batch_size=32, beta=0.1)
+MOONS_RUN = TrainConfig(dataset="moons", recon_loss="mse", hidden=[32, 32], latent_dim=2, epochs=1, batch_size=64)
+GREY = (np.arange(8 * 8).reshape(8, 8) / 63.0).astype(np.float32)  # a gradient tile, for exact pixel checks
+
+
+def _train(config, data, runs_dir=None) -> TrainingJob:
+    job = TrainingJob(config, data, runs_dir=runs_dir, pool=SlotPool(1)).start()
+    assert job.join(120), "the run did not finish in 2 minutes"
+    assert job.view().status == "finished", job.view().message
+    return job
+
+
+def _drawable(fig: go.Figure) -> go.Figure:
+    """The figure after a JSON round trip with validation, as a browser would receive it."""
+    return go.Figure(json.loads(fig.to_json()))
+
+
+def _pixels(image: np.ndarray) -> np.ndarray:
+    return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def digits_job(digits, runs_dir):
+    """The Train page's job, finished and saved in runs_dir."""
+    return _train(DIGITS_RUN, digits, runs_dir)
+
+
+@pytest.fixture(scope="module")
+def compared(digits, digits_job, runs_dir):
+    """The Compare page's series: each saved run (β = 0.1 and β = 1) -> its epochs as read back from disk."""
+    _train(DIGITS_RUN.replace(beta=1.0), digits, runs_dir)
+    return {f"β = {run.config.beta:g}": run.epochs for run in list_runs(runs_dir)}
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return load_dataset("moons")
+
+
+@pytest.fixture(scope="module")
+def moons_job(moons):
+    return _train(MOONS_RUN, moons)
+
+
+# --- the Train page ---------------------------------------------------------------------------------
+def test_loss_figure_shows_every_training_step_and_each_epochs_validation(digits, digits_job):
+    view = digits_job.view()
+    steps, epochs = view.step_history, view.epoch_history
+    per_epoch = math.ceil(len(digits.train) / DIGITS_RUN.batch_size)
+    assert len(steps) == DIGITS_RUN.epochs * per_epoch
+    fig = figures.loss_figure(steps, epochs)
+    by_name = {t.name: t for t in fig.data}
+    assert list(by_name) == ["total", "reconstruction", "KL", "β·KL", "total (val)", "reconstruction (val)",
+                             "KL (val)"]
+    for name, key in (("total", "loss"), ("reconstruction", "recon"), ("KL", "kl"), ("β·KL", "beta_kl")):
+        trace = by_name[name]
+        assert list(trace.x) == [r["step"] for r in steps] and list(trace.y) == [r[key] for r in steps]
+        assert trace.mode == "lines" and trace.line.dash is None
+    for name, key in (("total", "loss"), ("reconstruction", "recon"), ("KL", "kl")):
+        trace = by_name[f"{name} (val)"]
+        assert list(trace.x) == [r["step"] for r in epochs] == [per_epoch, 2 * per_epoch, 3 * per_epoch]
+        assert list(trace.y) == [r[f"val_{key}"] for r in epochs]
+        assert trace.line.dash == "dash" and trace.mode == "lines+markers"
+        assert trace.legendgroup == by_name[name].legendgroup  # one legend click hides both
+    assert fig.layout.xaxis.title.text == "training step"
+    assert fig.layout.yaxis.title.text == "nats per sample" and fig.layout.yaxis.type == "linear"
+
+
+def test_loss_figure_log_scale_keeps_the_step_zoom_but_not_the_loss_zoom(digits_job):
+    view = digits_job.view()
+    linear = figures.loss_figure(view.step_history, view.epoch_history)
+    log = figures.loss_figure(view.step_history, view.epoch_history, log_y=True)
+    assert log.layout.yaxis.type == "log"
+    assert log.layout.uirevision == linear.layout.uirevision
+    assert log.layout.yaxis.uirevision != linear.layout.yaxis.uirevision
+
+
+def test_live_figures_keep_their_uirevision_from_the_empty_view_to_a_finished_run(digits, digits_job, moons,
+                                                                                  moons_job):
+    """Same uirevision on every redraw, so Plotly keeps the user's zoom and legend clicks while a run trains."""
+    view, moons_snap = digits_job.view(), moons_job.view().snapshot
+    snap = view.snapshot
+    empty, axes = np.zeros((0, 2)), ("PC 1", "PC 2")
+    pairs = [
+        (figures.loss_figure([], []), figures.loss_figure(view.step_history, view.epoch_history)),
+        (figures.loss_figure(view.step_history[:10], view.epoch_history[:0], log_y=True),
+         figures.loss_figure(view.step_history, view.epoch_history, log_y=True)),
+        (figures.latent_figure(empty, None, digits.class_names, axes),
+         figures.latent_figure(snap.latent_2d, snap.labels, digits.class_names, axes)),
+        (figures.kl_figure(np.zeros(DIGITS_RUN.latent_dim)), figures.kl_figure(snap.kl_per_dim, snap.latent_mu)),
+        (figures.points_figure(moons.val[:300].numpy(), empty, "reconstructions", connect=True, revision="recon"),
+         figures.points_figure(moons_snap.originals[:300], moons_snap.reconstructions[:300], "reconstructions",
+                               connect=True, revision="recon")),
+    ]
+    for before, after in pairs:
+        assert before.layout.uirevision is not None
+        assert (before.layout.uirevision, before.layout.yaxis.uirevision) == \
+               (after.layout.uirevision, after.layout.yaxis.uirevision)
+
+
+def test_schedule_figures_draw_the_beta_warm_up_and_the_cosine_learning_rate(digits):
+    config = TrainConfig(beta=4.0, beta_schedule="warmup", beta_warmup_epochs=2, lr_schedule="cosine", epochs=10)
+    steps_per_epoch = math.ceil(len(digits.train) / config.batch_size)
+    total = config.epochs * steps_per_epoch
+    steps = np.linspace(0, total, min(total, 300) + 1).astype(int).tolist()
+    betas = [beta_at(s, config.beta, config, steps_per_epoch) for s in steps]
+    beta_fig = figures.schedule_figure(steps, betas, "β")
+    (beta,) = beta_fig.data
+    assert beta.name == "β" and len(beta.x) == 301 and list(beta.x) == steps and list(beta.y) == betas
+    assert (beta.y[0], beta.y[-1]) == (0.0, 4.0)
+    assert (beta_fig.layout.xaxis.title.text, beta_fig.layout.yaxis.title.text) == ("training step", "β")
+    assert beta_fig.layout.yaxis.rangemode == "tozero" and beta_fig.layout.showlegend is False
+
+    lr_steps, lrs = lr_curve(config, steps_per_epoch)
+    lr_fig = figures.schedule_figure(lr_steps, lrs, "learning rate", log_y=True)
+    (lr,) = lr_fig.data
+    assert list(lr.x) == lr_steps and list(lr.y) == lrs
+    assert lr.y[0] == pytest.approx(config.lr) and lr.y[-1] < config.lr / 100
+    assert lr_fig.layout.yaxis.type == "log" and lr_fig.layout.yaxis.title.text == "learning rate"
+    assert lr_fig.layout.uirevision != beta_fig.layout.uirevision
+
+
+def test_latent_figure_colours_the_scatter_by_digit_and_keeps_each_points_index(digits, digits_job):
+    snap = digits_job.view().snapshot
+    fig = figures.latent_figure(snap.latent_2d, snap.labels, digits.class_names, ("PC 1", "PC 2"))
+    assert [t.name for t in fig.data] == list(digits.class_names)
+    assert len({t.marker.color for t in fig.data}) == 10
+    for trace in fig.data:
+        index = np.flatnonzero(snap.labels == int(trace.name))
+        np.testing.assert_array_equal(trace.customdata, index)
+        np.testing.assert_allclose(np.column_stack([trace.x, trace.y]), snap.latent_2d[index])
+    assert sum(len(t.x) for t in fig.data) == len(digits.val)
+    assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("PC 1", "PC 2")
+
+
+def test_latent_figure_names_classes_on_the_2d_preview_and_draws_unlabelled_inputs_as_one_set(moons):
+    points, labels = moons.train[:1000].numpy(), moons.train_labels[:1000].numpy()
+    fig = figures.latent_figure(points, labels, moons.class_names, ("x₁", "x₂"), revision="preview", height=260)
+    assert [t.name for t in fig.data] == ["upper moon", "lower moon"]
+    assert [len(t.x) for t in fig.data] == np.bincount(labels).tolist()
+    assert fig.layout.xaxis.title.text == "x₁" and fig.layout.height == 260
+
+    (inputs,) = figures.latent_figure(points, None).data
+    assert inputs.name == "inputs" and list(inputs.customdata) == list(range(1000))
+
+
+def test_latent_figure_marks_the_two_samples_picked_on_the_explore_page(digits, digits_job):
+    mu, _ = explore.encode(digits_job.trainer.model, digits.val)
+    points = explore.project_2d(mu.numpy())
+    fig = figures.latent_figure(points, digits.val_labels.numpy(), digits.class_names, ("PC 1", "PC 2"),
+                                highlight={"A": 3, "B": 17}, revision="explore")
+    *classes, a, b = fig.data
+    assert len(classes) == 10 and (a.name, b.name) == ("A: #3", "B: #17")
+    assert (a.text, b.text) == (("A",), ("B",))
+    assert (a.x[0], a.y[0]) == tuple(points[3]) and (b.x[0], b.y[0]) == tuple(points[17])
+    assert fig.layout.clickmode == "event+select" and fig.layout.uirevision == "explore"
+
+
+def test_kl_figure_tells_active_from_inactive_units(digits_job):
+    snap = digits_job.view().snapshot
+    assert 0 < snap.active_units < DIGITS_RUN.latent_dim, "the run should leave some units active, some not"
+    fig = figures.kl_figure(snap.kl_per_dim, snap.latent_mu)
+    (bars,) = fig.data
+    assert list(bars.x) == [f"z{d}" for d in range(1, 9)]
+    np.testing.assert_allclose(bars.y, snap.kl_per_dim)
+    colours = np.array(bars.marker.color)
+    active = snap.latent_mu.var(0, ddof=1) > 0.01  # vae_core.train.active_units
+    assert active.sum() == snap.active_units
+    assert len(set(colours[active])) == len(set(colours[~active])) == 1 and colours[active][0] != colours[~active][0]
+    assert f"{snap.active_units} of 8 units active" in fig.layout.title.text
+    assert fig.layout.yaxis.title.text == "KL (nats)"
+
+    before = figures.kl_figure(np.zeros(8))  # before the first snapshot: no activity known, nothing counted
+    assert set(before.data[0].marker.color) == {colours[~active][0]} and "active" not in before.layout.title.text
+
+
+def test_points_figure_links_each_2d_point_to_its_reconstruction(moons, moons_job):
+    snap = moons_job.view().snapshot
+    originals, recon = snap.originals[:300], snap.reconstructions[:300]
+    fig = figures.points_figure(originals, recon, "reconstructions", connect=True, revision="recon")
+    assert [t.name for t in fig.data] == ["data", "error", "reconstructions"]
+    data, error, overlay = fig.data
+    np.testing.assert_allclose(np.column_stack([data.x, data.y]), originals)
+    np.testing.assert_allclose(np.column_stack([overlay.x, overlay.y]), recon)
+    segments = np.stack([np.asarray(error.x, float), np.asarray(error.y, float)], -1).reshape(300, 3, 2)
+    np.testing.assert_allclose(segments[:, 0], originals)
+    np.testing.assert_allclose(segments[:, 1], recon)
+    assert np.isnan(segments[:, 2]).all()  # a break between segments
+    assert fig.layout.yaxis.scaleanchor == "x"  # equal aspect: the data's shape is not distorted
+
+    samples = figures.points_figure(moons.val.numpy(), snap.samples, "prior samples", revision="samples")
+    assert [t.name for t in samples.data] == ["data", "prior samples"]
+    assert [len(t.x) for t in samples.data] == [len(moons.val), len(snap.samples)]
+
+
+# --- the Explore page (2-D data) -------------------------------------------------------------------
+def test_points_path_figure_draws_interpolations_traversals_and_the_plane_over_the_data(moons, moons_job):
+    model, val = moons_job.trainer.model, moons.val
+    path = explore.interpolate(model, val[0], val[1], 10).numpy()
+    fig = figures.points_path_figure(val.numpy(), path[None], ["A → B"], revision="interp")
+    assert [t.name for t in fig.data] == ["data", "A → B"] and len(fig.data[0].x) == len(val)
+    np.testing.assert_allclose(np.column_stack([fig.data[1].x, fig.data[1].y]), path)
+
+    grid = explore.traverse(model, val[0], [0, 1], 3.0, 7).numpy()
+    fig = figures.points_path_figure(val.numpy(), grid, ["z1", "z2"], revision="traverse")
+    assert [t.name for t in fig.data] == ["data", "z1", "z2"]
+    assert [len(t.x) for t in fig.data[1:]] == [7, 7] and fig.data[1].line.color != fig.data[2].line.color
+
+    plane = explore.latent_grid(model, 5, 2.5).numpy()
+    fig = figures.points_path_figure(val.numpy(), plane, [f"row {i + 1}" for i in range(5)], revision="plane")
+    assert [t.name for t in fig.data[1:]] == ["row 1", "row 2", "row 3", "row 4", "row 5"]
+    np.testing.assert_allclose(fig.data[5].y, plane[4, :, 1])
+    assert fig.layout.yaxis.scaleanchor == "x"
+
+
+# --- the Compare page --------------------------------------------------------------------------------
+def test_rate_distortion_figure_draws_each_saved_run_as_a_path_ending_in_a_star(compared):
+    fig = figures.rate_distortion_figure(compared)
+    assert len(fig.data) == 2 * len(compared) == 4
+    for name, epochs in compared.items():
+        path, star = [t for t in fig.data if t.legendgroup == name]
+        assert path.name == name and list(path.customdata) == [1, 2, 3]
+        np.testing.assert_allclose(path.x, [r["val_kl"] for r in epochs])
+        np.testing.assert_allclose(path.y, [r["val_recon"] for r in epochs])
+        assert star.marker.symbol == "star" and star.showlegend is False and star.marker.color == path.line.color
+        assert (star.x[0], star.y[0]) == (epochs[-1]["val_kl"], epochs[-1]["val_recon"])
+    assert fig.data[0].line.color != fig.data[2].line.color
+    assert fig.layout.xaxis.title.text == "rate: KL (nats)"
+    assert fig.layout.yaxis.title.text == "distortion: reconstruction (nats)"
+
+
+def test_runs_figure_overlays_one_metric_of_the_saved_runs_per_epoch(compared):
+    fig = figures.runs_figure(compared, "val_neg_elbo", "validation −ELBO")
+    assert [t.name for t in fig.data] == list(compared)
+    for trace, epochs in zip(fig.data, compared.values()):
+        assert list(trace.x) == [1, 2, 3] and list(trace.y) == [r["val_neg_elbo"] for r in epochs]
+    assert fig.data[0].line.color != fig.data[1].line.color
+    assert (fig.layout.xaxis.title.text, fig.layout.xaxis.dtick) == ("epoch", 1)
+    assert fig.layout.yaxis.title.text == "validation −ELBO" and fig.layout.yaxis.type == "linear"
+
+    log = figures.runs_figure(compared, "val_neg_elbo", "validation −ELBO", log_y=True)
+    assert log.layout.yaxis.type == "log" and log.layout.yaxis.uirevision != fig.layout.yaxis.uirevision
+    assert log.layout.uirevision == fig.layout.uirevision
+    assert figures.runs_figure(compared, "val_kl").layout.uirevision != fig.layout.uirevision  # a new metric
+
+
+# --- empty inputs ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("build", [
+    lambda: figures.loss_figure([], []),
+    lambda: figures.loss_figure([], [], log_y=True),
+    lambda: figures.schedule_figure([], [], "β"),
+    lambda: figures.points_figure(np.zeros((0, 2)), np.zeros((0, 2)), "reconstructions", connect=True),
+    lambda: figures.latent_figure(np.zeros((0, 2)), None, ("0", "1"), ("z₁", "z₂")),
+    lambda: figures.latent_figure(np.zeros((0, 2)), np.zeros(0, int), ("0", "1")),
+    lambda: figures.kl_figure(np.zeros(0), np.zeros((0, 0))),
+    lambda: figures.points_path_figure(np.zeros((0, 2)), np.zeros((0, 7, 2)), []),
+    lambda: figures.rate_distortion_figure({}),
+    lambda: figures.rate_distortion_figure({"a run with no epoch yet": []}),
+    lambda: figures.runs_figure({}, "val_kl"),
+    lambda: figures.runs_figure({"a run with no epoch yet": []}, "val_kl", log_y=True),
+], ids=["loss", "loss-log", "schedule", "points", "latent", "latent-labelled", "kl", "paths", "rate-distortion",
+        "rate-distortion-no-epochs", "runs", "runs-no-epochs"])
+def test_empty_inputs_give_an_empty_but_drawable_figure(build):
+    fig = _drawable(build())
+    assert all(len(t.x) == 0 for t in fig.data)
+    assert fig.layout.uirevision is not None
+
+
+# --- image mosaics -----------------------------------------------------------------------------------
+def test_mosaic_lays_out_the_training_preview_enlarged_and_separated_by_white(digits):
+    images = digits.train[:16].numpy()
+    scale = figures.tile_scale(8, 40)
+    side = 8 * scale
+    out = figures.mosaic(images, cols=8, scale=scale)
+    assert out.dtype == np.uint8 and out.shape == (2 * side + 1, 8 * side + 7)
+    image_9 = out[side + 1:, side + 1:2 * side + 1]  # second row, second column
+    np.testing.assert_array_equal(image_9, _pixels(images[9, 0]).repeat(scale, 0).repeat(scale, 1))
+    assert (out[side] == 255).all() and (out[:, side] == 255).all()
+
+
+def test_mosaic_draws_a_traversal_grid_as_rows_and_fills_a_short_last_row_with_white(digits, digits_job):
+    grid = explore.traverse(digits_job.trainer.model, digits.val[0], [0, 1, 2], 3.0, 5).numpy()
+    out = figures.mosaic(grid)
+    assert out.shape == (3 * 9 - 1, 5 * 9 - 1)
+    np.testing.assert_array_equal(out[18:, 36:], _pixels(grid[2, 4, 0]))
+
+    short = figures.mosaic(np.stack([GREY[None]] * 6), cols=4)
+    assert short.shape == (2 * 9 - 1, 4 * 9 - 1)
+    np.testing.assert_array_equal(short[9:, 9:17], _pixels(GREY))
+    assert (short[9:, 18:] == 255).all()
+
+
+def test_mosaic_keeps_colour_channels_and_refuses_other_shapes():
+    rgb = np.stack([GREY, 1 - GREY, np.zeros_like(GREY)])[None].repeat(3, 0)
+    out = figures.mosaic(rgb, cols=3)
+    assert out.shape == (8, 3 * 9 - 1, 3)
+    np.testing.assert_array_equal(out[:, :8], _pixels(rgb[0].transpose(1, 2, 0)))
+    with pytest.raises(ValueError, match=r"\(8, 8\)"):
+        figures.mosaic(GREY)
+
+
+def test_pair_mosaic_puts_each_reconstruction_under_its_original(digits_job):
+    snap = digits_job.view().snapshot
+    assert len(snap.originals) == 16 and not np.allclose(snap.originals, snap.reconstructions)
+    out = figures.pair_mosaic(snap.originals, snap.reconstructions, cols=8)
+    assert out.shape == (4 * 9 - 1, 8 * 9 - 1)
+
+    def tile(row, col):
+        return out[row * 9:row * 9 + 8, col * 9:col * 9 + 8]
+    for row, images, first in ((0, snap.originals, 0), (1, snap.reconstructions, 0), (2, snap.originals, 8),
+                               (3, snap.reconstructions, 8)):
+        np.testing.assert_array_equal(tile(row, 5), _pixels(images[first + 5, 0]))
+
+    five = figures.pair_mosaic(np.stack([GREY[None]] * 5), np.stack([1 - GREY[None]] * 5), cols=4, scale=2)
+    assert five.shape == (4 * 17 - 1, 4 * 17 - 1)
+    assert (five[34:, 17:] == 255).all()  # the second pair of rows holds one image each
+
+
+@pytest.mark.parametrize("side, target, scale", [(8, 56, 7), (28, 56, 2), (8, 40, 5), (28, 48, 2), (200, 56, 1)])
+def test_tile_scale_enlarges_images_to_about_the_target_width_and_never_shrinks_them(side, target, scale):
+    assert figures.tile_scale(side, target) == scale
