@@ -251,6 +251,7 @@ def dataset_preview(name: str) -> Dataset | None:
 def _start(config: TrainConfig, data: Dataset | None) -> None:
     upload = data if data is not None and data.name not in DATASETS else None
     common.start(TrainingJob(config, data=upload, runs_dir=common.runs_dir()))
+    st.session_state.runs_started = st.session_state.get("runs_started", 0) + 1  # a new run resets the charts' zoom
     st.session_state.live_lr, st.session_state.live_beta = config.lr, config.beta
     st.session_state.paused = False
 
@@ -363,11 +364,17 @@ def _images(snap: Snapshot | None, data: Dataset, recon_box, samples_box) -> Non
                                                 "prior samples", revision="samples"), key="samples")
 
 
+def _revision(chart: str) -> str:
+    """The chart's zoom is kept across redraws of one run and reset by the next."""
+    return f"{chart}-{st.session_state.get('runs_started', 0)}"
+
+
 def _latent(snap: Snapshot | None, data: Dataset, config: TrainConfig) -> None:
     axes = ("PC 1", "PC 2") if config.latent_dim > 2 else ("z₁", "z₂" if config.latent_dim == 2 else "")
     st.markdown("**Latent space**" + (" (first two principal components)" if config.latent_dim > 2 else ""))
     points, labels = (np.zeros((0, 2)), None) if snap is None else (snap.latent_2d, snap.labels)
-    common.live_chart(figures.latent_figure(points, labels, data.class_names, axes), key="latent")
+    common.live_chart(figures.latent_figure(points, labels, data.class_names, axes, revision=_revision("latent")),
+                      key="latent")
 
 
 def _kl(snap: Snapshot | None, config: TrainConfig) -> None:
@@ -396,8 +403,8 @@ def live_view(view: JobView | None, config: TrainConfig, data: Dataset | None, e
     with charts:
         st.markdown("**Losses** · lines: training steps; dashed: validation after each epoch")
         log_y = st.toggle("Log scale", key="loss_log")
-        common.live_chart(figures.loss_figure(view.step_history if view else [],
-                                              view.epoch_history if view else [], log_y), key="loss_chart")
+        common.live_chart(figures.loss_figure(view.step_history if view else [], view.epoch_history if view else [],
+                                              log_y, revision=_revision("loss")), key="loss_chart")
     if data is None:
         return
     with latent:

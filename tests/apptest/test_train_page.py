@@ -108,6 +108,9 @@ def test_start_trains_and_shows_the_results(app, session_work, runs_dir):
     assert [d.label for d in app.get("download_button")] == ["Download the run (zip)", "Download metrics (CSV)"]
     assert len(list(runs_dir.iterdir())) == 1
     assert _button(app, "start").label == "Start" and _button(app, "reset").disabled is False
+    zoom_keys = {key: _figure(app, key)["layout"]["uirevision"] for key in ("loss_chart", "latent")}
+    _button(app, "start").click().run()  # a new run: the charts drop the last run's zoom
+    assert all(_figure(app, key)["layout"]["uirevision"] != old for key, old in zoom_keys.items())
     _button(app, "reset").click().run()
     assert session_work(app) is None
 
