@@ -46,7 +46,7 @@ QUERY, SMOKE_QUERY = "?epochs=2", "?epochs=1"  # the Train page's default config
 IDLE_LOADS, SMOKE_IDLE_LOADS = 5, 2
 LOAD_EVERY, LOADING_AT_MOST = 2.0, 4  # under load, a fresh page load every 2 s, at most 4 at a time
 TIMEOUT = 60  # seconds for one sampled page load; a load that times out counts as this long
-PATIENCE = 600  # seconds a student's tab waits for the page, or for its run to begin before Start is pressed again
+PATIENCE = 600  # seconds the N students' tabs may take to show Start
 DEADLINE = 1200  # seconds for N runs to finish
 FLAGS = ["--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"]
@@ -71,12 +71,14 @@ def rss_mb():
 def run_delay():  # seconds this thread has spent runnable, waiting for a core
     return int(open("/proc/thread-self/schedstat").read().split()[1]) / 1e9
 
-# every script run (a whole page, or a fragment such as the live view's redraw): count, seconds, CPU seconds
-scripts = {"page": [0, 0.0, 0.0], "fragment": [0, 0.0, 0.0]}
+# script runs (a whole page, or a fragment such as the live view's redraw, with any whole-page rerun it asks
+# for): how many ended, their seconds and CPU seconds, how many began
+scripts = {"page": [0, 0.0, 0.0, 0], "fragment": [0, 0.0, 0.0, 0]}
 run_script = ScriptRunner._run_script
 
 def timed_run_script(self, rerun_data):
     figures = scripts["fragment" if rerun_data.fragment_id_queue else "page"]
+    figures[3] += 1
     wall, cpu_time = time.perf_counter(), time.thread_time()
     try:
         return run_script(self, rerun_data)
@@ -204,27 +206,35 @@ def _open(context, url: str):
     return tab
 
 
-def _ready(tab) -> None:
-    tab.get_by_role("button", name="Start", exact=True).wait_for()
-    tab.get_by_text("Ready: press Start").wait_for()
-    tab.locator("[data-testid=stStatusWidget]").wait_for(state="hidden")
-
-
-def _started(tab) -> int:
-    """Wait until the tab's run has begun, pressing Start again when a press was lost; the extra presses."""
+def _ready(tab, timeout: float = PATIENCE) -> bool:
+    """Wait until the tab shows Start, idle; False if it has not within `timeout` seconds."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    begun = (tab.get_by_role("button", name="Restart", exact=True).or_(tab.get_by_text("Finished.", exact=True))
-             .or_(tab.get_by_text("Waiting for a free training slot")))
-    start = tab.get_by_role("button", name="Start", exact=True)
-    for extra in range(3):
+    end = time.monotonic() + timeout
+    try:
+        tab.get_by_role("button", name="Start", exact=True).wait_for(timeout=timeout * 1000)
+        tab.get_by_text("Ready: press Start").wait_for(timeout=max(1, end - time.monotonic()) * 1000)
+        tab.locator("[data-testid=stStatusWidget]").wait_for(state="hidden",
+                                                             timeout=max(1, end - time.monotonic()) * 1000)
+        return True
+    except PlaywrightTimeout:
+        return False
+
+
+def outcomes(tabs, within: float) -> list[str]:
+    """What each student's tab shows at the end: "Finished." (waiting up to `within` seconds in all), else the
+    text of its progress bar."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    end, shown = time.monotonic() + within, []
+    for tab in tabs:
         try:
-            begun.first.wait_for()
-            return extra
-        except PlaywrightTimeout:
-            if start.is_visible():  # still idle after all that time: the press was lost
-                start.click()
-    raise RuntimeError("Start did not start a run after three presses")
+            tab.get_by_text("Finished.", exact=True).wait_for(timeout=max(1, end - time.monotonic()) * 1000)
+            shown.append("Finished.")
+        except PlaywrightError:
+            progress = tab.locator("[data-testid=stProgress]")
+            shown.append(progress.first.inner_text(timeout=5000)[:150] if progress.count() else "no progress bar")
+    return shown
 
 
 class PageLoads:
@@ -310,10 +320,12 @@ def _percentile(values, q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def _script_runs(first, last, span: float) -> tuple[float, float | None, float | None]:
-    """Script runs per second, and each one's CPU and wall milliseconds, between two of LAUNCHER's figures."""
-    runs, wall, cpu = (b - a for a, b in zip(first, last))
-    return runs / span, 1000 * cpu / runs if runs else None, 1000 * wall / runs if runs else None
+def _script_runs(first, last, span: float) -> tuple[float, float | None, float | None, int]:
+    """Script runs ended per second, each one's CPU and wall milliseconds, between two of LAUNCHER's figures;
+    and how many were still going at the second."""
+    runs, wall, cpu, _ = (b - a for a, b in zip(first, last))
+    return (runs / span, 1000 * cpu / runs if runs else None, 1000 * wall / runs if runs else None,
+            last[3] - last[0])
 
 
 def measure(browser, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
@@ -325,7 +337,8 @@ def measure(browser, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
         _loopback_only(context)
         url = server.url + url_query
         tab = _open(context, url)
-        _ready(tab)
+        if not _ready(tab):
+            raise RuntimeError(f"the Train page did not load on the idle server:\n{server.log.read_text()[-3000:]}")
         alone = [one_run(tab, server) for _ in range(repeats + (not smoke))][(not smoke):]  # after a warm-up
         tab.close()
         idle = PageLoads(context, url, every=0, at_most=1)
@@ -336,26 +349,23 @@ def measure(browser, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
 
         opened = time.perf_counter()
         tabs = [_open(context, url) for _ in range(n)]
-        for tab in tabs:
-            _ready(tab)
+        ready = [tab for tab in tabs if _ready(tab, max(1.0, PATIENCE - (time.perf_counter() - opened)))]
         all_ready = time.perf_counter() - opened
         rss_tabs = latest_rss(server)
-        print(f"  classroom {n}: {n} tabs ready, pressing Start", flush=True)
+        print(f"  classroom {n}: {len(ready)} of {n} tabs ready, pressing Start", flush=True)
         busy0, tree0, t0 = common.busy_seconds(), tree_cpu(), time.time()
-        for tab in tabs:
+        for tab in ready:
             tab.get_by_role("button", name="Start", exact=True).click()
-        repressed = sum(_started(tab) for tab in tabs)
         end = time.monotonic() + DEADLINE
 
-        def all_ended() -> bool:  # pressing Start again may have restarted a run: then n + 1 runs end
-            done = runs_done(server, singles)
-            return (sum(r["status"] == "finished" for r in done.values()) >= n or len(done) >= n + repressed
-                    or time.monotonic() > end)
+        def all_ended() -> bool:  # a lost press or a stuck run leaves the deadline to end the wait
+            return len(runs_done(server, singles)) >= len(ready) or time.monotonic() > end
 
         loads = PageLoads(context, url, every=LOAD_EVERY, at_most=LOADING_AT_MOST)
         loads.until(all_ended)
         busy1, tree1, t1 = common.busy_seconds(), tree_cpu(), time.time()
         loads.finish()
+        shown = outcomes(tabs, within=120)
         done = runs_done(server, singles)
         finished = sum(r["status"] == "finished" for r in done.values())
         tab_errors = sum(bool(tab.errors) or tab.locator("[data-testid=stException]").count() > 0
@@ -379,8 +389,10 @@ def measure(browser, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
         "sessions": n, "max_jobs": n, "peak_running": max(s["running"] for s in window),
         "epochs": max((r["epochs"] for r in done.values()), default=0),
         "finished": f"{finished} of {n}", "errors": tab_errors + max(0, n - finished) + tracebacks,
+        "tabs_finished": f"{shown.count('Finished.')} of {n}",
+        "tabs_not_finished": collections.Counter(t for t in shown if t != "Finished."),
         "tabs_with_errors": tab_errors, "page_errors": page_errors, "server_tracebacks": tracebacks,
-        "start_presses_lost": repressed,
+        "tabs_ready": len(ready),
         "alone": common.stats(alone), "sequential": sequential, "at_once": at_once,
         "speedup": sequential / at_once,
         "load_idle_p50": _percentile([s for _, s in idle.times], 50), "all_ready": all_ready,
@@ -394,7 +406,7 @@ def measure(browser, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
         "cpu_split": f"{100 * training / server_cpu:.0f} / {100 * main / server_cpu:.0f} / "
                      f"{100 * (server_cpu - training - main) / server_cpu:.0f}",
         **{f"{kind}_{key}": value for kind in ("page", "fragment") for key, value in zip(
-            ("runs", "cpu_ms", "wall_ms"), _script_runs(first[kind], last[kind], span))},
+            ("runs", "cpu_ms", "wall_ms", "going"), _script_runs(first[kind], last[kind], span))},
         "late_p95": 1000 * _percentile([s["late"] for s in window], 95),
         "late_core": 100 * sum(s["queued"] for s in window) / max(1e-9, sum(s["late"] for s in window)),
         "browser_cores": ((tree1 - tree0) - server_cpu) / (t1 - t0),
@@ -404,6 +416,7 @@ def measure(browser, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
 
 COLUMNS = [("sessions", "sessions", 0), ("epochs", "epochs per run", 0), ("max_jobs", "VAE_LAB_MAX_JOBS", 0),
            ("peak_running", "runs training at once (peak)", 0), ("finished", "runs finished", 0),
+           ("tabs_finished", "tabs showing Finished.", 0),
            ("errors", "errors", 0), ("alone", "one run alone (s)", 1), ("sequential", "N one after another (s)", 0),
            ("at_once", "N at once (s)", 0), ("speedup", "one after another / at once", 2),
            ("load_idle_p50", "page load idle, p50 (s)", 2), ("all_ready", "N tabs opened at once: all ready (s)", 1),
@@ -416,6 +429,7 @@ COLUMNS = [("sessions", "sessions", 0), ("epochs", "epochs per run", 0), ("max_j
 CPU_COLUMNS = [("sessions", "sessions", 0), ("server_cores", "server CPU (cores)", 2),
                ("cpu_split", "training / main thread / rest (%)", 0), ("page_runs", "page runs per s", 1),
                ("page_cpu_ms", "page run CPU (ms)", 0), ("page_wall_ms", "page run wall (ms)", 0),
+               ("page_going", "page runs unfinished at the end", 0),
                ("fragment_runs", "fragment runs per s", 1), ("fragment_cpu_ms", "fragment run CPU (ms)", 0),
                ("fragment_wall_ms", "fragment run wall (ms)", 0),
                ("late_p95", "a 0.25 s sleep wakes late, p95 (ms)", 0),
@@ -452,8 +466,9 @@ def run(smoke: bool = False, repeats: int = 3, sizes=None) -> dict:
         "epochs; VAE_LAB_MAX_JOBS = N, so no run queues",
         f"one run alone: one tab on the same server, median [min–max] of {repeats}"
         + ("" if smoke else " after a warm-up run") + "; N one after another = N × that median (not run)",
-        "N at once: from the first Start click to the last run's end; errors: tabs showing an error or whose page "
-        "threw, runs not finished, tracebacks in the server log",
+        "N at once: from the first Start click to the last run's end; tabs showing Finished.: the students' tabs "
+        "after that, given 120 s in all to catch up (what the others show is in results.json); errors: tabs "
+        "showing an error or whose page threw, runs not finished, tracebacks in the server log",
         "page load: a fresh tab, from navigation to the Start button; while the runs train, one every "
         f"{LOAD_EVERY:g} s (at most {LOADING_AT_MOST} loading at once); the title's times are in results.json; "
         f"a load over {TIMEOUT} s counts as {TIMEOUT} s; N tabs opened at once: from opening the first of the N "

@@ -101,6 +101,7 @@ def test_classroom_runs_finish_and_the_server_loads_the_data_once(smoke):
     for r in rows:
         n = r["sessions"]
         assert r["finished"] == f"{n} of {n}" and r["max_jobs"] == n and 0 <= r["peak_running"] <= n
+        assert r["tabs_ready"] == n and r["tabs_finished"].endswith(f" of {n}")
         assert r["dataset_loads"] == "digits 1" and r["loaded_once"]
         assert isinstance(r["errors"], int) and r["errors"] >= 0 and r["epochs"] == 1
         assert positive(median(r["alone"])) and math.isclose(r["sequential"], n * median(r["alone"]))
