@@ -28,19 +28,18 @@ import json
 import math
 import os
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 from bench import common
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.local_server import streamlit_server
+from vae_core.job import DONE
 
 SIZES, SMOKE_SIZES = (10, 30), (2,)
 QUERY, SMOKE_QUERY = "?epochs=2", "?epochs=1"  # the Train page's default configuration, with fewer epochs
@@ -49,9 +48,6 @@ LOAD_EVERY, LOADING_AT_MOST = 2.0, 4  # under load, a fresh page load every 2 s,
 TIMEOUT = 60  # seconds for one sampled page load; a load that times out counts as this long
 PATIENCE = 600  # seconds the N students' tabs may take to show Start
 DEADLINE = 1200  # seconds for N runs to finish
-FLAGS = ["--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"]
-DONE = ("finished", "stopped", "failed")
 LAUNCHER = r"""
 import json, logging, os, sys, threading, time
 from streamlit.runtime.scriptrunner.script_runner import ScriptRunner
@@ -116,47 +112,17 @@ sys.exit(main())
 
 # --- the server ----------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @contextlib.contextmanager
 def serve(folder: Path, max_jobs: int):
     """A server with its runs in folder/runs, its log in folder/server.log, its figures in folder/stats.jsonl."""
     folder.mkdir(parents=True)
-    port = _free_port()
-    server = type("Server", (), {"url": f"http://127.0.0.1:{port}", "runs": folder / "runs",
+    server = type("Server", (), {"runs": folder / "runs",
                                  "log": folder / "server.log", "stats": folder / "stats.jsonl"})
     env = {**os.environ, "VAE_LAB_RUNS": str(server.runs), "VAE_LAB_MAX_JOBS": str(max_jobs),
            "CLASSROOM_STATS": str(server.stats)}
-    with open(server.log, "w") as log:
-        process = subprocess.Popen([sys.executable, "-c", LAUNCHER, "app.py", *FLAGS, "--server.port", str(port)],
-                                   cwd=common.REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while not _healthy(server.url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start:\n{server.log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with streamlit_server(env, server.log, launcher=["-c", LAUNCHER], timeout=120) as (server.url, process):
         server.pid = process.pid
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def stats(server, start: float, end: float) -> list[dict]:

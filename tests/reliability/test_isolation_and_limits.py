@@ -21,7 +21,8 @@ from vae_core.data import DataError, load_upload
 from vae_core.job import FAILED, RUNNING, STOPPED, TrainingJob
 from vae_core.sessions import SessionRegistry, grace_from_env
 from vae_core.slots import SlotPool
-from reliability_helpers import REPO, npz_of, page_ok, png, training_threads, wait_for, warnings, zip_of
+from reliability_helpers import REPO, npz_of, page_ok, training_threads, wait_for, warnings
+from upload_files import png, zip_of
 
 LONG = TrainConfig(epochs=400, hidden=[32], batch_size=16)
 

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from vae_core import runs
 from chromium import CHROMIUM, CHROMIUM_ARGS
+from local_server import streamlit_server
 from reliability_helpers import REPO, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -52,20 +49,6 @@ POOLS = ("AnyIO worker thread", "ThreadPoolExecutor-")  # the web server's worke
 # redrew its live view every 0.6 s: redraws queued up on the busy server and the tab blanked and stopped
 # updating. The live view's pace now follows the server's load (vae_core.sessions.redraw_seconds).
 FRONTEND_BREAKS = ("Cannot set a node at a delta path", "Bad delta path index")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def _threads(pid: int) -> int:
@@ -111,7 +94,6 @@ def _steady_threads(pid: int, quiet: float = 2.0, timeout: float = 20.0) -> int:
     return count
 
 
-
 @pytest.fixture(scope="module")
 def chromium(playwright, tmp_path_factory):
     nice = tmp_path_factory.mktemp("bin") / "chromium"
@@ -124,35 +106,15 @@ def chromium(playwright, tmp_path_factory):
 
 @pytest.fixture
 def server(tmp_path):
-    runs_dir = tmp_path / "runs"
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(tmp_path / "streamlit.log", "w+")
-    thread_log = tmp_path / "threads.json"
-    process = subprocess.Popen(
-        [sys.executable, "-c", LAUNCHER, "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],  # others edit this tree while the test runs
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "VAE_LAB_RUNS": str(runs_dir), "VAE_LAB_SESSION_GRACE": str(GRACE),
-             "THREAD_LOG": str(thread_log)})
+    runs_dir, log, thread_log = tmp_path / "runs", tmp_path / "streamlit.log", tmp_path / "threads.json"
+    env = {**os.environ, "VAE_LAB_RUNS": str(runs_dir), "VAE_LAB_SESSION_GRACE": str(GRACE),
+           "THREAD_LOG": str(thread_log)}
     try:
-        deadline = time.monotonic() + 60
-        while not _healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"streamlit did not start:\n{log.read()[-3000:]}")
-            time.sleep(0.2)
-        yield type("Server", (), {"url": url, "runs": runs_dir, "pid": process.pid, "log": log,
-                                  "thread_log": thread_log})
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        log.close()
+        with streamlit_server(env, log, launcher=["-c", LAUNCHER]) as (url, process):
+            yield type("Server", (), {"url": url, "runs": runs_dir, "pid": process.pid, "log": log,
+                                      "thread_log": thread_log})
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 def _open(context, url: str):
@@ -279,8 +241,7 @@ def test_ten_users_train_at_once_and_leave_nothing_behind(chromium, server, page
     context.close()
     assert not errors, errors
     assert all("fonts.gstatic.com" in url for url in refused), refused  # the page icon; nothing else leaves
-    server.log.seek(0)
-    log = server.log.read()
+    log = server.log.read_text()
     assert "Traceback" not in log, log[-3000:]
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from vae_core.data import DataError, load_upload
-from reliability_helpers import REPO, errors, npz_of, page_ok, png, png_claiming, zip_of
+from reliability_helpers import REPO, errors, npz_of, page_ok
+from upload_files import png, png_claiming, zip_of
 
 
 def _image_bytes(mode: str, size, fmt: str, value=100) -> bytes:

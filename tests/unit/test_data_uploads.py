@@ -2,9 +2,6 @@
 
 import io
 import pickle
-import struct
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -13,24 +10,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from PIL import Image
 
 from vae_core.data import DataError, load_upload
 from vae_core.data.uploads import load_image
 
-
-def png(size=(12, 10), value=128, mode="L") -> bytes:
-    out = io.BytesIO()
-    Image.new(mode, size, value).save(out, "PNG")
-    return out.getvalue()
-
-
-def zip_of(entries: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return out.getvalue()
+from upload_files import png, png_claiming, zip_of
 
 
 def npz_of(**arrays) -> bytes:
@@ -153,15 +137,6 @@ def test_huge_image_sides_are_refused_before_decoding(monkeypatch):
     monkeypatch.setenv("VAE_LAB_MAX_IMAGE_SIDE", "100")
     with pytest.raises(DataError, match="101×10"):
         load_upload(zip_of({f"{i}.png": png(size=(101, 10)) for i in range(3)}), "wide.zip")
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A PNG whose header claims width×height grey pixels, with one tiny compressed row behind it."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
 
 
 def test_one_image_is_resized_to_the_model_input():

@@ -5,7 +5,6 @@ import torch
 
 from vae_core.config import OPTIMIZERS, TrainConfig
 from vae_core.job import TrainingJob
-from vae_core import schedules
 from vae_core.schedules import MAX_CURVE_STEPS, LRSchedule, build_optimizer, lr_curve
 from vae_core.slots import SlotPool
 from vae_core.train import Trainer
@@ -215,18 +214,25 @@ def test_lr_curve_of_a_run_within_the_cap_is_every_step_exactly(name):
     assert steps == list(range(0, len(full), len(full) // 400)) and lrs == [full[s] for s in steps]
 
 
-@pytest.mark.parametrize("name", list(CURVES))
-def test_lr_curve_of_a_longer_run_is_bounded_and_keeps_its_shape(name, monkeypatch):
-    config, spe = TrainConfig(epochs=10, lr=1e-2, **CURVES[name]), 1257  # 12,570 steps, 2.514 per simulated one
-    full = every_step(config, spe)
+def with_scheduler_steps(monkeypatch, call):
+    """call()'s result, and the number of LR scheduler steps it took."""
     calls, real = [], LRSchedule.after_step
 
     def counted(self):
         calls.append(1)
         real(self)
-    monkeypatch.setattr(schedules.LRSchedule, "after_step", counted)
-    steps, lrs = lr_curve(config, spe, points=10_000)
-    assert len(calls) <= MAX_CURVE_STEPS
+    monkeypatch.setattr(LRSchedule, "after_step", counted)
+    result = call()
+    monkeypatch.undo()
+    return result, len(calls)
+
+
+@pytest.mark.parametrize("name", list(CURVES))
+def test_lr_curve_of_a_longer_run_is_bounded_and_keeps_its_shape(name, monkeypatch):
+    config, spe = TrainConfig(epochs=10, lr=1e-2, **CURVES[name]), 1257  # 12,570 steps, 2.514 per simulated one
+    full = every_step(config, spe)
+    (steps, lrs), taken = with_scheduler_steps(monkeypatch, lambda: lr_curve(config, spe, points=10_000))
+    assert taken <= MAX_CURVE_STEPS
     assert steps[0] == 0 and len(full) - 3 <= steps[-1] < len(full) and steps == sorted(set(steps))
     assert lrs[0] == pytest.approx(full[0]) and lrs[-1] == pytest.approx(full[-1], rel=0.05, abs=1e-7)
     for step, lr in zip(steps, lrs):  # each LR is one the real run gives within one simulated step
@@ -239,14 +245,8 @@ def test_lr_curve_of_a_longer_run_is_bounded_and_keeps_its_shape(name, monkeypat
 
 def test_lr_curve_of_the_longest_valid_run_simulates_a_bounded_number_of_steps(monkeypatch):
     config = TrainConfig(epochs=500, lr=1e-2, lr_schedule="cosine")
-    calls, real = [], schedules.LRSchedule.after_step
-
-    def counted(self):
-        calls.append(1)
-        real(self)
-    monkeypatch.setattr(schedules.LRSchedule, "after_step", counted)
-    steps, lrs = lr_curve(config, 1257)  # batch size 1 on digits: 628,500 steps
-    assert len(calls) <= MAX_CURVE_STEPS
+    (steps, lrs), taken = with_scheduler_steps(monkeypatch, lambda: lr_curve(config, 1257))  # 628,500 steps
+    assert taken <= MAX_CURVE_STEPS
     assert steps[0] == 0 and steps[-1] > 628_500 - 1257 and lrs[0] == 1e-2 and lrs[-1] < 1e-6
 
 

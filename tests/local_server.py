@@ -1,0 +1,56 @@
+"""The app served by a real `streamlit run` on 127.0.0.1, for browser tests and the classroom benchmark."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FLAGS = ["--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"]  # no watcher: others may edit the tree while a server runs
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def streamlit_server(env: dict, log: Path, launcher: list[str] | None = None, timeout: float = 60):
+    """Serve app.py (through `python <launcher> app.py ...`, by default `-m streamlit run`) with `env`, its
+    output in `log`, until it answers health checks; yields (url, process); stops the server after.
+    RuntimeError, with the log's tail, when it does not start within `timeout` seconds."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, *(launcher or ["-m", "streamlit", "run"]), "app.py", *FLAGS,
+                                    "--server.port", str(port)], cwd=REPO, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while not _healthy(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
