@@ -20,11 +20,20 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#bcbd22", "#17becf")
 
 
+# The look of Plotly's "plotly_white" template, set directly: a template is copied into every figure
+# (10 ms each, a quarter of a live redraw's time under load, bench/README.md) and sent with it (10 KB).
+_AXIS = dict(automargin=True, gridcolor="#EBF0F8", linecolor="#EBF0F8", zerolinecolor="#EBF0F8", zerolinewidth=2,
+             ticks="", title_standoff=15)
+_STYLE = dict(template="none", plot_bgcolor="white", paper_bgcolor="white", hovermode="closest",
+              hoverlabel=dict(align="left"), colorway=["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A",
+                                                       "#19d3f3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52"])
+
+
 def _layout(fig: go.Figure, revision: str, height: int, title: str | None = None, **extra) -> go.Figure:
-    fig.update_xaxes(automargin=True)
-    fig.update_yaxes(automargin=True)
+    fig.update_xaxes(**_AXIS)
+    fig.update_yaxes(**_AXIS)
     fig.update_layout(uirevision=revision, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      template="plotly_white", font=dict(family='"Source Sans", "Source Sans Pro", sans-serif'),
+                      font=dict(family='"Source Sans", "Source Sans Pro", sans-serif', color="#2a3f5f"), **_STYLE,
                       title=dict(text=title, x=0, font=dict(size=14)) if title else None,
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0), **extra)
     return fig
