@@ -8,6 +8,8 @@ import uuid
 
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from vae_core import runs, sessions
 from vae_core.config import ConfigError, TrainConfig
@@ -69,8 +71,19 @@ def init_session() -> None:
 
 
 def touch() -> None:
-    """Tell the registry this browser session is still here."""
-    sessions.registry().touch(session_id())
+    """Tell the registry this browser session is still here, and how to ask whether its tab is still open."""
+    sessions.registry().touch(session_id(), connected=_connection_probe())
+
+
+def _connection_probe():
+    """Whether this session's browser tab is still connected to the server (None where there is no server:
+    AppTest). A busy server may leave a tab's page unrun for longer than the grace period; its open
+    connection still keeps its work."""
+    ctx = get_script_run_ctx()
+    if ctx is None or not Runtime.exists():
+        return None
+    runtime, streamlit_session = Runtime.instance(), ctx.session_id
+    return lambda: runtime.is_active_session(streamlit_session)
 
 
 def work() -> TrainingJob | JobSeries | None:

@@ -2,7 +2,8 @@
 
 `SessionRegistry` maps a session id to its one piece of work (a `TrainingJob` or a `JobSeries`):
 starting new work stops the session's old work, and a reaper thread stops the work of sessions
-not seen (`touch`) for a grace period, so a closed tab does not keep a training slot.
+not seen (`touch`) for a grace period whose browser is no longer connected, so a closed tab does
+not keep a training slot.
 Plain Python: the UI calls it, the training threads never do.
 """
 
@@ -57,13 +58,18 @@ class SessionRegistry:
         self._lock = threading.Lock()
         self._work: dict[str, Work] = {}
         self._seen: dict[str, float] = {}
+        self._connected: dict[str, Callable[[], bool]] = {}
         if reaper:
             threading.Thread(target=self._reap_forever, name="vae-lab-reaper", daemon=True).start()
 
-    def touch(self, session_id: str) -> None:
-        """The session is alive (call on every rerun and every polling fragment run)."""
+    def touch(self, session_id: str, connected: Callable[[], bool] | None = None) -> None:
+        """The session is alive (call on every rerun and every polling fragment run). `connected`, when
+        given, tells whether the session's browser is still connected: a connected session is kept
+        however long the busy server leaves its page unrun."""
         with self._lock:
             self._seen[session_id] = self._clock()
+            if connected is not None:
+                self._connected[session_id] = connected
 
     def start(self, session_id: str, work: Work) -> Work:
         """Stop the session's old work, then start and keep `work`."""
@@ -94,13 +100,20 @@ class SessionRegistry:
             old.stop()
 
     def reap(self) -> list[str]:
-        """Stop and forget the work of sessions unseen for longer than the grace period; their ids."""
+        """Stop and forget the work of sessions unseen for longer than the grace period and not connected;
+        their ids. A connected session counts as seen now."""
         now = self._clock()
         with self._lock:
-            gone = [s for s, seen in self._seen.items() if now - seen > self.grace]
+            silent = {s: self._connected.get(s) for s, seen in self._seen.items() if now - seen > self.grace}
+        still_there = {s for s, connected in silent.items() if connected is not None and connected()}
+        with self._lock:
+            for s in still_there:
+                self._seen[s] = now
+            gone = [s for s in silent if s not in still_there and now - self._seen.get(s, now) > self.grace]
             stale = [self._work.pop(s) for s in gone if s in self._work]
             for s in gone:
                 del self._seen[s]
+                self._connected.pop(s, None)
         for work in stale:
             work.stop()
         return gone

@@ -68,6 +68,22 @@ def test_reap_stops_only_sessions_silent_past_the_grace_period():
     assert not busy.stopped and reg.get("busy") is busy
 
 
+def test_a_connected_tab_keeps_its_work_however_long_its_page_is_not_run():
+    """A busy server may not run a tab's page for longer than the grace period; while the tab's connection
+    is open its work stays, and once it closes the work goes after a further grace period."""
+    clock, tab_open = Clock(), [True]
+    reg = SessionRegistry(grace=120, clock=clock, reaper=False)
+    starved = reg.start("starved", FakeWork())
+    reg.touch("starved", connected=lambda: tab_open[0])
+    clock.now += 500
+    assert reg.reap() == [] and not starved.stopped
+    tab_open[0] = False
+    clock.now += 100
+    assert reg.reap() == [] and not starved.stopped  # seen connected 100 s ago: still within the grace
+    clock.now += 30
+    assert reg.reap() == ["starved"] and starved.stopped and reg.get("starved") is None
+
+
 def test_reaper_thread_stops_a_closed_tabs_job():
     reg = SessionRegistry(grace=0.1)
     work = reg.start("tab", FakeWork())
