@@ -21,7 +21,7 @@ from vae_core.job import DONE, FAILED, FINISHED, RUNNING, STOPPED, JobView, Trai
 GRACE_ENV = "VAE_LAB_SESSION_GRACE"
 DEFAULT_GRACE = 120.0
 REDRAW_LEVELS = (0.6, 1.0, 2.0, 3.0, 5.0)  # seconds between redraws of a live view, fastest first
-REDRAW_COST = 0.15  # seconds of one live view's redraw with a job training (a whole Train page run: 0.26 s)
+REDRAW_COST = 0.15  # CPU seconds of one live view's redraw, until redraws in this process have been measured
 REDRAW_SHARE = 0.75  # the share of the server process all redraws together may take
 
 
@@ -129,13 +129,28 @@ _registry: SessionRegistry | None = None
 _registry_lock = threading.Lock()
 
 
-def redraw_seconds(live: int) -> float:
-    """How often each of `live` sessions watching live work should redraw it. Redraws share one Python
-    process: together they may take REDRAW_SHARE of it, so the interval grows with the sessions, in steps
-    (a change of step costs each session a whole-page rerun) up to 5 s. When redraws come faster than
-    the server makes them they queue up, and browsers fall behind: under load, Streamlit's frontend then
-    broke in some tabs ("Bad delta path index", tests/reliability/test_load_e2e.py)."""
-    needed = REDRAW_COST * live / REDRAW_SHARE
+class RedrawCost:
+    """What one live view's redraw costs in CPU seconds: a running mean of the redraws measured (`add`)."""
+
+    def __init__(self, initial: float = REDRAW_COST, weight: float = 0.1):
+        self.seconds, self._weight, self._lock = initial, weight, threading.Lock()
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self.seconds += self._weight * (seconds - self.seconds)
+
+
+redraw_cost = RedrawCost()  # this process's
+
+
+def redraw_seconds(live: int, cost: float | None = None) -> float:
+    """How often each of `live` sessions watching live work should redraw it, when a redraw costs `cost`
+    CPU seconds (by default as measured in this process). Redraws share one Python process: together they
+    may take REDRAW_SHARE of it, so the interval grows with the sessions and the cost, in steps (a change
+    of step costs each session a whole-page rerun) up to 5 s. When redraws come faster than the server
+    makes them they queue up, and browsers fall behind: under load, Streamlit's frontend then broke in
+    some tabs ("Bad delta path index", tests/reliability/test_load_e2e.py)."""
+    needed = (redraw_cost.seconds if cost is None else cost) * live / REDRAW_SHARE
     return next((level for level in REDRAW_LEVELS if level >= needed), REDRAW_LEVELS[-1])
 
 

@@ -122,9 +122,11 @@ def _open(context, url: str):
     page = context.new_page()
     page.set_default_timeout(90_000)
     page.console_log = []
-    page.on("console", lambda m: page.console_log.append(f"{m.type}: {m.text[:300]}"))
-    page.on("crash", lambda p: page.console_log.append("the tab crashed"))
-    page.on("framenavigated", lambda f: f == page.main_frame and page.console_log.append(f"navigated: {f.url}"))
+    log = lambda text: page.console_log.append(f"{time.strftime('%H:%M:%S')} {text}")  # noqa: E731
+    page.on("console", lambda m: log(f"{m.type}: {m.text[:300]}"))
+    page.on("crash", lambda p: log("the tab crashed"))
+    page.on("framenavigated", lambda f: f == page.main_frame and log(f"navigated: {f.url}"))
+    page.on("websocket", lambda ws: ws.on("close", lambda w: log(f"websocket closed: {w.url}")))
     page.goto(url, wait_until="commit")
     return page
 
@@ -174,7 +176,7 @@ def pages_on_failure(request):
             try:
                 page.screenshot(path=str(RESULTS.parent / f"reliability-load-{i}.png"), full_page=True)
                 notes.append(f"--- tab {i}: {page.url}\n{page.locator('body').inner_text()[:500]}\n"
-                             + "\n".join(getattr(page, "console_log", [])[-20:]))
+                             + "\n".join(getattr(page, "console_log", [])))
             except Exception as exc:  # noqa: BLE001 - a closed or crashed page has nothing to show
                 notes.append(f"--- tab {i}: {exc}")
         (RESULTS.parent / "reliability-load-tabs.txt").write_text("\n".join(notes))
@@ -226,14 +228,14 @@ def test_ten_users_train_at_once_and_leave_nothing_behind(chromium, server, page
     for page in leavers:  # the tab closes while its run trains or waits for a slot
         page.close()
     peak_threads, peak_names = _threads(server.pid), len(_named(server))
-    finished, end = set(), time.monotonic() + 420  # CI's machine once took over 180 s here
-    while len(finished) < STAYING and time.monotonic() < end:
+    finished, broken, end = set(), {}, time.monotonic() + 420  # CI's machine once took over 180 s here
+    while len(finished) < STAYING and not broken and time.monotonic() < end:
         finished |= {i for i, page in enumerate(stayers) if page.get_by_text("Finished.", exact=True).count()}
         peak_threads, peak_names = max(peak_threads, _threads(server.pid)), max(peak_names, len(_named(server)))
+        broken = {i: line.splitlines()[0] for i, page in enumerate(stayers) for line in page.console_log
+                  if any(b in line for b in FRONTEND_BREAKS)}
         time.sleep(0.25)
     trained_in = time.monotonic() - warmed
-    broken = {i: line.splitlines()[0] for i, page in enumerate(stayers) for line in page.console_log
-              if any(b in line for b in FRONTEND_BREAKS)}
     assert not broken, f"Streamlit's frontend broke in these tabs: {broken}"
     assert len(finished) == STAYING, (
         f"tabs that never showed Finished.: {_states(stayers, set(range(STAYING)) - finished)}; "

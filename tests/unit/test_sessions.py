@@ -6,7 +6,8 @@ import pytest
 
 from vae_core.config import TrainConfig
 from vae_core.job import FINISHED, STOPPED
-from vae_core.sessions import REDRAW_LEVELS, JobSeries, SessionRegistry, grace_from_env, redraw_seconds
+from vae_core.sessions import (REDRAW_LEVELS, JobSeries, RedrawCost, SessionRegistry, grace_from_env,
+                               redraw_seconds)
 from vae_core.slots import SlotPool
 
 
@@ -158,9 +159,19 @@ def test_live_counts_the_sessions_whose_work_is_queued_or_running():
 
 
 def test_live_views_redraw_less_often_as_more_sessions_train():
-    paces = [redraw_seconds(n) for n in range(0, 61)]
+    paces = [redraw_seconds(n, cost=0.15) for n in range(0, 61)]
     assert paces[0] == paces[1] == REDRAW_LEVELS[0]  # one user gets the fastest pace
     assert paces == sorted(paces) and set(paces) == set(REDRAW_LEVELS)  # slower with load, in a few steps
     assert paces[-1] == REDRAW_LEVELS[-1] <= 5  # and never slower than every 5 s
-    for n in range(1, 61):  # redraws of ~0.15 s each keep under one process in total, up to the cap
+    for n in range(1, 61):  # redraws of 0.15 s each keep under one process in total, up to the cap
         assert n * 0.15 / paces[n] <= 0.75 or paces[n] == REDRAW_LEVELS[-1]
+
+
+def test_the_pace_follows_the_measured_cost_of_a_redraw():
+    cost = RedrawCost(initial=0.15)
+    assert redraw_seconds(5, cost.seconds) == 1.0
+    for _ in range(100):  # a slower machine: redraws measured at 0.3 s each
+        cost.add(0.3)
+    assert cost.seconds == pytest.approx(0.3, abs=1e-3)
+    assert redraw_seconds(5, cost.seconds) == 2.0 and redraw_seconds(1, cost.seconds) == 0.6
+    assert redraw_seconds(5, 0.05) == 0.6  # a cheaper redraw, a faster pace
