@@ -1,5 +1,7 @@
 """VAE Lab: the router. Run with `streamlit run app.py`."""
 
+import sys
+
 import streamlit as st
 
 from pages import common
@@ -7,6 +9,12 @@ from vae_core.job import TrainingJob
 
 HEARTBEAT_SECONDS = 30  # an open tab tells the session registry it is still here (a closed one stops)
 STATUS_SECONDS = 2  # how often other pages refresh the running work's line in the sidebar
+# How long a thread may keep the GIL while another waits for it (Python's default: 5 ms). The server's
+# training threads, page runs and web server share one GIL: a page run or the event loop waited up to
+# 5 ms after every torch op of a training thread (bench/README.md, "Classroom load").
+SWITCH_INTERVAL = 0.0005
+
+sys.setswitchinterval(SWITCH_INTERVAL)
 
 page = common.frame()
 
