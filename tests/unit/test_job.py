@@ -4,11 +4,13 @@ import math
 import threading
 import time
 
+import pytest
 import torch
 
-from vae_core.config import TrainConfig
+from vae_core.config import OPTIMIZERS, TrainConfig
 from vae_core.job import TrainingJob
 from vae_core.slots import SlotPool
+from vae_core.train import Trainer
 
 LONG = TrainConfig(epochs=200, batch_size=16, hidden=[256, 256])
 
@@ -82,12 +84,24 @@ def test_snapshots_carry_what_the_ui_draws(digits):
     assert snap.epoch == 2 and 0 <= snap.active_units <= 5
 
 
-def test_a_learning_rate_of_1000_fails_with_a_message_and_finite_weights(digits):
-    job = TrainingJob(TrainConfig(lr=1e3, optimizer="sgd", epochs=5), digits, pool=SlotPool(1)).start()
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_a_learning_rate_of_1000_fails_with_a_message_and_the_last_good_weights(digits, optimizer):
+    config = TrainConfig(lr=1e3, optimizer=optimizer, epochs=5)
+    job = TrainingJob(config, digits, pool=SlotPool(1)).start()
     assert job.join(30)
     view = job.view()
-    assert view.status == "failed" and "learning rate" in view.message
-    assert all(torch.isfinite(p).all() for p in job.trainer.model.parameters())
+    assert view.status == "failed" and "learning rate (1000)" in view.message, view.message
+    assert view.epoch == 0 and not view.epoch_history  # it diverges within the first epoch
+    initial = Trainer(config, digits).weights()  # the last good weights: those before the first epoch
+    assert all(torch.equal(initial[k], v) for k, v in job.trainer.weights().items())
+
+
+def test_a_loss_spike_the_run_recovers_from_is_not_divergence(digits):
+    # Adam at LR 0.1 on these digits: the loss jumps to about 850 times its first value, then recovers.
+    job = TrainingJob(TrainConfig(lr=0.1, epochs=3), digits, pool=SlotPool(1)).start()
+    assert job.join(30)
+    losses = [row["loss"] for row in job.history.steps()]
+    assert max(losses) > 100 * losses[0] and job.view().status == "finished", job.view().message
 
 
 def test_with_a_limit_of_one_two_jobs_run_one_after_the_other(digits):
