@@ -22,6 +22,31 @@ def activation(name: str) -> nn.Module:
     return _ACTIVATIONS[name]()
 
 
+class Dropout(nn.Module):
+    """Inverted dropout whose masks come from the generator passed to `forward` (the run's own), so runs
+    training at once do not change each other's masks; without one, from torch's global RNG."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if not self.training:
+            return x
+        keep = 1.0 - self.p
+        return x * torch.empty_like(x).bernoulli_(keep, generator=generator) / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def _run(layers: nn.Sequential, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """layers(x), with the generator handed to the dropout layers."""
+    for layer in layers:
+        x = layer(x, generator) if isinstance(layer, Dropout) else layer(x)
+    return x
+
+
 class VAE(nn.Module):
     """Encoder q(z|x) = N(μ, σ²), prior N(0, I), decoder p(x|z). With variational=False: an autoencoder."""
 
@@ -45,8 +70,8 @@ class VAE(nn.Module):
         self.input_mean.copy_(train.mean(0))
         self.input_std.copy_(train.std(0).clamp_min(1e-2))
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encoder((x - self.input_mean) / self.input_std if self.normalize_inputs else x)
+    def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = _run(self.encoder, (x - self.input_mean) / self.input_std if self.normalize_inputs else x, generator)
         mu = self.to_mu(h)
         if self.to_logvar is None:
             return mu, torch.full_like(mu, -math.inf)  # a point mass: σ = 0
@@ -58,16 +83,17 @@ class VAE(nn.Module):
         eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
         return mu + eps * torch.exp(0.5 * logvar)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z).view(-1, *self.sample_shape)
+    def decode(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return _run(self.decoder, z, generator).view(-1, *self.sample_shape)
 
     def output_mean(self, raw: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(raw) if self.is_image else raw
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
-        mu, logvar = self.encode(x)
+        """Raw outputs, μ, log σ² and z; `generator` draws z and the dropout masks."""
+        mu, logvar = self.encode(x, generator)
         z = self.reparameterize(mu, logvar, generator)
-        return self.decode(z), mu, logvar, z
+        return self.decode(z, generator), mu, logvar, z
 
 
 def _mlp(widths: list[int], config: TrainConfig, final_act: bool) -> list[nn.Module]:
@@ -79,7 +105,7 @@ def _mlp(widths: list[int], config: TrainConfig, final_act: bool) -> list[nn.Mod
                 layers.append(nn.BatchNorm1d(b))
             layers.append(activation(config.activation))
             if config.dropout > 0:
-                layers.append(nn.Dropout(config.dropout))
+                layers.append(Dropout(config.dropout))
     return layers
 
 
@@ -112,7 +138,7 @@ def build_conv(config: TrainConfig, sample_shape: tuple[int, ...]) -> VAE:
         enc += [nn.Conv2d(c_in, c_out, 4, 2, 1), norm(c_out), activation(config.activation)]
     enc.append(nn.Flatten())
     if config.dropout > 0:
-        enc.append(nn.Dropout(config.dropout))
+        enc.append(Dropout(config.dropout))
     feature_dim = config.hidden[-1] * hs[-1] * ws[-1]
 
     dec: list[nn.Module] = [nn.Linear(config.latent_dim, feature_dim), activation(config.activation),

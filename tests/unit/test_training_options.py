@@ -1,10 +1,13 @@
 """Each training option changes what training does: every test here fails if its option is ignored."""
 
+import threading
+
 import pytest
 import torch
 
 from vae_core.config import OPTIMIZERS, TrainConfig
 from vae_core.job import TrainingJob
+from vae_core.models import Dropout
 from vae_core.schedules import MAX_CURVE_STEPS, LRSchedule, build_optimizer, lr_curve
 from vae_core.slots import SlotPool
 from vae_core.train import Trainer
@@ -107,7 +110,26 @@ def test_dropout_and_batch_norm_make_training_mode_differ(digits):
         trainer.model.eval()
         assert not torch.allclose(train_out, trainer.model(x)[0]), options
     plain = Trainer(TrainConfig(mode="ae", **FAST), digits).model
-    assert not any(isinstance(m, (torch.nn.Dropout, torch.nn.BatchNorm1d)) for m in plain.modules())
+    assert not any(isinstance(m, (Dropout, torch.nn.BatchNorm1d)) for m in plain.modules())
+
+
+def test_dropout_masks_come_from_the_runs_own_generator(digits):
+    """Two identical dropout runs trained at once, next to a third run, give the same losses as one alone."""
+    config = TrainConfig(dropout=0.5, **{**FAST, "epochs": 1})
+    losses = {}
+
+    def train(key, config):
+        trainer = Trainer(config, digits)
+        losses[key] = [trainer.train_step(x)["loss"] for _ in range(3) for x in trainer.batches()]
+
+    train("alone", config)
+    threads = [threading.Thread(target=train, args=args)
+               for args in (("a", config), ("other", config.replace(seed=1)), ("b", config))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert losses["a"] == losses["b"] == losses["alone"] != losses["other"]
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
