@@ -67,18 +67,24 @@ class LossTerms:
     kl_dims: torch.Tensor  # batch mean KL per latent dimension
 
 
+def objective(recon: torch.Tensor, kl_dims: torch.Tensor, config: TrainConfig, beta: float,
+              capacity: float) -> torch.Tensor:
+    """The weighted loss from mean reconstruction nats and mean KL per dimension: β-VAE, capacity
+    (γ·|KL − C|) or free bits; an autoencoder optimises reconstruction only."""
+    if config.mode == "ae":
+        return recon
+    if config.capacity:
+        return recon + config.capacity_gamma * (kl_dims.sum() - capacity).abs()
+    if config.free_bits > 0:
+        return recon + beta * kl_dims.clamp_min(config.free_bits).sum()
+    return recon + beta * kl_dims.sum()
+
+
 def vae_loss(raw, x, mu, logvar, config: TrainConfig, is_image: bool, beta: float, capacity: float) -> LossTerms:
-    """β-VAE, capacity (γ·|KL − C|) or free-bits objective; an autoencoder optimises reconstruction only."""
+    """The batch's loss terms, its loss given by `objective`."""
     recon = reconstruction_nll(raw, x, config, is_image).mean()
     if config.mode == "ae":
-        zeros = torch.zeros(mu.shape[1], device=mu.device)
-        return LossTerms(recon, recon, zeros.sum(), zeros)
-    kl_dims = kl_per_dim(mu, logvar).mean(0)
-    kl = kl_dims.sum()
-    if config.capacity:
-        loss = recon + config.capacity_gamma * (kl - capacity).abs()
-    elif config.free_bits > 0:
-        loss = recon + beta * kl_dims.clamp_min(config.free_bits).sum()
+        kl_dims = torch.zeros(mu.shape[1], device=mu.device)
     else:
-        loss = recon + beta * kl
-    return LossTerms(loss, recon, kl, kl_dims)
+        kl_dims = kl_per_dim(mu, logvar).mean(0)
+    return LossTerms(objective(recon, kl_dims, config, beta, capacity), recon, kl_dims.sum(), kl_dims)

@@ -22,7 +22,7 @@ from vae_core.augment import augment_batch
 from vae_core.config import ConfigError, TrainConfig
 from vae_core.data import Dataset
 from vae_core.models import Discriminator, build_model
-from vae_core.objectives import beta_at, capacity_at, kl_per_dim, reconstruction_nll, vae_loss
+from vae_core.objectives import beta_at, capacity_at, kl_per_dim, objective, reconstruction_nll, vae_loss
 from vae_core.schedules import LRSchedule, build_optimizer
 
 _seed_lock = threading.Lock()  # model initialisation reads the global RNG: one job at a time
@@ -128,11 +128,15 @@ class Trainer:
 
     @torch.inference_mode()
     def evaluate(self, x: torch.Tensor, chunk: int = 1024) -> dict[str, float]:
-        """Mean losses over a whole split (one z per input, drawn from a fixed seed) and active units."""
+        """Mean losses over a whole split (one z per input, drawn from a fixed seed) and active units.
+
+        "loss" is the objective trained on (β, capacity or free bits at the current step) over the whole
+        split; the adversarial and L1 terms are left out, as they measure the networks, not the data.
+        """
         model, config = self.model, self.config
         model.eval()
         noise = torch.Generator().manual_seed(0)
-        recon_sum = kl_sum = 0.0
+        recon_sum, kl_dims_sum = 0.0, torch.zeros(model.latent_dim, dtype=torch.float64)
         mus = []
         for start in range(0, len(x), chunk):
             xb = x[start:start + chunk]
@@ -140,12 +144,14 @@ class Trainer:
             raw = model.decode(model.reparameterize(mu, logvar, noise))
             recon_sum += reconstruction_nll(raw, xb, config, model.is_image).sum().item()
             if model.variational:
-                kl_sum += kl_per_dim(mu, logvar).sum().item()
+                kl_dims_sum += kl_per_dim(mu, logvar).sum(0)
             mus.append(mu)
         n = len(x)
-        recon, kl = recon_sum / n, kl_sum / n
-        beta = self.current_beta()
-        return {"recon": recon, "kl": kl, "neg_elbo": recon + kl, "loss": recon + beta * kl,
+        recon, kl_dims = recon_sum / n, kl_dims_sum / n
+        loss = objective(torch.tensor(recon, dtype=torch.float64), kl_dims, config, self.current_beta(),
+                         capacity_at(self.step, config, self.steps_per_epoch))
+        kl = kl_dims.sum().item()
+        return {"recon": recon, "kl": kl, "neg_elbo": recon + kl, "loss": loss.item(),
                 "active_units": active_units(torch.cat(mus))}
 
     def end_epoch(self, val_loss: float) -> None:

@@ -54,6 +54,25 @@ def test_capacity_objective_keeps_kl_near_its_target(digits):
     assert abs(other["kl"] - 12.0) < 1.5, other
 
 
+def test_validation_loss_is_the_objective_trained_on(digits):
+    from vae_core.explore import encode
+    from vae_core.objectives import capacity_at, kl_per_dim
+
+    config = TrainConfig(capacity=True, capacity_max=6.0, capacity_gamma=50.0, capacity_ramp_epochs=4,
+                         **{**FAST, "epochs": 2})
+    trainer, val = fit(config, digits)
+    c = capacity_at(trainer.step, config, trainer.steps_per_epoch)
+    assert c == pytest.approx(3.0)  # half way up the ramp
+    assert val["loss"] == pytest.approx(val["recon"] + 50.0 * abs(val["kl"] - c), rel=1e-6)
+    assert abs(val["loss"] - val["neg_elbo"]) > 10  # far from recon + β·KL (β = 1)
+
+    trainer, val = fit(TrainConfig(free_bits=1.0, beta=4.0, **{**FAST, "epochs": 2}), digits)
+    mu, logvar = encode(trainer.model, digits.val)
+    kl_dims = kl_per_dim(mu, logvar).mean(0)
+    assert kl_dims.min() < 1.0  # so the floor λ = 1 changes the value
+    assert val["loss"] == pytest.approx(val["recon"] + 4.0 * kl_dims.clamp_min(1.0).sum().item(), rel=1e-5)
+
+
 def test_autoencoder_mode_reports_zero_kl_and_is_deterministic(digits):
     trainer, result = fit(TrainConfig(mode="ae", **FAST), digits)
     assert result["kl"] == 0.0
