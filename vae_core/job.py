@@ -18,7 +18,7 @@ import torch
 
 from vae_core import runs
 from vae_core.config import TrainConfig
-from vae_core.data import Dataset, load_dataset
+from vae_core.data import Dataset, LoadStopped, load_dataset
 from vae_core.history import History
 from vae_core.models import build_model, parameter_count
 from vae_core.slots import SlotPool, default_pool
@@ -101,7 +101,8 @@ class TrainingJob:
         self._running.set()
 
     def stop(self) -> None:
-        """Ask the job to stop; it does so before its next step (within about a second)."""
+        """Ask the job to stop: before its next step or evaluation chunk (within about a second), or
+        while its data loads (see load_dataset)."""
         self._stop.set()
         self._running.set()
 
@@ -147,16 +148,14 @@ class TrainingJob:
     # --- the training thread ----------------------------------------------------------------
     def _run(self) -> None:
         try:
-            data = self.data or load_dataset(self.config.dataset, data_dir=self.data_dir)
-            self.data = data
-            if not self.pool.acquire(self, self._stop):
+            if not (self._load() and self.pool.acquire(self, self._stop)):
                 self.status = STOPPED
                 self.message = "Stopped before it started."
                 return
             try:
                 self.status = RUNNING
                 torch.set_num_threads(_thread_count(self.config, self.pool.limit))
-                self._train(data)
+                self._train(self.data)
             finally:
                 self.pool.release(self)
         except Exception as exc:  # the UI shows the message; the thread must never die silently
@@ -166,6 +165,14 @@ class TrainingJob:
                 self._save(None)  # the folder says the run failed; its weights stay those of the last epoch
         finally:
             self._ended_at = time.perf_counter()
+
+    def _load(self) -> bool:
+        """Load the dataset unless one was given; False when asked to stop first."""
+        try:
+            self.data = self.data or load_dataset(self.config.dataset, data_dir=self.data_dir, stop=self._stop)
+        except LoadStopped:
+            return False
+        return not self._stop.is_set()
 
     def _train(self, data: Dataset) -> None:
         config = self.config
@@ -202,7 +209,9 @@ class TrainingJob:
                     sums[k] += row[k]
                 count += 1
                 self._take_snapshot(maker)
-            val = trainer.evaluate(data.val)
+            val = trainer.evaluate(data.val, self._stop)
+            if val is None:
+                return self._end(STOPPED, "Stopped by the user.", maker)
             if not math.isfinite(val["neg_elbo"]):
                 trainer.load_weights(last_good)
                 return self._end(FAILED, _diverged_message("became NaN or infinite", trainer.step, epoch + 1,

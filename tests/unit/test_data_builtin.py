@@ -1,5 +1,6 @@
 import gzip
 import http.server
+import socket
 import struct
 import threading
 import time
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from vae_core.data import DATASETS, DataError, dataset_names, load_dataset
+from vae_core.data import DATASETS, DataError, LoadStopped, dataset_names, load_dataset
 from vae_core.data import idx as idx_module
 from vae_core.data.shapes import SCALES, SYMMETRY
 
@@ -206,3 +207,56 @@ def test_a_truncated_download_is_refused_and_not_kept(no_local_files, file_serve
     cached = no_local_files / "cache" / "vae-lab" / "mnist"
     assert not any(p.name.startswith("train-images") for p in cached.iterdir())
     assert not any(p.name.endswith(".part") for p in cached.iterdir())
+
+
+@pytest.fixture
+def raw_server():
+    """A local TCP server answering each connection with handler(conn, done); yields a function taking the
+    handler and giving the server's URL. `done` is set when the test ends."""
+    done, threads, listener = threading.Event(), [], socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve(handler):
+        def accept():
+            conn, _ = listener.accept()
+            with conn:
+                handler(conn, done)
+        threads.append(threading.Thread(target=accept, daemon=True))
+        threads[-1].start()
+        return f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    yield serve
+    done.set()
+    for t in threads:
+        t.join(5)
+    listener.close()
+
+
+def trickle(conn, done):
+    """An HTTP answer announcing 10 MB, then 100 bytes every 50 ms."""
+    conn.recv(4096)
+    conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 10000000\r\n\r\n")
+    while not done.wait(0.05):
+        try:
+            conn.sendall(b"x" * 100)
+        except OSError:  # the client hung up
+            return
+
+
+def test_a_stop_during_a_download_ends_it_within_a_second(no_local_files, raw_server, monkeypatch):
+    monkeypatch.setenv("VAE_LAB_DOWNLOAD_URL", raw_server(trickle))
+    stop, outcome = threading.Event(), []
+
+    def load():
+        try:
+            load_dataset("mnist", seed=6, stop=stop)
+        except Exception as e:
+            outcome.append(e)
+    thread = threading.Thread(target=load)
+    thread.start()
+    time.sleep(0.5)
+    assert thread.is_alive()  # still downloading
+    stop.set()
+    thread.join(1.0)
+    assert not thread.is_alive() and isinstance(outcome[0], LoadStopped)
+    assert list((no_local_files / "cache" / "vae-lab" / "mnist").iterdir()) == []  # nothing half-written

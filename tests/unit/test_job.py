@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from vae_core.config import OPTIMIZERS, TrainConfig
+from vae_core.data import Dataset
 from vae_core.job import TrainingJob
 from vae_core.slots import SlotPool
 from vae_core.train import Trainer
@@ -138,3 +139,44 @@ def test_incompatible_settings_fail_with_the_field_name():
     job = TrainingJob(TrainConfig(dataset="moons", recon_loss="bce"), pool=SlotPool(1)).start()
     assert job.join(10)
     assert job.view().status == "failed" and "recon_loss" in job.view().message
+
+
+def test_stop_during_the_end_of_epoch_evaluation_returns_within_a_second(digits, monkeypatch):
+    import vae_core.train
+
+    evaluating, real = threading.Event(), vae_core.train.reconstruction_nll
+
+    def slow(*args):  # the evaluation's reconstruction term only; training steps do not use this name
+        evaluating.set()
+        time.sleep(0.3)
+        return real(*args)
+
+    monkeypatch.setattr(vae_core.train, "reconstruction_nll", slow)
+    big_val = digits.train.repeat(8, 1, 1, 1)  # 10,056 images: 10 chunks, 3 s of (slowed) evaluation
+    data = Dataset("digits", "image", digits.train[:64], big_val, digits.test, None, None, None, None)
+    before = threading.active_count()
+    job = TrainingJob(TrainConfig(epochs=3, hidden=[16]), data, pool=SlotPool(1)).start()
+    assert evaluating.wait(10)
+    t0 = time.monotonic()
+    job.stop()
+    assert job.join(1.0), "the job did not stop within a second of evaluating"
+    assert time.monotonic() - t0 < 1.0
+    assert job.view().status == "stopped" and job.view().epoch_history == []
+    assert threading.active_count() == before
+
+
+def test_stop_while_waiting_for_the_data_returns_within_a_second(monkeypatch, tmp_path):
+    from vae_core.data import registry
+
+    lock = registry._locks["mnist"]  # held as by another session's long download of the same dataset
+    lock.acquire()
+    try:
+        job = TrainingJob(TrainConfig(dataset="mnist"), data_dir=tmp_path, pool=SlotPool(1)).start()
+        time.sleep(0.3)
+        assert job.alive and job.view().status == "queued"
+        t0 = time.monotonic()
+        job.stop()
+        assert job.join(1.0) and time.monotonic() - t0 < 1.0
+    finally:
+        lock.release()
+    assert job.view().status == "stopped" and job.view().message == "Stopped before it started."

@@ -5,9 +5,9 @@
 """
 
 from .dataset import Dataset
-from .errors import DataError
+from .errors import DataError, LoadStopped
 from .registry import DATASETS, DatasetInfo, dataset_names, load_dataset
 from .uploads import load_upload
 
-__all__ = ["DATASETS", "DataError", "Dataset", "DatasetInfo", "dataset_names", "load_dataset",
+__all__ = ["DATASETS", "DataError", "Dataset", "DatasetInfo", "LoadStopped", "dataset_names", "load_dataset",
            "load_upload"]

@@ -13,6 +13,7 @@ import http.client
 import io
 import os
 import tempfile
+import threading
 import time
 import urllib.request
 import zlib
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from .dataset import Dataset, from_splits, random_split
-from .errors import DataError
+from .errors import DataError, LoadStopped
 
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
@@ -122,15 +123,16 @@ def candidate_dirs(name: str, data_dir: str | os.PathLike | None) -> list[Path]:
     return dirs + [cache_dir(name), SYSTEM_DATASETS_DIR / name]
 
 
-def locate(name: str, data_dir: str | os.PathLike | None = None) -> Path:
-    """The resolved folder holding the IDX files of `name`, downloading them into the cache if needed."""
+def locate(name: str, data_dir: str | os.PathLike | None = None, stop: threading.Event | None = None) -> Path:
+    """The resolved folder holding the IDX files of `name`, downloading them into the cache if needed
+    (LoadStopped when `stop` is set during the download)."""
     searched = candidate_dirs(name, data_dir)
     for folder in searched:
         if _usable(folder):
             return folder.resolve()
     target = cache_dir(name)
     try:
-        download(name, target)
+        download(name, target, stop)
     except _DownloadFailed as e:
         info = IDX_DATASETS[name]
         names = ", ".join(stem + ".gz" for stem in FILES.values())
@@ -148,12 +150,18 @@ class _DownloadFailed(Exception):
     """One line saying why a download did not work."""
 
 
-def _fetch(url: str) -> bytes:
-    """GET url with a timeout, a byte cap and an overall deadline."""
+def _check(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise LoadStopped("stopped during the download")
+
+
+def _fetch(url: str, stop: threading.Event | None = None) -> bytes:
+    """GET url with a timeout, a byte cap and an overall deadline; `stop` is checked between reads."""
     deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
     chunks, total = [], 0
     with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-        while chunk := response.read(1 << 16):
+        while chunk := response.read1(1 << 16):  # whatever has arrived, so a slow server cannot delay a stop
+            _check(stop)
             total += len(chunk)
             if total > MAX_DOWNLOAD_BYTES:
                 raise _DownloadFailed(f"{url} is larger than {MAX_DOWNLOAD_BYTES // 2**20} MiB")
@@ -174,10 +182,11 @@ def _write_atomically(path: Path, blob: bytes) -> None:
         raise
 
 
-def download(name: str, target: Path) -> None:
+def download(name: str, target: Path, stop: threading.Event | None = None) -> None:
     """Download the missing .gz files of `name` into `target`, checking each before keeping it.
 
-    Mirrors come from IDX_DATASETS, or the single base URL in $VAE_LAB_DOWNLOAD_URL.
+    Mirrors come from IDX_DATASETS, or the single base URL in $VAE_LAB_DOWNLOAD_URL. Setting `stop`
+    raises LoadStopped between reads (a stalled connection still takes up to DOWNLOAD_TIMEOUT_S).
     """
     override = os.environ.get("VAE_LAB_DOWNLOAD_URL")
     bases = (override,) if override else IDX_DATASETS[name]["mirrors"]
@@ -191,8 +200,9 @@ def download(name: str, target: Path) -> None:
         errors = []
         for base in bases:
             url = base.rstrip("/") + "/" + stem + ".gz"
+            _check(stop)
             try:
-                blob = _fetch(url)
+                blob = _fetch(url, stop)
                 decode_idx(blob, url, part, gzipped=True)
             except (OSError, ValueError, http.client.HTTPException, _DownloadFailed) as e:
                 # URLError is an OSError, DataError a ValueError

@@ -17,7 +17,7 @@ from sklearn.datasets import load_digits
 
 from . import idx
 from .dataset import Dataset, from_splits, random_split
-from .errors import DataError
+from .errors import DataError, LoadStopped
 from .shapes import load_shapes
 from .toy import load_toy
 
@@ -58,17 +58,26 @@ def dataset_names() -> list[str]:
     return list(DATASETS)
 
 
-def load_dataset(name: str, seed: int = 0, data_dir: str | os.PathLike | None = None) -> Dataset:
+def load_dataset(name: str, seed: int = 0, data_dir: str | os.PathLike | None = None,
+                 stop: threading.Event | None = None) -> Dataset:
     """The built-in dataset `name`, split by `seed`; loaded once per process and shared.
 
     `data_dir` is only used by the IDX datasets (mnist, fashion-mnist); see vae_core.data.idx.
+    Setting `stop` raises LoadStopped while waiting for another thread's load of `name` and between
+    the pieces of a download; reading or generating a dataset (under a second) is not interrupted.
     """
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     seed = operator.index(seed)
-    with _locks[name]:
-        folder = str(idx.locate(name, data_dir)) if name in idx.IDX_DATASETS else None
+    lock = _locks[name]
+    while not lock.acquire(timeout=0.1):
+        if stop is not None and stop.is_set():
+            raise LoadStopped(f"stopped while waiting for {name} to load")
+    try:
+        folder = str(idx.locate(name, data_dir, stop)) if name in idx.IDX_DATASETS else None
         return _load(name, seed, folder)
+    finally:
+        lock.release()
 
 
 @functools.lru_cache(maxsize=16)
