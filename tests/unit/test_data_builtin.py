@@ -260,3 +260,74 @@ def test_a_stop_during_a_download_ends_it_within_a_second(no_local_files, raw_se
     thread.join(1.0)
     assert not thread.is_alive() and isinstance(outcome[0], LoadStopped)
     assert list((no_local_files / "cache" / "vae-lab" / "mnist").iterdir()) == []  # nothing half-written
+
+
+# --- where the IDX files are looked for, in order ---------------------------------------------------
+
+LEVELS = ("data_dir", "data_dir/mnist", "VAE_LAB_DATA", "VAE_LAB_DATA/mnist", "user cache", "system")
+
+
+@pytest.fixture
+def levels(tmp_path, monkeypatch):
+    """One folder per search level, none holding files yet; downloads are recorded and write 30 images."""
+    folders = dict(zip(LEVELS, (tmp_path / "explicit", tmp_path / "explicit" / "mnist", tmp_path / "env",
+                                tmp_path / "env" / "mnist", tmp_path / "cache" / "vae-lab" / "mnist",
+                                tmp_path / "system" / "mnist")))
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("VAE_LAB_DATA", str(folders["VAE_LAB_DATA"]))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(idx_module, "SYSTEM_DATASETS_DIR", tmp_path / "system")
+    downloads = []
+
+    def fake_download(name, target, stop=None):  # never the network
+        downloads.append(target)
+        write_idx(target, count=30, train=False)
+    monkeypatch.setattr(idx_module, "download", fake_download)
+    return folders, downloads
+
+
+@pytest.mark.parametrize("first", range(len(LEVELS) + 1), ids=[*LEVELS, "download"])
+def test_idx_files_are_taken_from_the_first_level_that_has_them(levels, first):
+    folders, downloads = levels
+    for i, level in enumerate(LEVELS[first:], first):  # this level and every later one hold files: 10 + 2i images
+        write_idx(folders[level], count=10 + 2 * i, train=False)
+    found = idx_module.locate("mnist", folders["data_dir"])
+    data = load_dataset("mnist", data_dir=folders["data_dir"])
+    if first < len(LEVELS):
+        assert found == folders[LEVELS[first]].resolve() and downloads == []
+        assert len(data.train) + len(data.val) == 10 + 2 * first
+    else:
+        assert found == folders["user cache"].resolve() and downloads == [folders["user cache"]]
+        assert len(data.train) + len(data.val) == 30
+
+
+def test_with_no_files_and_the_download_refused_the_message_lists_every_folder_in_order(levels, monkeypatch):
+    folders, _ = levels
+
+    def refuse(name, target, stop=None):
+        raise idx_module._DownloadFailed("no network (test)")
+    monkeypatch.setattr(idx_module, "download", refuse)
+    with pytest.raises(DataError, match=r"Downloading them failed: no network \(test\)") as info:
+        load_dataset("mnist", data_dir=folders["data_dir"])
+    message = str(info.value)
+    places = [message.index(f"{folders[level]}, " if level != "system" else f"{folders[level]}.")
+              for level in LEVELS]
+    assert places == sorted(places)
+
+
+def stall(conn, done):
+    """Accept the connection, read the request, and never answer."""
+    conn.recv(4096)
+    done.wait()
+
+
+def test_a_server_that_accepts_and_stalls_fails_the_download_after_its_timeout(no_local_files, raw_server,
+                                                                               monkeypatch):
+    monkeypatch.setattr(idx_module, "DOWNLOAD_TIMEOUT_S", 0.5)
+    monkeypatch.setenv("VAE_LAB_DOWNLOAD_URL", raw_server(stall))
+    start = time.monotonic()
+    with pytest.raises(DataError, match="VAE_LAB_DATA") as info:
+        load_dataset("mnist", seed=8)
+    assert 0.5 <= time.monotonic() - start < 2.0
+    assert "Downloading them failed" in str(info.value) and "timed out" in str(info.value)
