@@ -6,12 +6,11 @@ import dataclasses
 import math
 import uuid
 
-import plotly.graph_objects as go
 import streamlit as st
 from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from vae_core import runs, sessions
+from vae_core import figures, runs, sessions
 from vae_core.config import ConfigError, TrainConfig
 from vae_core.data import Dataset, dataset_names, load_dataset
 from vae_core.job import TrainingJob
@@ -162,9 +161,9 @@ export default function (component) {
 _live_plot = st.components.v2.component("vae_lab_live_plot", js=_LIVE_JS, isolate_styles=False)
 
 
-def live_chart(figure: go.Figure, key: str) -> None:
+def live_chart(figure: figures.Figure, key: str) -> None:
     """A Plotly figure that is updated in place on every rerun (see _LIVE_JS); `key` names the element."""
-    _live_plot(data={"figure": figure.to_json(validate=False)}, key=key)
+    _live_plot(data={"figure": figures.to_json(figure)}, key=key)
 
 
 def image(array, caption: str | None = None) -> None:

@@ -1,5 +1,9 @@
 """Plotly figures and image mosaics from plain numbers: what the app draws, without the app.
 
+A figure is plain data, {"data": [traces], "layout": {...}}, as plotly.js takes it: building Plotly's
+validating Figure objects took about ten times as long (41 against 4 ms for a loss chart of 1,600
+steps), and a live view redraws three of them every second or so for every student watching.
+`st.plotly_chart` takes these dicts too (tests read them back through `go.Figure`, which validates).
 Every figure sets `uirevision`, so a live update keeps the user's zoom and legend choices (a y zoom
 only while the y scale stays linear or log: a range kept from one scale is meaningless in the other).
 Images are (N, C, H, W) floats in [0, 1]; 2-D point data is (N, 2).
@@ -7,8 +11,12 @@ Images are (N, C, H, W) floats in [0, 1]; 2-D point data is (N, 2).
 
 from __future__ import annotations
 
+import json
+import math
+
 import numpy as np
-import plotly.graph_objects as go
+
+Figure = dict  # {"data": [...], "layout": {...}}
 
 TERMS = {  # step-history key -> (legend name, colour)
     "loss": ("total", "#1f77b4"),
@@ -19,24 +27,38 @@ TERMS = {  # step-history key -> (legend name, colour)
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
 
-
 # The look of Plotly's "plotly_white" template, set directly: a template is copied into every figure
-# (10 ms each, a quarter of a live redraw's time under load, bench/README.md) and sent with it (10 KB).
+# and sent with it (10 KB).
 _AXIS = dict(automargin=True, gridcolor="#EBF0F8", linecolor="#EBF0F8", zerolinecolor="#EBF0F8", zerolinewidth=2,
-             ticks="", title_standoff=15)
-_STYLE = dict(template="none", plot_bgcolor="white", paper_bgcolor="white", hovermode="closest",
+             ticks="")
+_STYLE = dict(template={}, plot_bgcolor="white", paper_bgcolor="white", hovermode="closest",
               hoverlabel=dict(align="left"), colorway=["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A",
-                                                       "#19d3f3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52"])
+                                                       "#19d3f3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52"],
+              font=dict(family='"Source Sans", "Source Sans Pro", sans-serif', color="#2a3f5f"))
 
 
-def _layout(fig: go.Figure, revision: str, height: int, title: str | None = None, **extra) -> go.Figure:
-    fig.update_xaxes(**_AXIS)
-    fig.update_yaxes(**_AXIS)
-    fig.update_layout(uirevision=revision, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      font=dict(family='"Source Sans", "Source Sans Pro", sans-serif', color="#2a3f5f"), **_STYLE,
-                      title=dict(text=title, x=0, font=dict(size=14)) if title else None,
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0), **extra)
-    return fig
+def to_json(figure: Figure) -> str:
+    """The figure as compact JSON for plotly.js."""
+    return json.dumps(figure, separators=(",", ":"), ensure_ascii=False)
+
+
+def _numbers(values) -> list:
+    """Plain floats for JSON; NaN and infinities as None (a gap in the line)."""
+    values = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    return [v if v is None or math.isfinite(v) else None for v in values]
+
+
+def _axis(title: str | None = None, **extra) -> dict:
+    return {**_AXIS, "title": {"text": title, "standoff": 15}, **extra}
+
+
+def _figure(traces: list[dict], revision: str, height: int, xaxis: dict, yaxis: dict, title: str | None = None,
+            **extra) -> Figure:
+    layout = dict(uirevision=revision, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                  **_STYLE, xaxis=xaxis, yaxis=yaxis, legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    if title:
+        layout["title"] = dict(text=title, x=0, font=dict(size=14))
+    return {"data": traces, "layout": {**layout, **extra}}
 
 
 def _y_scale(log_y: bool, revision: str) -> dict:
@@ -45,30 +67,28 @@ def _y_scale(log_y: bool, revision: str) -> dict:
     return dict(type=scale, uirevision=f"{revision}-{scale}")
 
 
-def loss_figure(steps: list[dict], epochs: list[dict], log_y: bool = False, revision: str = "loss") -> go.Figure:
+def loss_figure(steps: list[dict], epochs: list[dict], log_y: bool = False, revision: str = "loss") -> Figure:
     """Training losses per step (lines) and validation losses per epoch (dashed, with markers)."""
-    fig = go.Figure()
     x = [row["step"] for row in steps]
-    for key, (name, colour) in TERMS.items():
-        fig.add_trace(go.Scatter(x=x, y=[row[key] for row in steps], name=name, mode="lines",
-                                 line=dict(color=colour, width=1.5), legendgroup=key))
+    traces = [dict(type="scatter", x=x, y=_numbers(row[key] for row in steps), name=name, mode="lines",
+                   line=dict(color=colour, width=1.5), legendgroup=key)
+              for key, (name, colour) in TERMS.items()]
     x_val = [row["step"] for row in epochs]
     for key in ("loss", "recon", "kl"):
         name, colour = TERMS[key]
-        fig.add_trace(go.Scatter(x=x_val, y=[row.get(f"val_{key}") for row in epochs], name=f"{name} (val)",
-                                 mode="lines+markers", line=dict(color=colour, dash="dash"), legendgroup=key,
-                                 marker=dict(size=7, symbol="diamond")))
-    fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(title_text="nats per sample", **_y_scale(log_y, revision))
-    return _layout(fig, revision, 360)
+        traces.append(dict(type="scatter", x=x_val, y=_numbers(row.get(f"val_{key}", math.nan) for row in epochs),
+                           name=f"{name} (val)", mode="lines+markers", line=dict(color=colour, dash="dash"),
+                           legendgroup=key, marker=dict(size=7, symbol="diamond")))
+    return _figure(traces, revision, 360, _axis("training step"),
+                   _axis("nats per sample", **_y_scale(log_y, revision)))
 
 
-def schedule_figure(steps: list[int], values: list[float], name: str, log_y: bool = False) -> go.Figure:
+def schedule_figure(steps: list[int], values: list[float], name: str, log_y: bool = False) -> Figure:
     """A small line plot of a schedule (β or learning rate) over the training steps."""
-    fig = go.Figure(go.Scatter(x=steps, y=values, mode="lines", name=name, line=dict(color="#9467bd")))
-    fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(title_text=name, rangemode="tozero" if not log_y else None, **_y_scale(log_y, f"schedule-{name}"))
-    return _layout(fig, f"schedule-{name}", 170, showlegend=False)
+    trace = dict(type="scatter", x=_numbers(steps), y=_numbers(values), mode="lines", name=name,
+                 line=dict(color="#9467bd"))
+    yaxis = _axis(name, **_y_scale(log_y, f"schedule-{name}"), **({} if log_y else {"rangemode": "tozero"}))
+    return _figure([trace], f"schedule-{name}", 170, _axis("training step"), yaxis, showlegend=False)
 
 
 def mosaic(images: np.ndarray, cols: int | None = None, pad: int = 1, scale: int = 1) -> np.ndarray:
@@ -115,107 +135,104 @@ def tile_scale(side: int, target: int = 56) -> int:
 
 
 def points_figure(data: np.ndarray, overlay: np.ndarray, overlay_name: str, connect: bool = False,
-                  revision: str = "points") -> go.Figure:
+                  revision: str = "points") -> Figure:
     """2-D data (grey) with reconstructions or samples on top; `connect` draws each point to its partner."""
     data, overlay = np.asarray(data), np.asarray(overlay)
-    fig = go.Figure(go.Scatter(x=data[:, 0], y=data[:, 1], mode="markers", name="data",
-                               marker=dict(color="#b0b0b0", size=4)))
+    traces = [dict(type="scatter", x=_numbers(data[:, 0]), y=_numbers(data[:, 1]), mode="markers", name="data",
+                   marker=dict(color="#b0b0b0", size=4))]
     if connect:
         n = min(len(data), len(overlay))
         xs = np.column_stack([data[:n, 0], overlay[:n, 0], np.full(n, np.nan)]).ravel()
         ys = np.column_stack([data[:n, 1], overlay[:n, 1], np.full(n, np.nan)]).ravel()
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="error", hoverinfo="skip",
-                                 line=dict(color="rgba(214,39,40,0.25)", width=1)))
-    fig.add_trace(go.Scatter(x=overlay[:, 0], y=overlay[:, 1], mode="markers", name=overlay_name,
-                             marker=dict(color="#d62728", size=4)))
-    fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    return _layout(fig, revision, 320)
+        traces.append(dict(type="scatter", x=_numbers(xs), y=_numbers(ys), mode="lines", name="error",
+                           hoverinfo="skip", line=dict(color="rgba(214,39,40,0.25)", width=1)))
+    traces.append(dict(type="scatter", x=_numbers(overlay[:, 0]), y=_numbers(overlay[:, 1]), mode="markers",
+                       name=overlay_name, marker=dict(color="#d62728", size=4)))
+    return _figure(traces, revision, 320, _axis(), _axis(scaleanchor="x", scaleratio=1))
 
 
 def latent_figure(latent: np.ndarray, labels: np.ndarray | None, class_names: tuple[str, ...] | None = None,
                   axis_titles: tuple[str, str] = ("z₁", "z₂"), highlight: dict[str, int] | None = None,
-                  revision: str = "latent", height: int = 420) -> go.Figure:
+                  revision: str = "latent", height: int = 420) -> Figure:
     """Latent means as a scatter, one trace per label, `customdata` = the point's index (for selection).
 
     `highlight` maps a name ("A", "B") to an index to draw as a large labelled marker."""
     latent = np.asarray(latent)
     index = np.arange(len(latent))
-    fig = go.Figure()
     groups = [(None, index)] if labels is None else [(k, index[labels == k]) for k in np.unique(labels)]
+    traces = []
     for k, idx in groups:
         name = "inputs" if k is None else (class_names[k] if class_names and k < len(class_names) else str(k))
-        fig.add_trace(go.Scatter(x=latent[idx, 0], y=latent[idx, 1], mode="markers", name=name,
-                                 customdata=idx, marker=dict(size=5, opacity=0.75,
-                                                             color=PALETTE[int(k or 0) % len(PALETTE)]),
-                                 hovertemplate=f"{name}<br>#%{{customdata}}<extra></extra>"))
+        traces.append(dict(type="scatter", x=_numbers(latent[idx, 0]), y=_numbers(latent[idx, 1]), mode="markers",
+                           name=name, customdata=idx.tolist(),
+                           marker=dict(size=5, opacity=0.75, color=PALETTE[int(k or 0) % len(PALETTE)]),
+                           hovertemplate=f"{name}<br>#%{{customdata}}<extra></extra>"))
     for name, i in (highlight or {}).items():
-        fig.add_trace(go.Scatter(x=[latent[i, 0]], y=[latent[i, 1]], mode="markers+text", text=[name],
-                                 textposition="top center", name=f"{name}: #{i}", hoverinfo="skip",
-                                 marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(color="black", width=2))))
-    fig.update_xaxes(title_text=axis_titles[0])
-    fig.update_yaxes(title_text=axis_titles[1])
-    _layout(fig, revision, height, clickmode="event+select", dragmode="zoom")
-    return fig.update_layout(legend=dict(orientation="v", x=1.02, y=1, yanchor="top"))
+        traces.append(dict(type="scatter", x=_numbers(latent[i, :1]), y=_numbers(latent[i, 1:2]),
+                           mode="markers+text", text=[name], textposition="top center", name=f"{name}: #{i}",
+                           hoverinfo="skip",
+                           marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(color="black", width=2))))
+    figure = _figure(traces, revision, height, _axis(axis_titles[0]), _axis(axis_titles[1]),
+                     clickmode="event+select", dragmode="zoom")
+    figure["layout"]["legend"] = dict(orientation="v", x=1.02, y=1, yanchor="top")
+    return figure
 
 
 def kl_figure(kl_per_dim: np.ndarray, latent_mu: np.ndarray | None = None, threshold: float = 0.01,
-              revision: str = "kl") -> go.Figure:
+              revision: str = "kl") -> Figure:
     """KL of each latent dimension as bars. Given the posterior means of a set of inputs, the active units
     (mean varying across inputs: variance > threshold, as vae_core.train.active_units) are coloured and counted."""
     kl = np.asarray(kl_per_dim, dtype=float)
     known = latent_mu is not None and len(latent_mu) > 1
     active = np.var(latent_mu, axis=0, ddof=1) > threshold if known else np.zeros(len(kl), bool)
-    fig = go.Figure(go.Bar(x=[f"z{d + 1}" for d in range(len(kl))], y=kl,
-                           marker_color=np.where(active, "#2ca02c", "#c7c7c7").tolist(),
-                           hovertemplate="%{x}: %{y:.3f} nats<extra></extra>"))
-    fig.update_yaxes(title_text="KL (nats)", rangemode="tozero")
+    bars = dict(type="bar", x=[f"z{d + 1}" for d in range(len(kl))], y=_numbers(kl),
+                marker=dict(color=np.where(active, "#2ca02c", "#c7c7c7").tolist()),
+                hovertemplate="%{x}: %{y:.3f} nats<extra></extra>")
     title = "KL per dimension" + (f"<br><sup>{active.sum()} of {len(kl)} units active</sup>" if known else "")
-    return _layout(fig, revision, 260, title=title, showlegend=False)
+    return _figure([bars], revision, 260, _axis(), _axis("KL (nats)", rangemode="tozero"), title=title,
+                   showlegend=False)
 
 
 def points_path_figure(data: np.ndarray, paths: np.ndarray, names: list[str],
-                       revision: str = "path") -> go.Figure:
+                       revision: str = "path") -> Figure:
     """Decoded paths through 2-D data space (interpolations or traversals): one line per path (K, S, 2)."""
     data = np.asarray(data)
-    fig = go.Figure(go.Scatter(x=data[:, 0], y=data[:, 1], mode="markers", name="data",
-                               marker=dict(color="#d0d0d0", size=4)))
+    traces = [dict(type="scatter", x=_numbers(data[:, 0]), y=_numbers(data[:, 1]), mode="markers", name="data",
+                   marker=dict(color="#d0d0d0", size=4))]
     for i, (path, name) in enumerate(zip(np.asarray(paths), names)):
-        fig.add_trace(go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines+markers", name=name,
-                                 line=dict(color=PALETTE[i % len(PALETTE)])))
-    fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    return _layout(fig, revision, 360)
+        traces.append(dict(type="scatter", x=_numbers(path[:, 0]), y=_numbers(path[:, 1]), mode="lines+markers",
+                           name=name, line=dict(color=PALETTE[i % len(PALETTE)])))
+    return _figure(traces, revision, 360, _axis(), _axis(scaleanchor="x", scaleratio=1))
 
 
-def rate_distortion_figure(runs: dict[str, list[dict]], revision: str = "rate-distortion") -> go.Figure:
+def rate_distortion_figure(runs: dict[str, list[dict]], revision: str = "rate-distortion") -> Figure:
     """Each run as its path over epochs in the plane of validation KL (rate) against reconstruction (distortion)."""
-    fig = go.Figure()
+    traces = []
     for i, (name, epochs) in enumerate(runs.items()):
         rows = [r for r in epochs if "val_kl" in r and "val_recon" in r]
         if not rows:
             continue
         colour = PALETTE[i % len(PALETTE)]
-        fig.add_trace(go.Scatter(x=[r["val_kl"] for r in rows], y=[r["val_recon"] for r in rows], name=name,
-                                 mode="lines+markers", line=dict(color=colour), marker=dict(size=5),
-                                 customdata=[int(r["epoch"]) for r in rows], legendgroup=name,
-                                 hovertemplate=f"{name}<br>epoch %{{customdata}}<br>KL %{{x:.2f}}"
-                                               "<br>recon %{y:.2f}<extra></extra>"))
-        fig.add_trace(go.Scatter(x=[rows[-1]["val_kl"]], y=[rows[-1]["val_recon"]], mode="markers",
-                                 marker=dict(size=13, color=colour, symbol="star"), legendgroup=name,
-                                 showlegend=False, hoverinfo="skip"))
-    fig.update_xaxes(title_text="rate: KL (nats)")
-    fig.update_yaxes(title_text="distortion: reconstruction (nats)")
-    return _layout(fig, revision, 420)
+        traces.append(dict(type="scatter", x=_numbers(r["val_kl"] for r in rows),
+                           y=_numbers(r["val_recon"] for r in rows), name=name, mode="lines+markers",
+                           line=dict(color=colour), marker=dict(size=5), customdata=[int(r["epoch"]) for r in rows],
+                           legendgroup=name, hovertemplate=f"{name}<br>epoch %{{customdata}}<br>KL %{{x:.2f}}"
+                                                           "<br>recon %{y:.2f}<extra></extra>"))
+        traces.append(dict(type="scatter", x=_numbers([rows[-1]["val_kl"]]), y=_numbers([rows[-1]["val_recon"]]),
+                           mode="markers", marker=dict(size=13, color=colour, symbol="star"), legendgroup=name,
+                           showlegend=False, hoverinfo="skip"))
+    return _figure(traces, revision, 420, _axis("rate: KL (nats)"), _axis("distortion: reconstruction (nats)"))
 
 
 def runs_figure(runs: dict[str, list[dict]], key: str, label: str | None = None, log_y: bool = False,
-                revision: str = "runs") -> go.Figure:
+                revision: str = "runs") -> Figure:
     """One per-epoch metric (e.g. "val_neg_elbo") of several runs, overlaid; `label` names the y-axis."""
-    fig = go.Figure()
+    traces = []
     for i, (name, epochs) in enumerate(runs.items()):
         rows = [r for r in epochs if key in r]
-        fig.add_trace(go.Scatter(x=[r["epoch"] for r in rows], y=[r[key] for r in rows], name=name,
-                                 mode="lines+markers", line=dict(color=PALETTE[i % len(PALETTE)])))
+        traces.append(dict(type="scatter", x=[r["epoch"] for r in rows], y=_numbers(r[key] for r in rows),
+                           name=name, mode="lines+markers", line=dict(color=PALETTE[i % len(PALETTE)])))
     last = max((r["epoch"] for rows in runs.values() for r in rows), default=0)
-    fig.update_xaxes(title_text="epoch", dtick=1 if last <= 12 else None)
-    fig.update_yaxes(title_text=label or key, **_y_scale(log_y, f"{revision}-{key}"))
-    return _layout(fig, f"{revision}-{key}", 360)
+    xaxis = _axis("epoch", **({"dtick": 1} if last <= 12 else {}))
+    return _figure(traces, f"{revision}-{key}", 360, xaxis,
+                   _axis(label or key, **_y_scale(log_y, f"{revision}-{key}")))

@@ -29,9 +29,25 @@ def _train(config, data, runs_dir=None) -> TrainingJob:
     return job
 
 
-def _drawable(fig: go.Figure) -> go.Figure:
-    """The figure after a JSON round trip with validation, as a browser would receive it."""
-    return go.Figure(json.loads(fig.to_json()))
+class _Validated:
+    """vae_core.figures with each figure (plain data) read back through Plotly's validating Figure class:
+    an invalid property fails the test, and the tests read traces and layout as attributes."""
+
+    def __getattr__(self, name):
+        build = getattr(figures, name)
+
+        def validated(*args, **kwargs):
+            out = build(*args, **kwargs)
+            return go.Figure(out) if isinstance(out, dict) else out
+        return validated
+
+
+drawn = _Validated()
+
+
+def _drawable(fig: dict) -> go.Figure:
+    """The figure after the JSON the live charts send (strict: NaN is not JSON), validated."""
+    return go.Figure(json.loads(figures.to_json(fig), parse_constant=lambda name: pytest.fail(f"{name} in JSON")))
 
 
 def _pixels(image: np.ndarray) -> np.ndarray:
@@ -72,7 +88,7 @@ def test_loss_figure_shows_every_training_step_and_each_epochs_validation(digits
     steps, epochs = view.step_history, view.epoch_history
     per_epoch = math.ceil(len(digits.train) / DIGITS_RUN.batch_size)
     assert len(steps) == DIGITS_RUN.epochs * per_epoch
-    fig = figures.loss_figure(steps, epochs)
+    fig = drawn.loss_figure(steps, epochs)
     by_name = {t.name: t for t in fig.data}
     assert list(by_name) == ["total", "reconstruction", "KL", "β·KL", "total (val)", "reconstruction (val)",
                              "KL (val)"]
@@ -92,8 +108,8 @@ def test_loss_figure_shows_every_training_step_and_each_epochs_validation(digits
 
 def test_loss_figure_log_scale_keeps_the_step_zoom_but_not_the_loss_zoom(digits_job):
     view = digits_job.view()
-    linear = figures.loss_figure(view.step_history, view.epoch_history)
-    log = figures.loss_figure(view.step_history, view.epoch_history, log_y=True)
+    linear = drawn.loss_figure(view.step_history, view.epoch_history)
+    log = drawn.loss_figure(view.step_history, view.epoch_history, log_y=True)
     assert log.layout.yaxis.type == "log"
     assert log.layout.uirevision == linear.layout.uirevision
     assert log.layout.yaxis.uirevision != linear.layout.yaxis.uirevision
@@ -106,14 +122,14 @@ def test_live_figures_keep_their_uirevision_from_the_empty_view_to_a_finished_ru
     snap = view.snapshot
     empty, axes = np.zeros((0, 2)), ("PC 1", "PC 2")
     pairs = [
-        (figures.loss_figure([], []), figures.loss_figure(view.step_history, view.epoch_history)),
-        (figures.loss_figure(view.step_history[:10], view.epoch_history[:0], log_y=True),
-         figures.loss_figure(view.step_history, view.epoch_history, log_y=True)),
-        (figures.latent_figure(empty, None, digits.class_names, axes),
-         figures.latent_figure(snap.latent_2d, snap.labels, digits.class_names, axes)),
-        (figures.kl_figure(np.zeros(DIGITS_RUN.latent_dim)), figures.kl_figure(snap.kl_per_dim, snap.latent_mu)),
-        (figures.points_figure(moons.val[:300].numpy(), empty, "reconstructions", connect=True, revision="recon"),
-         figures.points_figure(moons_snap.originals[:300], moons_snap.reconstructions[:300], "reconstructions",
+        (drawn.loss_figure([], []), drawn.loss_figure(view.step_history, view.epoch_history)),
+        (drawn.loss_figure(view.step_history[:10], view.epoch_history[:0], log_y=True),
+         drawn.loss_figure(view.step_history, view.epoch_history, log_y=True)),
+        (drawn.latent_figure(empty, None, digits.class_names, axes),
+         drawn.latent_figure(snap.latent_2d, snap.labels, digits.class_names, axes)),
+        (drawn.kl_figure(np.zeros(DIGITS_RUN.latent_dim)), drawn.kl_figure(snap.kl_per_dim, snap.latent_mu)),
+        (drawn.points_figure(moons.val[:300].numpy(), empty, "reconstructions", connect=True, revision="recon"),
+         drawn.points_figure(moons_snap.originals[:300], moons_snap.reconstructions[:300], "reconstructions",
                                connect=True, revision="recon")),
     ]
     for before, after in pairs:
@@ -128,7 +144,7 @@ def test_schedule_figures_draw_the_beta_warm_up_and_the_cosine_learning_rate(dig
     total = config.epochs * steps_per_epoch
     steps = np.linspace(0, total, min(total, 300) + 1).astype(int).tolist()
     betas = [beta_at(s, config.beta, config, steps_per_epoch) for s in steps]
-    beta_fig = figures.schedule_figure(steps, betas, "β")
+    beta_fig = drawn.schedule_figure(steps, betas, "β")
     (beta,) = beta_fig.data
     assert beta.name == "β" and len(beta.x) == 301 and list(beta.x) == steps and list(beta.y) == betas
     assert (beta.y[0], beta.y[-1]) == (0.0, 4.0)
@@ -136,7 +152,7 @@ def test_schedule_figures_draw_the_beta_warm_up_and_the_cosine_learning_rate(dig
     assert beta_fig.layout.yaxis.rangemode == "tozero" and beta_fig.layout.showlegend is False
 
     lr_steps, lrs = lr_curve(config, steps_per_epoch)
-    lr_fig = figures.schedule_figure(lr_steps, lrs, "learning rate", log_y=True)
+    lr_fig = drawn.schedule_figure(lr_steps, lrs, "learning rate", log_y=True)
     (lr,) = lr_fig.data
     assert list(lr.x) == lr_steps and list(lr.y) == lrs
     assert lr.y[0] == pytest.approx(config.lr) and lr.y[-1] < config.lr / 100
@@ -146,7 +162,7 @@ def test_schedule_figures_draw_the_beta_warm_up_and_the_cosine_learning_rate(dig
 
 def test_latent_figure_colours_the_scatter_by_digit_and_keeps_each_points_index(digits, digits_job):
     snap = digits_job.view().snapshot
-    fig = figures.latent_figure(snap.latent_2d, snap.labels, digits.class_names, ("PC 1", "PC 2"))
+    fig = drawn.latent_figure(snap.latent_2d, snap.labels, digits.class_names, ("PC 1", "PC 2"))
     assert [t.name for t in fig.data] == list(digits.class_names)
     assert len({t.marker.color for t in fig.data}) == 10
     for trace in fig.data:
@@ -159,19 +175,19 @@ def test_latent_figure_colours_the_scatter_by_digit_and_keeps_each_points_index(
 
 def test_latent_figure_names_classes_on_the_2d_preview_and_draws_unlabelled_inputs_as_one_set(moons):
     points, labels = moons.train[:1000].numpy(), moons.train_labels[:1000].numpy()
-    fig = figures.latent_figure(points, labels, moons.class_names, ("x₁", "x₂"), revision="preview", height=260)
+    fig = drawn.latent_figure(points, labels, moons.class_names, ("x₁", "x₂"), revision="preview", height=260)
     assert [t.name for t in fig.data] == ["upper moon", "lower moon"]
     assert [len(t.x) for t in fig.data] == np.bincount(labels).tolist()
     assert fig.layout.xaxis.title.text == "x₁" and fig.layout.height == 260
 
-    (inputs,) = figures.latent_figure(points, None).data
+    (inputs,) = drawn.latent_figure(points, None).data
     assert inputs.name == "inputs" and list(inputs.customdata) == list(range(1000))
 
 
 def test_latent_figure_marks_the_two_samples_picked_on_the_explore_page(digits, digits_job):
     mu, _ = explore.encode(digits_job.trainer.model, digits.val)
     points = explore.project_2d(mu.numpy())
-    fig = figures.latent_figure(points, digits.val_labels.numpy(), digits.class_names, ("PC 1", "PC 2"),
+    fig = drawn.latent_figure(points, digits.val_labels.numpy(), digits.class_names, ("PC 1", "PC 2"),
                                 highlight={"A": 3, "B": 17}, revision="explore")
     *classes, a, b = fig.data
     assert len(classes) == 10 and (a.name, b.name) == ("A: #3", "B: #17")
@@ -183,7 +199,7 @@ def test_latent_figure_marks_the_two_samples_picked_on_the_explore_page(digits, 
 def test_kl_figure_tells_active_from_inactive_units(digits_job):
     snap = digits_job.view().snapshot
     assert 0 < snap.active_units < DIGITS_RUN.latent_dim, "the run should leave some units active, some not"
-    fig = figures.kl_figure(snap.kl_per_dim, snap.latent_mu)
+    fig = drawn.kl_figure(snap.kl_per_dim, snap.latent_mu)
     (bars,) = fig.data
     assert list(bars.x) == [f"z{d}" for d in range(1, 9)]
     np.testing.assert_allclose(bars.y, snap.kl_per_dim)
@@ -194,14 +210,14 @@ def test_kl_figure_tells_active_from_inactive_units(digits_job):
     assert f"{snap.active_units} of 8 units active" in fig.layout.title.text
     assert fig.layout.yaxis.title.text == "KL (nats)"
 
-    before = figures.kl_figure(np.zeros(8))  # before the first snapshot: no activity known, nothing counted
+    before = drawn.kl_figure(np.zeros(8))  # before the first snapshot: no activity known, nothing counted
     assert set(before.data[0].marker.color) == {colours[~active][0]} and "active" not in before.layout.title.text
 
 
 def test_points_figure_links_each_2d_point_to_its_reconstruction(moons, moons_job):
     snap = moons_job.view().snapshot
     originals, recon = snap.originals[:300], snap.reconstructions[:300]
-    fig = figures.points_figure(originals, recon, "reconstructions", connect=True, revision="recon")
+    fig = drawn.points_figure(originals, recon, "reconstructions", connect=True, revision="recon")
     assert [t.name for t in fig.data] == ["data", "error", "reconstructions"]
     data, error, overlay = fig.data
     np.testing.assert_allclose(np.column_stack([data.x, data.y]), originals)
@@ -212,7 +228,7 @@ def test_points_figure_links_each_2d_point_to_its_reconstruction(moons, moons_jo
     assert np.isnan(segments[:, 2]).all()  # a break between segments
     assert fig.layout.yaxis.scaleanchor == "x"  # equal aspect: the data's shape is not distorted
 
-    samples = figures.points_figure(moons.val.numpy(), snap.samples, "prior samples", revision="samples")
+    samples = drawn.points_figure(moons.val.numpy(), snap.samples, "prior samples", revision="samples")
     assert [t.name for t in samples.data] == ["data", "prior samples"]
     assert [len(t.x) for t in samples.data] == [len(moons.val), len(snap.samples)]
 
@@ -221,17 +237,17 @@ def test_points_figure_links_each_2d_point_to_its_reconstruction(moons, moons_jo
 def test_points_path_figure_draws_interpolations_traversals_and_the_plane_over_the_data(moons, moons_job):
     model, val = moons_job.trainer.model, moons.val
     path = explore.interpolate(model, val[0], val[1], 10).numpy()
-    fig = figures.points_path_figure(val.numpy(), path[None], ["A → B"], revision="interp")
+    fig = drawn.points_path_figure(val.numpy(), path[None], ["A → B"], revision="interp")
     assert [t.name for t in fig.data] == ["data", "A → B"] and len(fig.data[0].x) == len(val)
     np.testing.assert_allclose(np.column_stack([fig.data[1].x, fig.data[1].y]), path)
 
     grid = explore.traverse(model, val[0], [0, 1], 3.0, 7).numpy()
-    fig = figures.points_path_figure(val.numpy(), grid, ["z1", "z2"], revision="traverse")
+    fig = drawn.points_path_figure(val.numpy(), grid, ["z1", "z2"], revision="traverse")
     assert [t.name for t in fig.data] == ["data", "z1", "z2"]
     assert [len(t.x) for t in fig.data[1:]] == [7, 7] and fig.data[1].line.color != fig.data[2].line.color
 
     plane = explore.latent_grid(model, 5, 2.5).numpy()
-    fig = figures.points_path_figure(val.numpy(), plane, [f"row {i + 1}" for i in range(5)], revision="plane")
+    fig = drawn.points_path_figure(val.numpy(), plane, [f"row {i + 1}" for i in range(5)], revision="plane")
     assert [t.name for t in fig.data[1:]] == ["row 1", "row 2", "row 3", "row 4", "row 5"]
     np.testing.assert_allclose(fig.data[5].y, plane[4, :, 1])
     assert fig.layout.yaxis.scaleanchor == "x"
@@ -239,7 +255,7 @@ def test_points_path_figure_draws_interpolations_traversals_and_the_plane_over_t
 
 # --- the Compare page --------------------------------------------------------------------------------
 def test_rate_distortion_figure_draws_each_saved_run_as_a_path_ending_in_a_star(compared):
-    fig = figures.rate_distortion_figure(compared)
+    fig = drawn.rate_distortion_figure(compared)
     assert len(fig.data) == 2 * len(compared) == 4
     for name, epochs in compared.items():
         path, star = [t for t in fig.data if t.legendgroup == name]
@@ -254,7 +270,7 @@ def test_rate_distortion_figure_draws_each_saved_run_as_a_path_ending_in_a_star(
 
 
 def test_runs_figure_overlays_one_metric_of_the_saved_runs_per_epoch(compared):
-    fig = figures.runs_figure(compared, "val_neg_elbo", "validation −ELBO")
+    fig = drawn.runs_figure(compared, "val_neg_elbo", "validation −ELBO")
     assert [t.name for t in fig.data] == list(compared)
     for trace, epochs in zip(fig.data, compared.values()):
         assert list(trace.x) == [1, 2, 3] and list(trace.y) == [r["val_neg_elbo"] for r in epochs]
@@ -262,10 +278,10 @@ def test_runs_figure_overlays_one_metric_of_the_saved_runs_per_epoch(compared):
     assert (fig.layout.xaxis.title.text, fig.layout.xaxis.dtick) == ("epoch", 1)
     assert fig.layout.yaxis.title.text == "validation −ELBO" and fig.layout.yaxis.type == "linear"
 
-    log = figures.runs_figure(compared, "val_neg_elbo", "validation −ELBO", log_y=True)
+    log = drawn.runs_figure(compared, "val_neg_elbo", "validation −ELBO", log_y=True)
     assert log.layout.yaxis.type == "log" and log.layout.yaxis.uirevision != fig.layout.yaxis.uirevision
     assert log.layout.uirevision == fig.layout.uirevision
-    assert figures.runs_figure(compared, "val_kl").layout.uirevision != fig.layout.uirevision  # a new metric
+    assert drawn.runs_figure(compared, "val_kl").layout.uirevision != fig.layout.uirevision  # a new metric
 
 
 # --- empty inputs ------------------------------------------------------------------------------------
