@@ -180,3 +180,22 @@ def test_stop_while_waiting_for_the_data_returns_within_a_second(monkeypatch, tm
     finally:
         lock.release()
     assert job.view().status == "stopped" and job.view().message == "Stopped before it started."
+
+
+@pytest.mark.parametrize("architecture,slots,expected", [("conv", 1, 4), ("conv", 2, 2), ("mlp", 1, 1)])
+def test_torch_threads_are_set_inside_the_training_thread_only(digits, monkeypatch, architecture, slots, expected):
+    import vae_core.job
+
+    monkeypatch.setattr(vae_core.job.os, "cpu_count", lambda: 4)
+    seen, train_step = [], Trainer.train_step
+
+    def recording(self, x):
+        seen.append((threading.current_thread().name, torch.get_num_threads()))
+        return train_step(self, x)
+    monkeypatch.setattr(Trainer, "train_step", recording)
+    before = torch.get_num_threads()
+    config = TrainConfig(architecture=architecture, hidden=[4], epochs=1, batch_size=256)
+    assert vae_core.job._thread_count(config, slots) == expected
+    assert TrainingJob(config, digits, pool=SlotPool(slots)).start().join(30)
+    assert set(seen) == {("vae-lab-training", expected)}
+    assert torch.get_num_threads() == before
