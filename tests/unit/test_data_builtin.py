@@ -115,6 +115,9 @@ def test_idx_folder_with_only_the_test_pair_splits_it_in_order(tmp_path):
     write_idx(tmp_path, count=100, train=False)
     data = load_dataset("fashion-mnist", data_dir=tmp_path)
     assert len(data.train) == 80 and len(data.val) == 20 and data.class_names[9] == "Ankle boot"
+    assert torch.equal(data.val, data.test)  # the overlap the description states
+    assert all("both the validation and the test set" in DATASETS[name].description
+               for name in ("mnist", "fashion-mnist"))
 
 
 @pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="no shared MNIST test set")

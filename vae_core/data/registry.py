@@ -30,13 +30,15 @@ class DatasetInfo:
     kind: str  # "image" or "points"
 
 
+_T10K_ONLY = ("With only the 10,000 test (t10k) files, the first 8,000 images train and the last 2,000 are "
+              "both the validation and the test set.")
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
     DatasetInfo("digits", "Digits (8×8)", "1,797 small handwritten digits 0-9 from scikit-learn; "
                 "trains in seconds.", "image"),
     DatasetInfo("mnist", "MNIST (28×28)", "Handwritten digits 0-9. Read from IDX files in the data "
-                "folder, downloaded on first use if missing.", "image"),
+                f"folder, downloaded on first use if missing. {_T10K_ONLY}", "image"),
     DatasetInfo("fashion-mnist", "Fashion-MNIST (28×28)", "Photos of 10 kinds of clothing (shirts, "
-                "shoes, bags, ...), same format as MNIST.", "image"),
+                f"shoes, bags, ...), same format as MNIST. {_T10K_ONLY}", "image"),
     DatasetInfo("shapes", "Shapes (32×32)", "Generated squares, ellipses and triangles with known "
                 "factors: shape, scale, rotation, x, y. For studying disentanglement.", "image"),
     DatasetInfo("moons", "Two moons (2-D)", "Two interleaved half circles of points.", "points"),
