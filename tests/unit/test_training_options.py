@@ -1,13 +1,16 @@
 """Each training option changes what training does: every test here fails if its option is ignored."""
 
+import math
 import threading
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from vae_core.config import OPTIMIZERS, TrainConfig
+from vae_core.config import ACTIVATIONS, OPTIMIZERS, TrainConfig
+from vae_core.data import Dataset
 from vae_core.job import TrainingJob
-from vae_core.models import Dropout
+from vae_core.models import Dropout, parameter_count
 from vae_core.schedules import MAX_CURVE_STEPS, LRSchedule, build_optimizer, lr_curve
 from vae_core.slots import SlotPool
 from vae_core.train import Trainer
@@ -328,3 +331,137 @@ def test_early_stopping_restores_the_best_weights(digits):
     final = job.trainer.evaluate(small.val)["neg_elbo"]
     assert final == pytest.approx(vals[best], rel=1e-6)
     assert final < vals[-1]
+
+
+# --- one option at a time, each against its exact expected value or a measured difference ----------
+
+REFERENCE_ACTIVATIONS = {"relu": F.relu, "leaky_relu": lambda h: F.leaky_relu(h, 0.2), "elu": F.elu,
+                         "tanh": torch.tanh, "gelu": F.gelu}
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_is_the_one_chosen_in_encoder_and_decoder(name, digits):
+    model = Trainer(TrainConfig(activation=name, hidden=[16], latent_dim=2), digits).model
+    act, x, z = REFERENCE_ACTIVATIONS[name], digits.val[:8], torch.randn(8, 2)
+    assert torch.allclose(model.encoder(x), act(model.encoder[1](x.flatten(1))), atol=1e-6)
+    assert torch.allclose(model.decoder(z), model.decoder[2](act(model.decoder[0](z))), atol=1e-6)
+
+
+@pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.5, True), (0.9, True)])
+def test_sgd_momentum_and_nesterov_follow_their_update_rules(momentum, nesterov):
+    p = torch.zeros(1, requires_grad=True)
+    optimizer = build_optimizer([p], TrainConfig(optimizer="sgd", lr=0.1, momentum=momentum, nesterov=nesterov))
+    for _ in range(2):
+        p.grad = torch.ones(1)
+        optimizer.step()
+    # gradient 1 twice: the buffer is 1, then 1 + m; Nesterov steps by 1 + m·buffer, plain momentum by the buffer
+    steps = (1 + momentum, 1 + momentum * (1 + momentum)) if nesterov else (1, 1 + momentum)
+    assert p.item() == pytest.approx(-0.1 * sum(steps))
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_rmsprop_momentum_accumulates_its_steps(momentum):
+    p = torch.zeros(1, requires_grad=True)
+    optimizer = build_optimizer([p], TrainConfig(optimizer="rmsprop", lr=0.1, momentum=momentum))
+    for _ in range(2):
+        p.grad = torch.ones(1)
+        optimizer.step()
+    first, second = 1 / 0.01 ** 0.5, 1 / 0.0199 ** 0.5  # 1/√v with v = 0.01, then 0.99·0.01 + 0.01
+    assert p.item() == pytest.approx(-0.1 * (first + momentum * first + second), rel=1e-5)
+
+
+VAL_SCRIPT = [10.0, 9.0, 8.9, 8.8, 8.7, 8.6, 8.5, 8.4, 8.3, 8.2]  # epoch 2 gains 1 nat, each later one 0.1
+
+
+@pytest.mark.parametrize("patience,min_delta,epochs_run,best_epoch", [
+    (2, 0.0, 10, 10),  # every epoch improves
+    (2, 0.5, 4, 2),  # gains of 0.1 do not count: two epochs after epoch 2 it stops
+    (4, 0.5, 6, 2),  # ... or four
+    (2, 0.15, 10, 10),  # the gain counts from the best epoch: every second epoch clears 0.15
+    (2, 0.25, 4, 2),
+])
+def test_early_stopping_patience_and_min_delta(digits, monkeypatch, patience, min_delta, epochs_run, best_epoch):
+    evaluate = Trainer.evaluate
+
+    def scripted(self, x, stop=None):
+        return {**evaluate(self, x, stop), "neg_elbo": VAL_SCRIPT[self.epoch]}
+    monkeypatch.setattr(Trainer, "evaluate", scripted)
+    tiny = Dataset("tiny", "image", digits.train[:32], digits.val[:32], digits.test[:32], None, None, None, None)
+    config = TrainConfig(epochs=10, batch_size=32, hidden=[8], early_stopping=True, patience=patience,
+                         min_delta=min_delta)
+    job = TrainingJob(config, tiny, pool=SlotPool(1), snapshot_interval=60).start()
+    assert job.join(20)
+    view = job.view()
+    assert (len(view.epoch_history), view.best_epoch) == (epochs_run, best_epoch), view.message
+
+
+@pytest.mark.parametrize("mode", ["vae", "ae"])
+@pytest.mark.parametrize("hidden", [[32], [32, 16], [24, 12, 6]])
+def test_hidden_widths_shape_the_mlp_and_its_parameter_count(digits, hidden, mode):
+    model = Trainer(TrainConfig(hidden=hidden, latent_dim=3, mode=mode), digits).model
+    encoder, decoder = [64, *hidden], [3, *reversed(hidden), 64]
+    heads = [(hidden[-1], 3)] * (2 if mode == "vae" else 1)  # μ, and log σ² for a VAE
+    expected = [*zip(encoder, encoder[1:]), *zip(decoder, decoder[1:]), *heads]
+    assert [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, torch.nn.Linear)] == expected
+    assert parameter_count(model) == sum(i * o + o for i, o in expected)
+
+
+def test_parameter_counts_by_hand(digits):
+    # MLP 64-32-16, latent 3: 2080 + 528 (encoder) + 51 + 51 (μ, log σ²) + 64 + 544 + 2112 (decoder)
+    assert parameter_count(Trainer(TrainConfig(hidden=[32, 16], latent_dim=3), digits).model) == 5430
+    # conv 4, 8 channels on 8×8, latent 2: 68 + 520 (convs) + 66 + 66 (heads on 8·2·2) + 96 (linear) + 516 + 65
+    conv = Trainer(TrainConfig(architecture="conv", hidden=[4, 8], latent_dim=2), digits).model
+    assert parameter_count(conv) == 1397
+
+
+SIDE, OFFSET = 32, 8.0  # a blob 8 px right of the image centre
+_rows, _cols = torch.meshgrid(torch.arange(SIDE, dtype=torch.float32), torch.arange(SIDE, dtype=torch.float32),
+                              indexing="ij")
+_CENTRE = (SIDE - 1) / 2
+
+
+def blob_positions(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre of mass of each image relative to the image centre, in pixels (x right, y down)."""
+    w = x[:, 0]
+    total = w.sum((1, 2))
+    return (w * _cols).sum((1, 2)) / total - _CENTRE, (w * _rows).sum((1, 2)) / total - _CENTRE
+
+
+AUGMENTATIONS = {"aug_shift": 0.1, "aug_rotation": 30.0, "aug_zoom": 0.3}
+
+
+@pytest.mark.parametrize("option", ["none", *AUGMENTATIONS])
+def test_each_augmentation_moves_the_blob_its_own_way(option):
+    from vae_core.augment import augment_batch
+
+    blob = torch.exp(-((_cols - _CENTRE - OFFSET) ** 2 + (_rows - _CENTRE) ** 2) / (2 * 1.5 ** 2))
+    x = blob.expand(256, 1, SIDE, SIDE).clone()
+    settings = {name: value if name == option else 0.0 for name, value in AUGMENTATIONS.items()}
+    out = augment_batch(x, TrainConfig(augment=True, **settings), torch.Generator().manual_seed(0))
+    cx, cy = blob_positions(out)
+    radius, angle = torch.hypot(cx, cy), torch.rad2deg(torch.atan2(cy, cx))
+    if option == "none":
+        assert torch.allclose(out, x, atol=1e-6)
+    elif option == "aug_shift":  # up to 0.1 · 32 = 3.2 px each way; shape and size kept
+        dx, dy = cx - OFFSET, cy
+        assert dx.abs().max() <= 3.25 and dy.abs().max() <= 3.25 and min(dx.abs().max(), dy.abs().max()) > 2.5
+        assert torch.allclose(out.sum((1, 2, 3)), x.sum((1, 2, 3)), rtol=0.01)
+    elif option == "aug_rotation":  # up to 30° about the centre: the distance from it is kept
+        assert torch.allclose(radius, torch.full_like(radius, OFFSET), atol=0.05)
+        assert 25 < angle.abs().max() <= 30.5
+    else:  # zoom by 0.7 to 1.3 about the centre: the direction from it is kept
+        assert angle.abs().max() < 0.1
+        assert 0.69 * OFFSET <= radius.min() < 0.75 * OFFSET and 1.25 * OFFSET < radius.max() <= 1.31 * OFFSET
+
+
+@pytest.mark.parametrize("side,channels", [(28, 1), (32, 1), (64, 3)])
+def test_convolutional_model_runs_and_trains_a_step_at_28_32_and_64_pixels(side, channels):
+    x = torch.rand(16, channels, side, side, generator=torch.Generator().manual_seed(0))
+    data = Dataset("noise", "image", x, x[:8], x[:8], None, None, None, None)
+    trainer = Trainer(TrainConfig(architecture="conv", hidden=[4, 8, 8], latent_dim=2, batch_size=16), data)
+    raw, mu, _, _ = trainer.model(x)
+    assert raw.shape == x.shape and mu.shape == (16, 2)  # 28 → 14 → 7 → 3 and back needs output padding
+    before = trainer.weights()
+    assert math.isfinite(trainer.train_step(x)["loss"])
+    assert all(not torch.equal(before[n], p) for n, p in trainer.model.named_parameters())
+    assert math.isfinite(trainer.evaluate(data.val)["neg_elbo"])
