@@ -6,8 +6,11 @@ import streamlit as st
 
 from pages import common
 from vae_core.lessons import LESSONS, UNAVAILABLE, Lesson
+from vae_core.sessions import JobSeries
 
 common.require_router()
+
+COMPARE_PAGE = "pages/compare.py"
 
 
 def theory() -> None:
@@ -53,6 +56,16 @@ def _load(config, lesson_key: str) -> None:
     st.switch_page(common.TRAIN_PAGE)
 
 
+def _run_side_by_side(lesson: Lesson) -> None:
+    """Train all of the lesson's runs as one background series, as the Compare page's "Run this pair" does,
+    and show it there: the Compare page follows the series and selects its runs once it has ended."""
+    labels, configs = zip(*lesson.runs)
+    common.start(JobSeries(list(configs), list(labels), runs_dir=common.runs_dir()))
+    st.session_state.series_shown = False  # the Compare page selects the series' runs when it ends
+    st.session_state.pair_lesson = lesson.key  # and its lesson picker shows this lesson
+    st.switch_page(COMPARE_PAGE)
+
+
 def lesson_card(lesson: Lesson) -> None:
     with st.container(border=True):
         st.markdown(f"**{lesson.title}**")
@@ -63,6 +76,12 @@ def lesson_card(lesson: Lesson) -> None:
             if column.button(f"Train: {label}", key=f"lesson_{lesson.key}_{name}", width="stretch",
                              type="primary" if name == "preset" else "secondary"):
                 _load(config, lesson.key)
+        labels = [label for label, _ in lesson.runs]
+        which = " and ".join(labels) if len(labels) == 2 else f"all {len(labels)} runs"
+        if st.button("Run side by side", key=f"lesson_{lesson.key}_pair", icon=":material/compare_arrows:",
+                     width="stretch", help=f"Train {which} one after the other in the background and compare "
+                                           "them on the Compare page"):
+            _run_side_by_side(lesson)
 
 
 def page() -> None:
@@ -71,8 +90,8 @@ def page() -> None:
     with theory_tab:
         theory()
     with lessons_tab:
-        st.markdown("Each lesson is two or three runs that differ in one setting. A button loads one of them into "
-                    "the Train page; the Compare page can train them all and show them side by side.")
+        st.markdown("Each lesson is two or three runs that differ in one setting. A **Train** button loads one of them "
+                    "into the Train page; **Run side by side** trains them all and shows them on the Compare page.")
         cols = st.columns(2)
         for i, lesson in enumerate(LESSONS):
             with cols[i % 2]:
