@@ -51,15 +51,19 @@ def pick_run() -> tuple[VAE, TrainConfig, Dataset, str] | None:
 
 
 def _on_pick() -> None:
-    """A click on the latent scatter picks sample A, the next click B, and so on; a multi-selection picks both."""
-    points = st.session_state.explore_latent.selection.points
-    picked = [int(np.ravel(p["customdata"])[0]) for p in points if "customdata" in p]
-    if len(picked) >= 2:
-        st.session_state.explore_a, st.session_state.explore_b = picked[:2]
-    elif picked:
-        slot = st.session_state.get("explore_next", "explore_a")
-        st.session_state[slot] = picked[0]
-        st.session_state.explore_next = "explore_b" if slot == "explore_a" else "explore_a"
+    """A click on the latent scatter picks sample A, the next click B, and so on."""
+    picked = st.session_state.explore_latent.pick
+    if picked is None:
+        return
+    slot = st.session_state.get("explore_next", "explore_a")
+    st.session_state[slot] = int(picked)
+    st.session_state.explore_next = "explore_b" if slot == "explore_a" else "explore_a"
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _hover_images(images: np.ndarray) -> list[str | None]:
+    """The scatter's hover images, made once per set of samples (a run's validation samples) and shared."""
+    return figures.thumbnails(images)
 
 
 def _show(images: np.ndarray, cols: int, caption: str, side: int, tile: int = 56) -> None:
@@ -67,7 +71,7 @@ def _show(images: np.ndarray, cols: int, caption: str, side: int, tile: int = 56
     common.image(figures.mosaic(images, cols=cols, scale=figures.tile_scale(side, tile)), caption)
 
 
-def latent_section(model: VAE, config: TrainConfig, data: Dataset) -> tuple[int, int, np.ndarray]:
+def latent_section(model: VAE, config: TrainConfig, data: Dataset, run_key: str) -> tuple[int, int, np.ndarray]:
     """The latent scatter and the two picked samples; returns their indices and the KL of each dimension."""
     x = data.val[:N_POINTS]
     mu, logvar = explore.encode(model, x)
@@ -91,10 +95,12 @@ def latent_section(model: VAE, config: TrainConfig, data: Dataset) -> tuple[int,
             st.write({"A": x[a].tolist(), "B": x[b].tolist()})
     with chart:
         axes = ("PC 1", "PC 2") if config.latent_dim > 2 else ("z₁", "z₂" if config.latent_dim == 2 else "")
-        st.markdown("**Latent space** (posterior means of validation samples)")
-        st.plotly_chart(figures.latent_figure(explore.project_2d(mu.numpy()), labels, data.class_names, axes,
-                                              highlight={"A": a, "B": b}, revision="explore"),
-                        key="explore_latent", on_select=_on_pick, selection_mode="points")
+        st.markdown("**Latent space** (posterior means of validation samples)"
+                    + (" · point at a sample to see its image" if data.is_image else ""))
+        common.live_chart(figures.latent_figure(explore.project_2d(mu.numpy()), labels, data.class_names, axes,
+                                                highlight={"A": a, "B": b}, revision=f"explore-{run_key}"),
+                          key="explore_latent", images=_hover_images(x.numpy()) if data.is_image else None,
+                          on_pick=_on_pick)
     return a, b, kl_per_dim(mu, logvar).mean(0).numpy()
 
 
@@ -194,7 +200,7 @@ def page() -> None:
     if picked is None:
         return
     model, config, data, run_key = picked
-    a, b, kl = latent_section(model, config, data)
+    a, b, kl = latent_section(model, config, data, run_key)
     interpolation_section(model, data, a, b)
     traversal_section(model, config, data, a, kl)
     if config.latent_dim == 2:

@@ -11,10 +11,13 @@ Images are (N, C, H, W) floats in [0, 1]; 2-D point data is (N, 2).
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import math
 
 import numpy as np
+from PIL import Image
 
 Figure = dict  # {"data": [...], "layout": {...}}
 
@@ -24,6 +27,7 @@ TERMS = {  # step-history key -> (legend name, colour)
     "kl": ("KL", "#2ca02c"),
     "beta_kl": ("β·KL", "#d62728"),
 }
+THUMBNAIL_BYTES = 1_500_000  # at most this much of hover images (PNG data URIs) per scatter
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
 
@@ -129,6 +133,27 @@ def pair_mosaic(originals: np.ndarray, reconstructions: np.ndarray, cols: int = 
     return mosaic(np.concatenate([a, b], 1).reshape(2 * rows, cols, *originals.shape[1:]), pad=1, scale=scale)
 
 
+def thumbnails(images: np.ndarray, max_bytes: int = THUMBNAIL_BYTES) -> list[str | None]:
+    """Each image (N, C, H, W) as a PNG data URI at its own pixel size, for the image shown when the pointer
+    is over its point. Images past `max_bytes` of URIs in all get None (no image): that caps what a page
+    sends for a scatter of large images (a thousand 8×8 digits take about 0.2 MB, 28×28 ones about 0.4)."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4:
+        raise ValueError(f"thumbnails need (N, C, H, W) images, got shape {images.shape}")
+    pixels = (np.clip(images, 0, 1) * 255 + 0.5).astype(np.uint8)
+    out, total = [], 0
+    for tile in pixels:
+        if total > max_bytes:
+            out.append(None)
+            continue
+        buffer = io.BytesIO()
+        Image.fromarray(tile[0] if len(tile) == 1 else tile.transpose(1, 2, 0)).save(buffer, "PNG")
+        uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+        total += len(uri)
+        out.append(uri if total <= max_bytes else None)
+    return out
+
+
 def tile_scale(side: int, target: int = 56) -> int:
     """How many times to enlarge an image of `side` pixels so it shows about `target` pixels wide."""
     return max(1, round(target / side))
@@ -154,7 +179,8 @@ def points_figure(data: np.ndarray, overlay: np.ndarray, overlay_name: str, conn
 def latent_figure(latent: np.ndarray, labels: np.ndarray | None, class_names: tuple[str, ...] | None = None,
                   axis_titles: tuple[str, str] = ("z₁", "z₂"), highlight: dict[str, int] | None = None,
                   revision: str = "latent", height: int = 420) -> Figure:
-    """Latent means as a scatter, one trace per label, `customdata` = the point's index (for selection).
+    """Latent means as a scatter, one trace per label, `customdata` = the point's index (for picking, and for
+    the image shown on hover: see `thumbnails`). A click is an event only: no point is left selected.
 
     `highlight` maps a name ("A", "B") to an index to draw as a large labelled marker."""
     latent = np.asarray(latent)
@@ -173,7 +199,7 @@ def latent_figure(latent: np.ndarray, labels: np.ndarray | None, class_names: tu
                            hoverinfo="skip",
                            marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(color="black", width=2))))
     figure = _figure(traces, revision, height, _axis(axis_titles[0]), _axis(axis_titles[1]),
-                     clickmode="event+select", dragmode="zoom")
+                     clickmode="event", dragmode="zoom")
     figure["layout"]["legend"] = dict(orientation="v", x=1.02, y=1, yanchor="top")
     return figure
 

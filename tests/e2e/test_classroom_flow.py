@@ -110,16 +110,36 @@ def test_train_watch_stop_and_explore(page, server, shoot):
     wait_points(page, "explore_latent")
     shoot(page, "05-explore")
 
-    # A click on a point of the latent scatter picks it as sample A.
-    picked = page.evaluate("""() => {
+    # Pointing at a point of the latent scatter shows its sample's image; a click picks it as sample A.
+    point = page.evaluate("""() => {
         const g = document.querySelector('.st-key-explore_latent .js-plotly-plot');
         const t = g._fullData[0], i = t.x.length - 1, box = g.querySelector('.nsewdrag').getBoundingClientRect();
         return {x: box.left + g._fullLayout.xaxis.l2p(t.x[i]), y: box.top + g._fullLayout.yaxis.l2p(t.y[i]),
                 index: t.customdata[i]}; }""")
-    page.mouse.click(picked["x"], picked["y"])
+    hover = page.locator(".st-key-explore_latent .vae-lab-hover")
+    expect(hover).to_be_hidden()
+    page.mouse.move(point["x"] - 40, point["y"] - 40)
+    page.mouse.move(point["x"], point["y"], steps=4)
+    expect(hover.locator("img")).to_be_visible()
+    expect(hover).to_contain_text(re.compile(r"· #\d+$"))
+    hovered = int(hover.inner_text().rsplit("#", 1)[1])  # the point under the pointer (another may lie on it)
+    at = page.evaluate("""n => { const g = document.querySelector('.st-key-explore_latent .js-plotly-plot');
+        const t = g._fullData.find(t => t.customdata && t.customdata.includes(n)), i = t.customdata.indexOf(n);
+        const box = g.querySelector('.nsewdrag').getBoundingClientRect();
+        return [box.left + g._fullLayout.xaxis.l2p(t.x[i]), box.top + g._fullLayout.yaxis.l2p(t.y[i])]; }""",
+                       hovered)
+    assert abs(at[0] - point["x"]) < 6 and abs(at[1] - point["y"]) < 6
+    image = hover.locator("img").element_handle()
+    assert image.get_attribute("src").startswith("data:image/png;base64,")
+    assert image.evaluate("img => [img.complete, img.naturalWidth, img.naturalHeight]") == [True, 8, 8]
+    assert image.evaluate("img => img.getBoundingClientRect().width") >= 90  # enlarged from 8×8
+    shoot(page, "06-explore-hover")
+    page.mouse.click(point["x"], point["y"])
     page.wait_for_function("n => document.querySelector('.st-key-explore_a input').value === String(n)",
-                           arg=picked["index"])
-    shoot(page, "06-explore-picked")
+                           arg=hovered)
+    page.mouse.move(0, 0)
+    expect(hover).to_be_hidden()
+    shoot(page, "07-explore-picked")
 
 
 def finished_runs(server) -> int:
@@ -150,4 +170,4 @@ def test_compare_two_short_runs(page, server, shoot):
     chips.nth(1).wait_for()
     assert chips.count() == 2 and "β 4" in chips.nth(0).inner_text() and "β 1" in chips.nth(1).inner_text()
     assert page.evaluate("() => document.querySelector('.st-key-rate_distortion .js-plotly-plot').data.length") == 4
-    shoot(page, "07-compare")
+    shoot(page, "08-compare")

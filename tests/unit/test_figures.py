@@ -1,11 +1,14 @@
 """vae_core.figures: the charts and mosaics the pages show, built from short real runs as the pages build them."""
 
+import base64
+import io
 import json
 import math
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+from PIL import Image
 
 from vae_core import explore, figures
 from vae_core.config import TrainConfig
@@ -193,7 +196,41 @@ def test_latent_figure_marks_the_two_samples_picked_on_the_explore_page(digits, 
     assert len(classes) == 10 and (a.name, b.name) == ("A: #3", "B: #17")
     assert (a.text, b.text) == (("A",), ("B",))
     assert (a.x[0], a.y[0]) == tuple(points[3]) and (b.x[0], b.y[0]) == tuple(points[17])
-    assert fig.layout.clickmode == "event+select" and fig.layout.uirevision == "explore"
+    assert fig.layout.clickmode == "event" and fig.layout.uirevision == "explore"  # a click picks, selects nothing
+
+
+def _decoded(uri: str) -> np.ndarray:
+    prefix = "data:image/png;base64,"
+    assert uri.startswith(prefix)
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri[len(prefix):]))))
+
+
+def test_thumbnails_are_each_points_sample_as_a_png_for_the_explore_scatters_hover(digits, digits_job):
+    """Explore shows the image of the scatter point under the pointer: thumbnails[i] is validation sample i,
+    the sample behind the point whose customdata is i."""
+    x = digits.val.numpy()
+    thumbs = figures.thumbnails(x)
+    assert len(thumbs) == len(x) == 270
+    for i in (0, 41, 269):
+        np.testing.assert_array_equal(_decoded(thumbs[i]), _pixels(x[i, 0]))  # exact pixels, at 8×8
+    assert sum(map(len, thumbs)) < 80_000  # about 0.2 KB a digit
+    snap = digits_job.view().snapshot
+    scatter = drawn.latent_figure(snap.latent_2d, snap.labels, digits.class_names)
+    for trace in scatter.data:
+        i = trace.customdata[-1]
+        assert digits.val_labels[i] == int(trace.name) and thumbs[i] == figures.thumbnails(x[i:i + 1])[0]
+
+
+def test_thumbnails_keep_colour_and_stop_at_the_size_cap():
+    rgb = np.stack([GREY, 1 - GREY, np.zeros_like(GREY)])[None].repeat(5, 0)
+    thumbs = figures.thumbnails(rgb)
+    assert len(thumbs) == 5
+    np.testing.assert_array_equal(_decoded(thumbs[2]), _pixels(rgb[2].transpose(1, 2, 0)))
+    one = len(thumbs[0])
+    capped = figures.thumbnails(rgb, max_bytes=2 * one + 10)
+    assert capped[:2] == thumbs[:2] and capped[2:] == [None, None, None]  # past the cap: no image for the rest
+    with pytest.raises(ValueError, match=r"\(8, 8\)"):
+        figures.thumbnails(GREY)
 
 
 def test_kl_figure_tells_active_from_inactive_units(digits_job):
