@@ -72,17 +72,22 @@ def _y_scale(log_y: bool, revision: str) -> dict:
 
 
 def loss_figure(steps: list[dict], epochs: list[dict], log_y: bool = False, revision: str = "loss") -> Figure:
-    """Training losses per step (lines) and validation losses per epoch (dashed, with markers)."""
+    """Training losses per step (lines) and validation losses per epoch (dashed, with markers).
+
+    The validation β·KL is the validation loss less its reconstruction: the KL part of the objective trained
+    on (β·KL, or what capacity or free bits make of it), as the training β·KL line is."""
     x = [row["step"] for row in steps]
     traces = [dict(type="scatter", x=x, y=_numbers(row[key] for row in steps), name=name, mode="lines",
                    line=dict(color=colour, width=1.5), legendgroup=key)
               for key, (name, colour) in TERMS.items()]
     x_val = [row["step"] for row in epochs]
-    for key in ("loss", "recon", "kl"):
+    val = {key: [row.get(f"val_{key}", math.nan) for row in epochs] for key in ("loss", "recon", "kl")}
+    val["beta_kl"] = [loss - recon for loss, recon in zip(val["loss"], val["recon"])]  # the objective's KL part
+    for key, values in val.items():
         name, colour = TERMS[key]
-        traces.append(dict(type="scatter", x=x_val, y=_numbers(row.get(f"val_{key}", math.nan) for row in epochs),
-                           name=f"{name} (val)", mode="lines+markers", line=dict(color=colour, dash="dash"),
-                           legendgroup=key, marker=dict(size=7, symbol="diamond")))
+        traces.append(dict(type="scatter", x=x_val, y=_numbers(values), name=f"{name} (val)", mode="lines+markers",
+                           line=dict(color=colour, dash="dash"), legendgroup=key,
+                           marker=dict(size=7, symbol="diamond")))
     return _figure(traces, revision, 360, _axis("training step"),
                    _axis("nats per sample", **_y_scale(log_y, revision)))
 

@@ -94,7 +94,7 @@ def test_loss_figure_shows_every_training_step_and_each_epochs_validation(digits
     fig = drawn.loss_figure(steps, epochs)
     by_name = {t.name: t for t in fig.data}
     assert list(by_name) == ["total", "reconstruction", "KL", "β·KL", "total (val)", "reconstruction (val)",
-                             "KL (val)"]
+                             "KL (val)", "β·KL (val)"]
     for name, key in (("total", "loss"), ("reconstruction", "recon"), ("KL", "kl"), ("β·KL", "beta_kl")):
         trace = by_name[name]
         assert list(trace.x) == [r["step"] for r in steps] and list(trace.y) == [r[key] for r in steps]
@@ -105,6 +105,12 @@ def test_loss_figure_shows_every_training_step_and_each_epochs_validation(digits
         assert list(trace.y) == [r[f"val_{key}"] for r in epochs]
         assert trace.line.dash == "dash" and trace.mode == "lines+markers"
         assert trace.legendgroup == by_name[name].legendgroup  # one legend click hides both
+    beta_kl = by_name["β·KL (val)"]  # the objective's KL part: validation loss less its reconstruction
+    assert list(beta_kl.x) == [per_epoch, 2 * per_epoch, 3 * per_epoch]
+    np.testing.assert_allclose(beta_kl.y, [r["val_loss"] - r["val_recon"] for r in epochs])
+    np.testing.assert_allclose(beta_kl.y, [DIGITS_RUN.beta * r["val_kl"] for r in epochs], rtol=1e-4)
+    assert beta_kl.line.dash == "dash" and beta_kl.legendgroup == by_name["β·KL"].legendgroup
+    assert beta_kl.line.color == by_name["β·KL"].line.color
     assert fig.layout.xaxis.title.text == "training step"
     assert fig.layout.yaxis.title.text == "nats per sample" and fig.layout.yaxis.type == "linear"
 
