@@ -130,6 +130,8 @@ class TrainConfig:
         _range("min_delta", self.min_delta, 0.0, 1000.0)
         if self.nesterov and self.optimizer != "sgd":
             raise ConfigError("nesterov: only applies to the sgd optimizer")
+        if self.nesterov and self.momentum == 0:
+            raise ConfigError("nesterov: needs a momentum above 0")
         if self.lr_schedule == "onecycle" and self.lr_warmup_epochs > 0:
             raise ConfigError("lr_warmup_epochs: the one-cycle schedule has its own warm-up; set it to 0")
 

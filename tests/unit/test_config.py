@@ -67,3 +67,10 @@ def test_epoch_limit_follows_the_environment(monkeypatch):
     monkeypatch.setenv("VAE_LAB_MAX_EPOCHS", "10")
     with pytest.raises(ConfigError, match="epochs"):
         TrainConfig(epochs=11)
+
+
+def test_nesterov_needs_sgd_with_momentum():
+    """torch refuses Nesterov without momentum in words that do not name the setting; the config names it."""
+    with pytest.raises(ConfigError, match="nesterov: needs a momentum above 0"):
+        TrainConfig(optimizer="sgd", momentum=0.0, nesterov=True)
+    assert TrainConfig(optimizer="sgd", momentum=0.5, nesterov=True).nesterov
