@@ -104,6 +104,13 @@ def test_start_trains_and_shows_the_results(app, session_work, runs_dir):
     assert len(app.image) >= 2  # originals against reconstructions, and prior samples
     losses = _figure(app, "loss_chart")["data"]
     assert len(losses[0]["x"]) == job.view().step and len(losses[4]["x"]) == 2  # every step; 2 validations
+    assert _figure(app, "loss_chart")["layout"]["yaxis"]["type"] == "linear"
+    app.toggle(key="loss_log").set_value(True).run()  # the loss chart's log scale
+    logged = _figure(app, "loss_chart")
+    assert not app.exception and logged["layout"]["yaxis"]["type"] == "log"
+    assert logged["data"][0]["y"] == losses[0]["y"]  # the same curves, drawn on a log axis
+    app.toggle(key="loss_log").set_value(False).run()
+    assert _figure(app, "loss_chart")["layout"]["yaxis"]["type"] == "linear"
     assert len(_figure(app, "latent")["data"]) == 10  # one trace per digit
     assert [d.label for d in app.get("download_button")] == ["Download the run (zip)", "Download metrics (CSV)"]
     assert len(list(runs_dir.iterdir())) == 1
