@@ -21,7 +21,16 @@ TECHNIQUES = {  # every technique of the product has a lesson
     "augmentation", "regularization", "batch-norm", "early-stopping", "lr-schedule", "lr-too-high",
 }
 CPU_SECONDS = 30.0  # a preset must train in the app within this much CPU time
+DATA_LIKE_QUANTILE = 0.9  # "as close to a training image as nine in ten unseen real images are"
 _measured: dict[int, dict] = {}
+_thresholds: dict[int, tuple[object, float]] = {}
+
+
+def data_like_threshold(data) -> float:
+    """The nearest-training-image distance that 90% of the validation images stay within (once per dataset)."""
+    if id(data) not in _thresholds:
+        _thresholds[id(data)] = (data, metrics.data_like_threshold(data.train, data.val, DATA_LIKE_QUANTILE))
+    return _thresholds[id(data)][1]
 
 
 def measure(run) -> dict[str, float]:
@@ -35,7 +44,11 @@ def measure(run) -> dict[str, float]:
             "sharpness": metrics.sharpness(metrics.reconstructions(model, data.val)),
             "spread": metrics.reconstruction_spread(model, data.val),
             "prior": metrics.prior_sample_distance(model, data.train),
+            # share of decoded prior samples as close to a training image as 90% of unseen real images are
+            "data_like": float((metrics.nearest_distance(metrics.prior_samples(model), data.train)
+                                <= data_like_threshold(data)).float().mean()),
             "dims": metrics.informative_dimensions(model, data.val),
+            "kl_min": float(metrics.kl_per_dimension(model, data.val).min()),  # the least-used dimension's KL
             "epochs": run.epochs_done,
         }
     return _measured[id(run)]
@@ -105,7 +118,10 @@ def test_beta_trades_reconstruction_for_a_prior_shaped_latent_space(runs):
         assert b0["kl"] > 10 * b1["kl"] and b1["kl"] > 1.0 and b8["kl"] < 0.1
         # β = 8: every reconstruction is the same image
         assert b8["spread"] < 0.02 < 0.5 * b1["spread"]
-        # β = 0: prior samples land far from the training digits, β = 1's close to them
+        # β = 0: prior samples land far from the training digits, β = 1's close to them, in absolute terms:
+        # at least 4 in 5 of β = 1's are as close to a training digit as 9 in 10 unseen digits, at most 1 in 4
+        # of β = 0's
+        assert b1["data_like"] >= 0.8 and b0["data_like"] <= 0.25
         assert b0["prior"] > b1["prior"] + 0.03
 
 
@@ -127,9 +143,9 @@ def test_autoencoder_latent_space_has_holes_where_a_vae_has_digits(runs):
 def test_kl_warmup_keeps_information_that_constant_beta_squeezes_out(runs):
     for r in trained(runs, lesson("warmup")):
         warm, constant = measure(r["warm-up over 10 epochs"]), measure(r["constant β = 2"])
-        assert constant["kl"] < 0.7  # collapsed to about half a nat
-        assert warm["kl"] > 1.4 * constant["kl"]
-        assert warm["val"] < constant["val"] - 0.3
+        assert constant["kl"] < 0.6  # collapsed: below 0.6 nats
+        assert warm["kl"] >= 1.5 * constant["kl"]  # at least one and a half times that KL
+        assert warm["val"] < constant["val"] - 0.3  # an ELBO at least 0.3 nats better
 
 
 def test_too_high_a_learning_rate_blows_up_in_the_first_epoch(runs):
@@ -147,8 +163,8 @@ def test_augmentation_narrows_the_gap_but_costs_validation_loss_on_digits(runs):
     for r in trained(runs, lesson("augmentation")):
         aug, plain = measure(r["augmented"]), measure(r["plain"])
         assert plain["gap"] > 5.0  # the plain model does fit its training digits better than new ones
-        assert aug["gap"] < 0.5 * plain["gap"]
-        assert aug["val"] > plain["val"] + 10.0
+        assert aug["gap"] < 0.5 * plain["gap"]  # more than halves the gap
+        assert aug["val"] > plain["val"] + 10.0  # validation loss over 10 nats worse
 
 
 def test_mse_sigma_decides_the_blur_bce_has_no_such_knob(runs):
@@ -166,12 +182,12 @@ def test_cyclical_beta_restarts_raise_the_kl_and_end_above_constant_beta(runs):
         cycles = metrics.kl_by_cycle(cyclical.step_history, item.preset.beta_cycles)
         print(f"[cyclical] seed {cyclical.config.seed}: (KL at start, KL at end) per cycle "
               + ", ".join(f"({a:.2f}, {b:.2f})" for a, b in cycles))
-        for (_, end_before), (start, _) in zip(cycles, cycles[1:]):
-            assert start > 2 * end_before  # the KL jumps when β drops back to 0
-        assert cycles[-1][1] > 2 * cycles[0][1]  # and part of it survives each cycle
+        for (_, end_before), (start, end) in zip(cycles, cycles[1:]):
+            assert start > 2 * end_before  # the KL more than doubles when β drops back to 0
+            assert end > end_before  # and each cycle ends with more KL than the one before
         c, k = measure(cyclical), measure(constant)
-        assert c["kl"] > 1.4 * k["kl"]
-        assert c["val"] < k["val"] - 0.2
+        assert c["kl"] >= 1.5 * k["kl"]  # at least one and a half times constant β's KL
+        assert c["val"] < k["val"] - 0.2  # an ELBO at least 0.2 nats better
 
 
 def test_capacity_steers_the_kl_to_its_target(runs):
@@ -187,10 +203,14 @@ def test_capacity_steers_the_kl_to_its_target(runs):
 
 
 def test_free_bits_keep_every_dimension_in_use(runs):
-    for r in trained(runs, lesson("free-bits")):
+    item = lesson("free-bits")
+    assert item.preset.latent_dim == 16 and item.preset.free_bits == 0.25  # what the claim names
+    for r in trained(runs, item):
         free, constant = measure(r["free bits λ = 0.25"]), measure(r["constant β = 2"])
-        assert free["dims"] >= 14 and constant["dims"] <= 3
-        assert free["recon"] < constant["recon"] - 2.0
+        # every one of the 16 dimensions keeps close to λ: over 0.15 nats (0.6 λ) each
+        assert free["kl_min"] > 0.6 * item.preset.free_bits and free["dims"] == 16
+        assert constant["dims"] <= 2  # constant β = 2: at most two dimensions above 0.1 nats
+        assert free["recon"] < constant["recon"] - 2.0  # reconstructions over 2 nats better
 
 
 def test_adversarial_term_makes_reconstructions_crisper_at_little_cost_in_elbo(runs):
@@ -206,8 +226,8 @@ def test_dropout_and_weight_decay_narrow_the_gap_but_cost_validation_loss(runs):
         assert plain["gap"] > 5.0
         for label in ("dropout 0.3", "AdamW, weight decay 1"):
             reg = measure(r[label])
-            assert reg["gap"] < plain["gap"] - 1.0, label
-            assert reg["val"] > plain["val"] + 5.0, label
+            assert reg["gap"] < plain["gap"] - 1.0, label  # the gap narrows by over a nat
+            assert reg["val"] > plain["val"] + 5.0, label  # validation loss over 5 nats worse
 
 
 def test_batch_norm_lets_a_deep_network_learn_a_code(runs):
@@ -231,8 +251,8 @@ def test_early_stopping_saves_epochs_at_a_small_cost(runs):
 def test_one_cycle_schedule_gets_more_out_of_a_high_learning_rate(runs):
     for r in trained(runs, lesson("lr-schedule")):
         cycle, constant = measure(r["one-cycle, peak 0.01"]), measure(r["constant 0.01"])
-        assert cycle["val"] < constant["val"] - 0.5
-        assert cycle["kl"] > 1.2 * constant["kl"]
+        assert cycle["val"] < constant["val"] - 0.5  # an ELBO over half a nat better
+        assert cycle["kl"] >= 1.25 * constant["kl"]  # a code that carries at least a quarter more KL
 
 
 def test_every_preset_trains_within_30_seconds_of_cpu(runs):
