@@ -2,6 +2,7 @@
 
 import io
 import json
+import time
 
 import numpy as np
 
@@ -122,29 +123,49 @@ def test_start_trains_and_shows_the_results(app, session_work, runs_dir):
     assert session_work(app) is None
 
 
-def test_pause_resume_and_stop_control_the_job(app, session_work):
+def _until(condition, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_pause_resume_stop_and_live_lr_and_beta_control_the_job(app, session_work):
     app.run()
     app.sidebar.number_input(key="cfg_epochs").set_value(200).run()
     _button(app, "start").click().run()
     job = session_work(app)
-    for _ in range(100):
-        if job.view().step > 0:
-            break
-        job.join(0.05)
+    assert _until(lambda: job.view().step > 0)
     app.run()
     _button(app, "pause").click().run()
-    for _ in range(100):
-        if job.view().status == "paused":
-            break
-        job.join(0.05)
+    assert _until(lambda: job.view().status == "paused")
     app.run()
-    assert job.view().status == "paused" and not _button(app, "resume").disabled
+    assert not _button(app, "resume").disabled and _button(app, "pause").disabled
+    # Changed while paused: both wait for the next step, which Resume lets happen.
     app.number_input(key="live_lr").set_value(0.001)
+    app.number_input(key="live_beta").set_value(3.0)
     app.button(key="FormSubmitter:live-Apply to the running job").click().run()
+    assert not app.exception and job.view().beta == 1.0 and not job.live_changes
     _button(app, "resume").click().run()
+    assert _until(lambda: job.view().status == "running" and job.live_changes)
+    assert job.live_changes[0]["lr"] == 0.001 and job.live_changes[0]["beta"] == 3.0
+    assert (job.view().lr, job.view().beta) == (0.001, 3.0)
+    app.run()
+    metrics = {m.label: m.value for m in app.metric}
+    assert (metrics["Learning rate"], metrics["β now"]) == ("0.001", "3")
+    assert _button(app, "resume").disabled and not _button(app, "pause").disabled
+    # Changed while it runs: applied at the next step.
+    app.number_input(key="live_beta").set_value(0.5)
+    app.button(key="FormSubmitter:live-Apply to the running job").click().run()
+    assert _until(lambda: job.view().beta == 0.5) and len(job.live_changes) == 2
+    assert job.live_changes[1]["lr"] == 0.001 and job.live_changes[1]["beta"] == 0.5  # the form sends both
+    assert job.view().status == "running"
+    app.run()
+    assert {m.label: m.value for m in app.metric}["β now"] == "0.5"
     _button(app, "stop").click().run()
     assert job.join(10) and job.view().status == "stopped"
-    assert job.live_changes and job.live_changes[0]["lr"] == 0.001
 
 
 def _npz(count: int = 12, side: int = 10) -> bytes:
