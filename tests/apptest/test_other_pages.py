@@ -2,6 +2,7 @@
 
 import dataclasses
 import io
+import json
 
 import numpy as np
 from PIL import Image
@@ -9,11 +10,17 @@ from PIL import Image
 from vae_core.config import TrainConfig
 from vae_core.job import FINISHED
 from vae_core.lessons import LESSONS
+from vae_core.runs import list_runs
 
 
 def _ok(at):
     assert not at.exception, at.exception
     assert not [e.value for e in at.error]
+
+
+def _chart(at, key):
+    """The figure an st.plotly_chart with that key was given."""
+    return json.loads(next(c for c in at.get("plotly_chart") if c.key == key).proto.spec)
 
 
 def test_explore_without_runs_says_what_to_do(app):
@@ -67,7 +74,7 @@ def test_explore_the_sessions_own_finished_run(app, session_work):
     assert len(app.image) >= 4
 
 
-def test_compare_two_saved_runs(app, train_run):
+def test_compare_two_saved_runs(app, train_run, runs_dir):
     first, second = train_run(), train_run(TrainConfig(epochs=1, hidden=[32], beta=4.0))
     app.run()
     app.switch_page("pages/compare.py").run()
@@ -75,10 +82,21 @@ def test_compare_two_saved_runs(app, train_run):
     assert sorted(app.multiselect(key="compare_runs").value) == sorted([first.name, second.name])
     assert len(app.dataframe) == 1 and len(app.dataframe[0].value) == 2
     assert len(app.image) == 2
+    curves = _chart(app, "compare_curves")
+    assert curves["layout"]["yaxis"]["title"]["text"] == "validation −ELBO"
+    assert curves["layout"]["yaxis"]["type"] == "linear" and len(curves["data"]) == 2
     app.selectbox(key="compare_metric").set_value("val_kl").run()
+    _ok(app)
+    curves = _chart(app, "compare_curves")
+    assert curves["layout"]["yaxis"]["title"]["text"] == "validation KL"
+    assert sorted(t["y"] for t in curves["data"]) == sorted([run.epochs[-1]["val_kl"]] for run in list_runs(runs_dir))
+    app.toggle(key="compare_log").set_value(True).run()
+    _ok(app)
+    curves = _chart(app, "compare_curves")
+    assert curves["layout"]["yaxis"]["type"] == "log" and curves["layout"]["yaxis"]["title"]["text"] == "validation KL"
     app.multiselect(key="compare_runs").unselect(first.name).run()
     _ok(app)
-    assert len(app.dataframe[0].value) == 1
+    assert len(app.dataframe[0].value) == 1 and len(_chart(app, "compare_curves")["data"]) == 1
 
 
 def test_compare_runs_a_beta_sweep_in_the_background(app, session_work):
