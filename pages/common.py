@@ -186,7 +186,8 @@ export default function (component) {
       + '<div class="vae-lab-hover" style="display:none;position:absolute;z-index:10;pointer-events:none;'
       + 'background:white;border:1px solid #c8d4e3;border-radius:4px;padding:4px;text-align:center;'
       + 'box-shadow:0 2px 6px rgba(0,0,0,.2);font-size:12px;color:#2a3f5f">'
-      + '<img alt="the sample under the pointer" style="display:block;width:96px;height:96px;object-fit:contain;image-rendering:pixelated">'
+      + '<img alt="the sample under the pointer" style="display:block;width:96px;height:96px;'
+      + 'object-fit:contain;image-rendering:pixelated">'
       + '<span></span></div>';
     parentElement.appendChild(wrap);
     plot = wrap.querySelector(".vae-lab-live-plot");
