@@ -39,6 +39,10 @@ def test_explore_a_saved_run(app, train_run):
         "Interpolation from A to B", "Traversal: one latent dimension at a time", "The latent plane, decoded"]
     images = len(app.image)
     assert images >= 4  # picked samples, interpolation, traversal, latent plane
+    scatter = json.loads(next(c for c in app.get("bidi_component") if c.key == "explore_latent").proto.json)
+    points = sum(len(trace["customdata"]) for trace in json.loads(scatter["figure"])["data"] if "customdata" in trace)
+    assert points == len(scatter["images"]) == 270 and scatter["pick"]  # an image per point; clicks pick
+    assert all(uri.startswith("data:image/png;base64,") for uri in scatter["images"])
     app.number_input(key="explore_b").set_value(7).run()
     app.slider(key="interp_steps").set_value(5).run()
     app.radio(key="interp_method").set_value("spherical").run()
