@@ -20,18 +20,26 @@ POINTS = """key => { const g = document.querySelector(`.st-key-${key} .js-plotly
   return g && g._fullData ? g._fullData.reduce((n, t) => n + (t.x ? t.x.length : 0), 0) : -1; }"""
 
 
-# The Train page's originals-and-reconstructions image (the column captioned so), and how many grey levels
-# its second row of tiles (the first reconstructions) holds: a few for the placeholder (mid-grey tiles,
-# white gaps, JPEG's ringing between them), dozens once a snapshot's reconstructions are drawn.
-RECON_SRC = """() => { const column = [...document.querySelectorAll('[data-testid=stColumn]')]
+# The Train page's originals-and-reconstructions image (the column captioned so) as shown, and how many grey
+# levels its second row of tiles (the first reconstructions) holds: a few for the placeholder (mid-grey tiles,
+# white gaps, JPEG's ringing between them), dozens once a snapshot's reconstructions are drawn. Read from the
+# <img> on the page, which is decoded already: its URL may be gone from the server by the time a test fetched
+# it again (the live view replaces its media files as it redraws). Null while no image is shown; with `old`,
+# also while the image's address is still `old`.
+RECON = """old => { const column = [...document.querySelectorAll('[data-testid=stColumn]')]
   .filter(c => c.innerText.includes('Originals (rows 1 and 3)')).pop();
-  const img = column && column.querySelector('img'); return img && img.complete ? img.src : null; }"""
-RECON_LEVELS = """async src => { const img = new Image(); img.src = src; await img.decode();
+  const img = column && column.querySelector('img');
+  if (!img || !img.complete || !img.naturalWidth || img.src === old) return null;
   const canvas = document.createElement('canvas'), tile = (img.naturalHeight + 1) / 4;
   [canvas.width, canvas.height] = [img.naturalWidth, img.naturalHeight];
   const ctx = canvas.getContext('2d'); ctx.drawImage(img, 0, 0);
   const row = ctx.getImageData(0, Math.round(tile), img.naturalWidth, Math.round(tile) - 1).data;
-  return new Set(row.filter((_, i) => i % 4 === 0)).size; }"""
+  return {src: img.src, levels: new Set(row.filter((_, i) => i % 4 === 0)).size}; }"""
+
+
+def recon(page, old: str | None = None) -> dict:
+    """The reconstructions image's address and grey levels, once shown (and, given `old`, changed)."""
+    return page.wait_for_function(RECON, arg=old, polling=50).json_value()
 
 
 def points(page, key: str) -> int:
@@ -71,9 +79,8 @@ def test_train_watch_stop_and_explore(page, server, shoot):
     beta.press("Enter")
     page.wait_for_url(re.compile(r"beta=2"))
     page.get_by_text("The first training samples").wait_for()
-    page.wait_for_function(RECON_SRC, polling=50)
-    placeholder = page.evaluate(RECON_SRC)
-    flat = page.evaluate(RECON_LEVELS, placeholder)
+    placeholder = recon(page)
+    flat = placeholder["levels"]
     assert flat < 10, f"before Start the reconstructions are grey tiles, yet {flat} grey levels"
     shoot(page, "01-train-settings")
 
@@ -107,9 +114,10 @@ def test_train_watch_stop_and_explore(page, server, shoot):
     assert plot.evaluate("g => g._fullLayout.xaxis.range") == zoomed
 
     # The first snapshot replaces the grey placeholder tiles with reconstructions.
-    page.wait_for_function(f"old => {{ const src = ({RECON_SRC})(); return src && src !== old; }}",
-                           arg=placeholder, polling=50)
-    levels = page.evaluate(RECON_LEVELS, page.evaluate(RECON_SRC))
+    shown, deadline = placeholder, time.monotonic() + 30
+    while shown["levels"] <= 3 * flat and time.monotonic() < deadline:  # a redraw before the snapshot: grey again
+        shown = recon(page, shown["src"])
+    levels = shown["levels"]
     print(f"reconstruction row: {flat} grey levels before Start, {levels} after the first snapshot")
     assert levels > 3 * flat, "the reconstructions are still flat tiles"
     page.get_by_text("Decoded samples from the prior").wait_for()
