@@ -164,11 +164,18 @@ def _loopback_only(context) -> None:
 
 
 def _open(context, url: str):
-    """A tab on url (a new Streamlit session), not waiting for it to load; its uncaught errors in tab.errors."""
+    """A tab on url (a new Streamlit session), not waiting for it to load; its uncaught errors in tab.errors,
+    and in tab.events its console errors, websocket closes and navigations (seconds since it opened: text)."""
     tab = context.new_page()
     tab.set_default_timeout(PATIENCE * 1000)
-    tab.errors = []
+    tab.errors, tab.events, opened = [], [], time.monotonic()
+
+    def event(text: str) -> None:
+        tab.events.append(f"{time.monotonic() - opened:.0f} s: {text[:200]}")
     tab.on("pageerror", lambda e: tab.errors.append(str(e)[:300]))
+    tab.on("console", lambda m: m.type == "error" and event(m.text))
+    tab.on("websocket", lambda ws: ws.on("close", lambda w: event("websocket closed")))
+    tab.on("framenavigated", lambda f: f == tab.main_frame and event(f"navigated to {f.url}"))
     tab.goto(url, wait_until="commit")
     return tab
 
@@ -365,6 +372,9 @@ def measure(browser, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
         "finished": f"{finished} of {n}", "errors": tab_errors + max(0, n - finished) + tracebacks,
         "tabs_finished": f"{shown.count('Finished.')} of {n}",
         "tabs_not_finished": collections.Counter(t for t in shown if t != "Finished."),
+        "unfinished_tab_events": collections.Counter(line.split(": ", 1)[1] for tab, t in zip(tabs, shown)
+                                                     if t != "Finished." for line in tab.events),
+        "unfinished_tab_examples": [tab.events[-15:] for tab, t in zip(tabs, shown) if t != "Finished."][:3],
         "tabs_with_errors": tab_errors, "page_errors": page_errors, "server_tracebacks": tracebacks,
         "tabs_ready": len(ready),
         "alone": common.stats(alone), "sequential": sequential, "at_once": at_once,
