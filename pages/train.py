@@ -25,6 +25,7 @@ from vae_core.train import check_compatible
 common.require_router()
 
 FIRST_STEP_WAIT = 0.6  # seconds a redraw may wait for a new run's first step, so it shows at once
+WHOLE_PAGE_RUN = "live_view_in_page_run"  # set while the live view is drawn as part of a whole-page run
 
 
 # --- settings ------------------------------------------------------------------------------------
@@ -434,12 +435,17 @@ def redraw_every(job: TrainingJob | None) -> float | None:
 def run_panel(config: TrainConfig, data: Dataset | None, every: float | None) -> None:
     """Progress and charts; reruns itself `every` so often while the job lives, and the whole page when
     the job has ended or the server's load calls for a slower pace (a faster one waits for the next
-    whole-page run: each change of pace costs a whole-page rerun). Measures what a redraw costs."""
+    whole-page run: each change of pace costs a whole-page rerun). Measures what a redraw costs.
+
+    Drawn as part of a whole-page run it never asks for another: `every` was set by that run a moment
+    ago, and sessions starting fast enough to change the pace in between would otherwise make the page
+    rerun itself again and again."""
     started = time.thread_time()
     common.touch()
     job = common.job()
     wanted = redraw_every(job)
-    if (wanted is None) != (every is None) or (wanted or 0) > (every or 0):
+    if not st.session_state.pop(WHOLE_PAGE_RUN, False) and (
+            (wanted is None) != (every is None) or (wanted or 0) > (every or 0)):
         st.rerun()
     if job is None:
         live_view(None, config, data, every)
@@ -520,6 +526,7 @@ def page() -> None:
         lesson_banner(config)
     controls(job, config, data)
     live_controls(job)
+    st.session_state[WHOLE_PAGE_RUN] = True
     st.fragment(run_every=every)(run_panel)(config or common.draft_config(), data, every)
     if job is not None:
         downloads(job)

@@ -224,3 +224,23 @@ def test_a_collapsed_posterior_is_warned_about_with_its_remedies(app, session_wo
     for remedy in ("a lower β", "a β warm-up (β schedule → warmup)", "free bits", "the capacity objective",
                    "a weaker decoder"):
         assert remedy in warning
+
+
+def test_a_pace_that_changes_during_the_page_run_does_not_rerun_the_page_again(app, session_work, monkeypatch):
+    """Sessions starting at once change the pace between the page's own reading of it and the live view's:
+    the page must still draw the run, not rerun itself again and again."""
+    from vae_core import sessions
+
+    app.run()
+    app.sidebar.number_input(key="cfg_epochs").set_value(200).run()
+    calls = []
+    monkeypatch.setattr(sessions, "redraw_seconds", lambda live, cost=None: calls.append(1) or 0.6 + len(calls))
+    _button(app, "start").click().run()
+    job = session_work(app)
+    try:
+        assert not app.exception and job is not None and job.alive
+        assert app.progress[0].text.startswith("Epoch"), app.progress[0].text  # the run is drawn
+        assert "redrawn every" in app.progress[0].text  # at the pace the page run chose
+    finally:
+        job.stop()
+        job.join(10)
