@@ -7,7 +7,6 @@ import streamlit as st
 from pages import common
 from vae_core.job import TrainingJob
 
-HEARTBEAT_SECONDS = 30  # an open tab tells the session registry it is still here (a closed one stops)
 STATUS_SECONDS = 2  # how often other pages refresh the running work's line in the sidebar
 # How long a thread may keep the GIL while another waits for it (Python's default: 5 ms). The server's
 # training threads, page runs and web server share one GIL: a page run or the event loop waited up to
@@ -19,8 +18,9 @@ sys.setswitchinterval(SWITCH_INTERVAL)
 page = common.frame()
 
 
-def heartbeat(watch: bool) -> None:
-    """Keep the session alive; when `watch`ing, show its running work in a line (the Train page has its own)."""
+def status_line(watch: bool) -> None:
+    """When `watch`ing, the session's running work in a line (the Train page has its own). An idle open tab
+    needs no polling to keep its work: the session registry asks whether its browser is still connected."""
     common.touch()
     if not watch:
         return
@@ -40,5 +40,5 @@ def heartbeat(watch: bool) -> None:
 work = common.work()
 watch = page.title != "Train" and work is not None and work.alive
 with st.sidebar:
-    st.fragment(run_every=STATUS_SECONDS if watch else HEARTBEAT_SECONDS)(heartbeat)(watch)
+    st.fragment(run_every=STATUS_SECONDS if watch else None)(status_line)(watch)
 page.run()

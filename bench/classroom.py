@@ -477,8 +477,9 @@ def cpu_table(classroom: dict) -> dict:
     """Where the server's time went during the loads of the classroom table."""
     notes = ["server CPU split: its training threads / its main thread (the web server's event loop) / the rest, "
              "mostly script runs; a page run is a whole Train page (a page load, a click), a fragment run the live "
-             "view's redraw or the heartbeat, with any whole-page rerun it asks for; wall − CPU of a run is time "
-             "spent waiting for the GIL or a core; unfinished: page runs begun and not ended when the runs ended",
+             "view's redraw or the sidebar's status line, with any whole-page rerun it asks for; wall − CPU of a "
+             "run is time spent waiting for the GIL or a core; unfinished: page runs begun and not ended when the "
+             "runs ended",
              "a thread in the server sleeps 0.25 s again and again: how late it wakes is how long a thread waits to "
              "run Python there; the share spent runnable without a core is from /proc (schedstat), the rest is "
              "waiting for the GIL"]

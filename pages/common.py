@@ -20,6 +20,7 @@ from vae_core.schedules import warm_up
 from vae_core.sessions import JobSeries
 
 TRAIN_PAGE = "pages/train.py"
+COMPARE_PAGE = "pages/compare.py"
 UPLOAD = "upload"  # session key of the Dataset this session uploaded
 DRAFT = "draft"  # the Train page's settings as a dict, kept while other pages show
 WIDGET = "cfg_"  # widget key prefix: "cfg_beta" holds the beta field
@@ -32,7 +33,7 @@ def pages() -> list[st.Page]:
     """The app's pages for st.navigation; the first, Train, is the default."""
     return [st.Page(TRAIN_PAGE, title="Train", icon=":material/model_training:", default=True),
             st.Page("pages/explore.py", title="Explore", icon=":material/travel_explore:"),
-            st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+            st.Page(COMPARE_PAGE, title="Compare", icon=":material/compare:"),
             st.Page("pages/learn.py", title="Learn", icon=":material/school:")]
 
 
@@ -99,6 +100,13 @@ def job() -> TrainingJob | None:
 def start(new_work: TrainingJob | JobSeries) -> None:
     """Start work for this session, stopping whatever it was doing."""
     sessions.registry().start(session_id(), new_work)
+
+
+def start_series(configs: list[TrainConfig], labels: list[str]) -> None:
+    """Train several runs one after another in the background; the Compare page follows them and selects
+    their runs once the series has ended."""
+    start(JobSeries(configs, labels, runs_dir=runs_dir()))
+    st.session_state.series_shown = False
 
 
 def clear() -> None:

@@ -28,12 +28,6 @@ def _label(run: SavedRun) -> str:
 
 
 # --- background series: a β sweep or a lesson's runs --------------------------------------------
-def _start_series(configs, labels) -> None:
-    series = JobSeries(configs, labels, runs_dir=common.runs_dir())
-    common.start(series)
-    st.session_state.series_shown = False
-
-
 def sweep_form() -> None:
     base = common.draft_config()
     with st.form("sweep", border=False):
@@ -56,7 +50,7 @@ def sweep_form() -> None:
             if not configs:
                 st.error("β values: give at least one")
                 return
-            _start_series(configs, [f"β = {b:g}" for b in betas])
+            common.start_series(configs, [f"β = {b:g}" for b in betas])
             st.rerun()
 
 
@@ -68,7 +62,7 @@ def lesson_form() -> None:
                + f" ({lesson.preset.epochs} epochs each).")
     if st.button("Run this pair" if len(labels) == 2 else f"Run these {len(labels)} runs",
                  icon=":material/compare_arrows:", type="primary"):
-        _start_series(list(configs), list(labels))
+        common.start_series(list(configs), list(labels))
         st.rerun()
 
 

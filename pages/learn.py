@@ -6,11 +6,8 @@ import streamlit as st
 
 from pages import common
 from vae_core.lessons import LESSONS, UNAVAILABLE, Lesson
-from vae_core.sessions import JobSeries
 
 common.require_router()
-
-COMPARE_PAGE = "pages/compare.py"
 
 
 def theory() -> None:
@@ -58,12 +55,11 @@ def _load(config, lesson_key: str) -> None:
 
 def _run_side_by_side(lesson: Lesson) -> None:
     """Train all of the lesson's runs as one background series, as the Compare page's "Run this pair" does,
-    and show it there: the Compare page follows the series and selects its runs once it has ended."""
+    and show them there, with the lesson picked."""
     labels, configs = zip(*lesson.runs)
-    common.start(JobSeries(list(configs), list(labels), runs_dir=common.runs_dir()))
-    st.session_state.series_shown = False  # the Compare page selects the series' runs when it ends
-    st.session_state.pair_lesson = lesson.key  # and its lesson picker shows this lesson
-    st.switch_page(COMPARE_PAGE)
+    common.start_series(list(configs), list(labels))
+    st.session_state.pair_lesson = lesson.key
+    st.switch_page(common.COMPARE_PAGE)
 
 
 def lesson_card(lesson: Lesson) -> None:

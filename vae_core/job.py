@@ -310,7 +310,7 @@ def _divergence(loss: float, first: float) -> str | None:
     if not math.isfinite(loss):
         return "became NaN or infinite"
     if math.isfinite(first) and loss > DIVERGENCE_FACTOR * max(abs(first), 1.0):
-        return f"grew to {loss:.3g}, over a million times its first value ({first:.3g}),"
+        return f"grew to {loss:.3g}, over {DIVERGENCE_FACTOR:,.0f} times its first value ({first:.3g}),"
     return None
 
 

@@ -26,7 +26,7 @@ from reliability_helpers import REPO, wait_for
 pytestmark = pytest.mark.e2e
 
 STAYING, LEAVING = 7, 3
-GRACE = 45  # VAE_LAB_SESSION_GRACE of the server: above app.py's 30 s heartbeat, so open tabs are kept
+GRACE = 45  # VAE_LAB_SESSION_GRACE of the server (open tabs are kept anyway: they are connected)
 SHORT = "?epochs=2&hidden=64"  # a short run of the default model on the default data
 RESULTS = REPO / "test-artifacts" / "reliability-load.json"
 # `streamlit run`, plus a thread that writes the names of the server's Python threads to $THREAD_LOG 4 times a second
