@@ -5,7 +5,7 @@ import sys
 import streamlit as st
 
 from pages import common
-from vae_core.job import TrainingJob
+from vae_core.sessions import JobSeries
 
 STATUS_SECONDS = 2  # how often other pages refresh the running work's line in the sidebar
 # How long a thread may keep the GIL while another waits for it (Python's default: 5 ms). The server's
@@ -28,11 +28,11 @@ def status_line(watch: bool) -> None:
     if work is None or not work.alive:
         st.rerun()  # it ended: redraw the page without the line
     view = work.view()
-    if isinstance(work, TrainingJob):
+    if isinstance(work, JobSeries):
+        text = f"Training a series: {view.done} of {view.total} runs done"
+    else:
         text = (f"Waiting for a free training slot (number {view.queue_position})" if view.queue_position
                 else f"Training: {view.status}, {view.epoch} of {view.epochs} epochs done")
-    else:
-        text = f"Training a series: {view.done} of {view.total} runs done"
     st.progress(view.progress, text=text)
 
 

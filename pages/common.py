@@ -18,6 +18,7 @@ from vae_core.job import TrainingJob
 from vae_core.models import VAE
 from vae_core.schedules import warm_up
 from vae_core.sessions import JobSeries
+from vae_core.trainer_process import RemoteJob, default_trainer, use_trainer_process
 
 TRAIN_PAGE = "pages/train.py"
 COMPARE_PAGE = "pages/compare.py"
@@ -26,6 +27,7 @@ DRAFT = "draft"  # the Train page's settings as a dict, kept while other pages s
 WIDGET = "cfg_"  # widget key prefix: "cfg_beta" holds the beta field
 FIELDS = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
 DEFAULTS = TrainConfig().to_dict()
+Job = TrainingJob | RemoteJob  # one run, trained on a thread here or in the trainer process
 
 
 # --- routing -----------------------------------------------------------------------------------
@@ -42,6 +44,8 @@ def frame() -> st.Page:
     Returns the page to run."""
     st.set_page_config(page_title="VAE Lab", page_icon=":material/blur_on:", layout="wide")
     st.cache_resource(show_spinner=False)(warm_up)()
+    if use_trainer_process():
+        st.cache_resource(show_spinner=False)(default_trainer)()  # started with the server, not on first Start
     init_session()
     return st.navigation(pages(), position="top")
 
@@ -87,17 +91,24 @@ def _connection_probe():
     return lambda: runtime.is_active_session(streamlit_session)
 
 
-def work() -> TrainingJob | JobSeries | None:
+def work() -> Job | JobSeries | None:
     return sessions.registry().get(session_id())
 
 
-def job() -> TrainingJob | None:
+def job() -> Job | None:
     """This session's single training run, if that is its current work."""
     current = work()
-    return current if isinstance(current, TrainingJob) else None
+    return None if isinstance(current, JobSeries) else current
 
 
-def start(new_work: TrainingJob | JobSeries) -> None:
+def new_job(config: TrainConfig, data: Dataset | None = None) -> Job:
+    """A run of `config` (on `data`, an upload, else the built-in dataset it names), saved in the runs
+    folder: trained in the server's trainer process, or on a thread here when $VAE_LAB_TRAINER says so."""
+    kind = RemoteJob if use_trainer_process() else TrainingJob
+    return kind(config, data, runs_dir=runs_dir())
+
+
+def start(new_work: Job | JobSeries) -> None:
     """Start work for this session, stopping whatever it was doing."""
     sessions.registry().start(session_id(), new_work)
 
@@ -105,7 +116,7 @@ def start(new_work: TrainingJob | JobSeries) -> None:
 def start_series(configs: list[TrainConfig], labels: list[str]) -> None:
     """Train several runs one after another in the background; the Compare page follows them and selects
     their runs once the series has ended."""
-    start(JobSeries(configs, labels, runs_dir=runs_dir()))
+    start(JobSeries(configs, labels, new_job=new_job))
     st.session_state.series_shown = False
 
 

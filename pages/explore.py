@@ -36,10 +36,11 @@ def pick_run() -> tuple[VAE, TrainConfig, Dataset, str] | None:
             st.info("This session's run is still training: pause or stop it to explore it, or pick a saved run.",
                     icon=":material/hourglass_top:")
             return None
-        if job.trainer is None:
+        model = job.model()
+        if model is None:
             st.info("This session's run failed before it built a model; pick a saved run.", icon=":material/info:")
             return None
-        return job.trainer.model, job.config, job.data, f"current-{id(job)}"
+        return model, job.config, job.data, f"current-{id(job)}-{job.view().step}"
     run = saved[name]
     try:
         model = common.saved_model(run)

@@ -14,7 +14,7 @@ from vae_core import figures, runs, sessions
 from vae_core.config import (ACTIVATIONS, ARCHITECTURES, BETA_SCHEDULES, LR_SCHEDULES, OPTIMIZERS, RECON_LOSSES,
                              ConfigError, TrainConfig)
 from vae_core.data import DATASETS, DataError, Dataset, dataset_names, load_upload
-from vae_core.job import DONE, FAILED, FINISHED, PAUSED, QUEUED, RUNNING, JobView, TrainingJob
+from vae_core.job import DONE, FAILED, FINISHED, PAUSED, QUEUED, RUNNING, JobView
 from vae_core.lessons import LESSONS
 from vae_core.limits import current as current_limits
 from vae_core.objectives import beta_at
@@ -251,23 +251,23 @@ def dataset_preview(name: str) -> Dataset | None:
 # --- controls -------------------------------------------------------------------------------------
 def _start(config: TrainConfig, data: Dataset | None) -> None:
     upload = data if data is not None and data.name not in DATASETS else None
-    common.start(TrainingJob(config, data=upload, runs_dir=common.runs_dir()))
+    common.start(common.new_job(config, upload))
     st.session_state.runs_started = st.session_state.get("runs_started", 0) + 1  # a new run resets the charts' zoom
     st.session_state.live_lr, st.session_state.live_beta = config.lr, config.beta
     st.session_state.paused = False
 
 
-def _pause(job: TrainingJob) -> None:
+def _pause(job: common.Job) -> None:
     job.pause()
     st.session_state.paused = job.status == RUNNING  # a queued job cannot pause
 
 
-def _resume(job: TrainingJob) -> None:
+def _resume(job: common.Job) -> None:
     job.resume()
     st.session_state.paused = False
 
 
-def controls(job: TrainingJob | None, config: TrainConfig | None, data) -> None:
+def controls(job: common.Job | None, config: TrainConfig | None, data) -> None:
     """Start, Pause, Resume, Stop, Reset: their states change only through full reruns (clicks, a run's end)."""
     alive = job is not None and job.alive
     paused = alive and st.session_state.get("paused", False)
@@ -416,7 +416,7 @@ def live_view(view: JobView | None, config: TrainConfig, data: Dataset | None, e
         _kl(snap, config)
 
 
-def _first_view(job: TrainingJob) -> JobView:
+def _first_view(job: common.Job) -> JobView:
     """The job's state; in the first moments of a run, after waiting briefly for its first step to draw."""
     view = job.view()
     deadline = time.monotonic() + FIRST_STEP_WAIT
@@ -427,7 +427,7 @@ def _first_view(job: TrainingJob) -> JobView:
     return view
 
 
-def redraw_every(job: TrainingJob | None) -> float | None:
+def redraw_every(job: common.Job | None) -> float | None:
     """Seconds between redraws of the live view: none once the job ended, longer as the server gets busier."""
     return sessions.redraw_seconds(sessions.registry().live()) if job is not None and job.alive else None
 
@@ -455,7 +455,7 @@ def run_panel(config: TrainConfig, data: Dataset | None, every: float | None) ->
             sessions.redraw_cost.add(time.thread_time() - started)
 
 
-def live_controls(job: TrainingJob | None) -> None:
+def live_controls(job: common.Job | None) -> None:
     """Change the learning rate and β of the running job (always shown, so the layout stays put)."""
     alive = job is not None and job.alive
     source = job.config if job is not None else common.draft_config()
@@ -477,7 +477,7 @@ def live_controls(job: TrainingJob | None) -> None:
         c.form_submit_button("Apply to the running job", on_click=apply, width="stretch", disabled=not alive)
 
 
-def downloads(job: TrainingJob) -> None:
+def downloads(job: common.Job) -> None:
     view = job.view()
     if view.status not in DONE or not view.run_dir:
         return

@@ -8,6 +8,10 @@ import pytest
 from chromium import CHROMIUM
 from vae_core.data import load_dataset
 
+# Page tests (AppTest) run the app in this process and look at its jobs in place: train on threads here.
+# Real servers (tests/local_server.py) use the trainer process, as users get it.
+os.environ["VAE_LAB_TRAINER"] = "threads"
+
 REPO = Path(__file__).resolve().parents[1]
 MNIST_DIR = REPO.parent / "shared" / "data" / "mnist-t10k"
 ARTIFACTS = REPO / "test-artifacts"

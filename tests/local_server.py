@@ -34,6 +34,7 @@ def streamlit_server(env: dict, log: Path, launcher: list[str] | None = None, ti
     """Serve app.py (through `python <launcher> app.py ...`, by default `-m streamlit run`) with `env`, its
     output in `log`, until it answers health checks; yields (url, process); stops the server after.
     RuntimeError, with the log's tail, when it does not start within `timeout` seconds."""
+    env = {**env, "VAE_LAB_TRAINER": "process"}  # as users get it (tests/conftest.py sets threads for AppTest)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     with open(log, "w") as out:

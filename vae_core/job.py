@@ -31,6 +31,7 @@ SNAPSHOT_SHARE = 0.05  # snapshots may take at most this share of the training t
 # A loss this many times the first step's counts as diverged. Measured on the digits: Adam at LR 1000
 # reaches 1e26 times it; spikes that recover (Adam 0.1, RMSprop 0.01) stay below 2,000 times.
 DIVERGENCE_FACTOR = 1e6
+LIVE_RANGES = {"lr": (1e-7, 1e4), "beta": (0.0, 1000.0)}  # what set_lr and set_beta accept
 
 
 @dataclass(frozen=True)
@@ -117,16 +118,15 @@ class TrainingJob:
         return self._thread.is_alive()
 
     def set_lr(self, lr: float) -> None:
-        self._set_pending("lr", lr, 1e-7, 1e4)
+        self._set_pending("lr", lr)
 
     def set_beta(self, beta: float) -> None:
-        self._set_pending("beta", beta, 0.0, 1000.0)
+        self._set_pending("beta", beta)
 
-    def _set_pending(self, name: str, value: float, low: float, high: float) -> None:
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
-            raise ValueError(f"{name}: must be between {low} and {high}, got {value}")
+    def _set_pending(self, name: str, value: float) -> None:
+        value = check_live_value(name, value)
         with self._lock:
-            self._pending[name] = float(value)
+            self._pending[name] = value
 
     # --- observation ------------------------------------------------------------------------
     def view(self) -> JobView:
@@ -144,6 +144,10 @@ class TrainingJob:
             queue_position=self.pool.position(self), step_history=self.history.steps(),
             epoch_history=self.history.epochs(), snapshot=self._snapshot,
             run_dir=str(self.run_dir) if self.run_dir else None, best_epoch=self.best_epoch)
+
+    def model(self):
+        """The model as trained so far, None before it exists (read it while the job is paused or done)."""
+        return self.trainer.model if self.trainer is not None else None
 
     # --- the training thread ----------------------------------------------------------------
     def _run(self) -> None:
@@ -289,6 +293,14 @@ class TrainingJob:
             self.save_error = None
         except OSError as exc:  # a full disk or read-only folder must not cost the user the trained model
             self.save_error = _save_failure(exc)
+
+
+def check_live_value(name: str, value: float) -> float:
+    """A live change of "lr" or "beta" as a float, ValueError when outside LIVE_RANGES."""
+    low, high = LIVE_RANGES[name]
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"{name}: must be between {low} and {high}, got {value}")
+    return float(value)
 
 
 def _save_failure(exc: OSError) -> str:

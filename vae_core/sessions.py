@@ -183,12 +183,16 @@ class JobSeries:
     """Several configurations trained one after another on one background thread (a β sweep, a lesson pair)."""
 
     def __init__(self, configs: list[TrainConfig], labels: list[str], *, runs_dir=None, data_dir=None,
-                 pool=None, poll: float = 0.1):
+                 pool=None, poll: float = 0.1, new_job: Callable[[TrainConfig], Work] | None = None):
+        """Each run is `new_job(config)`, by default a TrainingJob with the runs folder, data folder and
+        slot pool given here (the app passes its own, which trains in its trainer process)."""
         if len(configs) != len(labels) or not configs:
             raise ValueError("a series needs one label per configuration, and at least one configuration")
         self.configs, self.labels = list(configs), list(labels)
-        self.runs_dir, self.data_dir, self.pool, self.poll = runs_dir, data_dir, pool, poll
-        self.jobs: list[TrainingJob] = []
+        self.poll = poll
+        self.new_job = new_job or (lambda config: TrainingJob(config, runs_dir=runs_dir, data_dir=data_dir,
+                                                              pool=pool))
+        self.jobs: list = []
         self.status = RUNNING
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vae-lab-series", daemon=True)
@@ -222,7 +226,7 @@ class JobSeries:
             for config in self.configs:
                 if self._stop.is_set():
                     break
-                job = TrainingJob(config, runs_dir=self.runs_dir, data_dir=self.data_dir, pool=self.pool)
+                job = self.new_job(config)
                 self.jobs.append(job)
                 job.start()
                 while not job.join(self.poll):
