@@ -12,10 +12,12 @@ For each N, on a fresh server:
 - N at once: N tabs load the page, then each presses Start; from the first click to the last run's "finished".
 - page load: while they train, a fresh tab opens the page again and again; seconds from navigation to the
   Train page's title and to its Start button. The same on the idle server before the load.
-- server RSS (VmRSS) idle, after the single runs and the idle page loads, and at its peak during the load.
+- server RSS (VmRSS of the server and its trainer process) idle, after the single runs and the idle page
+  loads, and at its peak during the load.
 - dataset loads: the "loaded dataset" lines vae_core logs on a real load (a cache miss), per dataset.
-- where the server's CPU went: its training threads, its main thread (the web server's event loop) and the
-  rest (mostly script runs), and how late the stats thread's 0.25 s sleeps wake (waiting for the GIL or a core).
+- where the server's CPU went: its training threads (none: the runs train in the trainer process, whose CPU
+  is counted apart), its main thread (the web server's event loop) and the rest (mostly script runs), and how
+  late the stats thread's 0.25 s sleeps wake (waiting for the GIL or a core).
 
     python -m bench.classroom [--smoke] [--repeats N]
 """
@@ -65,6 +67,26 @@ def cpu(stat):  # utime + stime in seconds
 def rss_mb():
     return next(int(line.split()[1]) / 1024 for line in open("/proc/self/status") if line.startswith("VmRSS:"))
 
+def children():  # the server's child processes: its trainer process (vae_core.trainer_process)
+    pids = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            pids += open(f"/proc/self/task/{task}/children").read().split()
+        except OSError:
+            pass
+    return pids
+
+def child_figures():  # CPU seconds and RSS (MB) of the child processes
+    cpu_s = rss = 0.0
+    for pid in children():
+        try:
+            cpu_s += cpu(f"/proc/{pid}/stat")
+            rss += next(int(line.split()[1]) / 1024 for line in open(f"/proc/{pid}/status")
+                        if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):  # it has just ended
+            pass
+    return cpu_s, rss
+
 def run_delay():  # seconds this thread has spent runnable, waiting for a core
     return int(open("/proc/thread-self/schedstat").read().split()[1]) / 1e9
 
@@ -87,8 +109,8 @@ def timed_run_script(self, rerun_data):
 ScriptRunner._run_script = timed_run_script
 
 def stats(path, every=0.25):
-    from vae_core.slots import default_pool
-    main_stat, training = f"/proc/self/task/{threading.main_thread().native_id}/stat", {}
+    from vae_core.sessions import registry
+    main_stat, training, trainer_cpu = f"/proc/self/task/{threading.main_thread().native_id}/stat", {}, 0.0
     with open(path, "a", buffering=1) as out:
         while True:
             before, queued = time.perf_counter(), run_delay()
@@ -100,8 +122,11 @@ def stats(path, every=0.25):
                         training[t] = cpu(f"/proc/self/task/{t.native_id}/stat")
                     except OSError:  # it has just ended: its last figure stays
                         pass
-            out.write(json.dumps({"t": time.time(), "late": late, "queued": queued, "rss": rss_mb(),
-                                  "running": default_pool().running, "cpu": cpu("/proc/self/stat"),
+            child_cpu, child_rss = child_figures()
+            trainer_cpu = max(trainer_cpu, child_cpu)  # (a restarted trainer would start from 0)
+            running = sum(getattr(work, "status", None) == "running" for work in registry().works())
+            out.write(json.dumps({"t": time.time(), "late": late, "queued": queued, "rss": rss_mb() + child_rss,
+                                  "running": running, "cpu": cpu("/proc/self/stat"), "trainer": trainer_cpu,
                                   "training": sum(training.values()), "main": cpu(main_stat), **scripts}) + "\n")
 
 threading.Thread(target=stats, args=(os.environ["CLASSROOM_STATS"],), name="classroom-stats", daemon=True).start()
@@ -386,7 +411,7 @@ def measure(browser, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
         "rss_idle": rss_idle, "rss_tabs": rss_tabs, "rss_peak": rss_peak, "per_session": (rss_peak - rss_idle) / n,
         "dataset_loads": ", ".join(f"{k} {v}" for k, v in sorted(dataset_loads.items())) or "none",
         "loaded_once": bool(dataset_loads) and set(dataset_loads.values()) == {1},
-        "server_cores": server_cpu / span,
+        "server_cores": server_cpu / span, "trainer_cores": (last["trainer"] - first["trainer"]) / span,
         "cpu_split": f"{100 * training / server_cpu:.0f} / {100 * main / server_cpu:.0f} / "
                      f"{100 * (server_cpu - training - main) / server_cpu:.0f}",
         **{f"{kind}_{key}": value for kind in ("page", "fragment") for key, value in zip(
@@ -407,10 +432,11 @@ COLUMNS = [("sessions", "sessions", 0), ("epochs", "epochs per run", 0), ("max_j
            ("load_p50", "page load under load, p50 (s)", 2), ("load_p95", "page load under load, p95 (s)", 2),
            ("loads", "page loads sampled", 0),
            ("loads_timed_out", f"page loads over {TIMEOUT} s", 0),
-           ("rss_idle", "server RSS idle (MB)", 0), ("rss_peak", "server RSS peak (MB)", 0),
+           ("rss_idle", "server + trainer RSS idle (MB)", 0), ("rss_peak", "server + trainer RSS peak (MB)", 0),
            ("per_session", "MB per session", 1), ("dataset_loads", "dataset loads in the server", 0),
            ("other_cpu", "other processes' CPU %", 0)]
 CPU_COLUMNS = [("sessions", "sessions", 0), ("server_cores", "server CPU (cores)", 2),
+               ("trainer_cores", "trainer process CPU (cores)", 2),
                ("cpu_split", "training / main thread / rest (%)", 0), ("page_runs", "page runs per s", 1),
                ("page_cpu_ms", "page run CPU (ms)", 0), ("page_wall_ms", "page run wall (ms)", 0),
                ("page_going", "page runs unfinished at the end", 0),
@@ -463,7 +489,7 @@ def run(smoke: bool = False, repeats: int = 3, sizes=None) -> dict:
         f"{LOAD_EVERY:g} s (at most {LOADING_AT_MOST} loading at once); the title's times are in results.json; "
         f"a load over {TIMEOUT} s counts as {TIMEOUT} s; N tabs opened at once: from opening the first of the N "
         "students' tabs to the last showing Start, before any run",
-        "MB per session: (peak − idle) / N of the server's VmRSS; idle is after the single runs and idle page loads; "
+        "MB per session: (peak − idle) / N of the VmRSS of the server and its trainer process; idle is after the single runs and idle page loads; "
         "the peak includes the closed page-load tabs' sessions, which Streamlit keeps for 120 s",
         "dataset loads: vae_core's log lines of real loads (cache misses) in the server's whole life: 1 = loaded once",
         "server CPU split: training threads / main thread (web server event loop) / the rest, mostly script runs",

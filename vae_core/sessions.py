@@ -86,11 +86,14 @@ class SessionRegistry:
         with self._lock:
             return self._work.get(session_id)
 
+    def works(self) -> list[Work]:
+        """Every session's work, as a list."""
+        with self._lock:
+            return list(self._work.values())
+
     def live(self) -> int:
         """How many sessions have work that is queued or running."""
-        with self._lock:
-            works = list(self._work.values())
-        return sum(work.alive for work in works)
+        return sum(work.alive for work in self.works())
 
     def clear(self, session_id: str) -> None:
         """Stop and forget the session's work."""

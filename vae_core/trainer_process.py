@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import threading
@@ -340,7 +341,11 @@ def _serve(inbox: Connection, outbox: Connection) -> None:
             job = jobs.get(job_id, (None,))[0]
         if kind == "start":
             config_json, data, runs_dir, data_dir = args
-            job = TrainingJob(TrainConfig.from_json(config_json), data, data_dir=data_dir, runs_dir=runs_dir)
+            try:
+                job = TrainingJob(TrainConfig.from_json(config_json), data, data_dir=data_dir, runs_dir=runs_dir)
+            except Exception as exc:  # a config the trainer refuses (its limits): that run fails, the trainer goes on
+                send("update", job_id, {"status": FAILED, "message": f"Training failed: {exc}", "done": True})
+                continue
             with lock:
                 jobs[job_id] = (job, _Sent())
             job.start()
@@ -352,11 +357,13 @@ def _serve(inbox: Connection, outbox: Connection) -> None:
         elif job is not None and kind in ("set_lr", "set_beta"):
             getattr(job, kind)(args[0])
     with lock:
-        for job, _ in jobs.values():
-            job.stop()
-    for job, _ in list(jobs.values()):
+        running = [job for job, _ in jobs.values()]
+    for job in running:
+        job.stop()
+    for job in running:
         job.join(5)  # stopped runs are saved as such
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on the server's terminal: the server ends, then this
     _serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))

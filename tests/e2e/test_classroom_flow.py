@@ -69,7 +69,7 @@ def test_a_link_to_a_sub_page_opens_inside_the_app(page, server, shoot):
 
 
 def test_train_watch_stop_and_explore(page, server, shoot):
-    page.goto(server.url)
+    page.goto(server.url + "/?epochs=400")  # the default 30 epochs take under 2 s in the trainer process
     start = page.get_by_role("button", name="Start", exact=True)
     start.wait_for()
     page.locator(".st-key-cfg_dataset").click()
@@ -99,7 +99,7 @@ def test_train_watch_stop_and_explore(page, server, shoot):
     wait_points(page, "loss_chart", more_than=shown)
     page.wait_for_function("n => Number(document.querySelector('[data-testid=stProgress] [role=progressbar]')"
                            ".getAttribute('aria-valuenow')) > n", arg=before, polling=50)
-    assert re.search(r"Epoch \d+ of 30 · step [\d,]+ of [\d,]+ · \d+:\d\d left",
+    assert re.search(r"Epoch \d+ of 400 · step [\d,]+ of [\d,]+ · \d+:\d\d left",
                      page.locator("[data-testid=stProgress]").first.inner_text())
     # Live updates keep the chart element and the user's zoom: drag a zoom box, let points arrive.
     box = page.locator(".st-key-loss_chart .nsewdrag").first.bounding_box()
@@ -128,7 +128,7 @@ def test_train_watch_stop_and_explore(page, server, shoot):
     # Other pages show the running job in the sidebar (and keep the session alive).
     page.get_by_role("link", name="Learn").click()
     sidebar = page.locator("[data-testid=stSidebar]")
-    sidebar.get_by_text(re.compile(r"Training: running, \d+ of 30 epochs done")).wait_for()
+    sidebar.get_by_text(re.compile(r"Training: running, \d+ of 400 epochs done")).wait_for()
     page.get_by_role("link", name="Train").click()
 
     page.get_by_role("button", name="Stop", exact=True).click()

@@ -2,7 +2,8 @@
 
 Ten users (tabs, each its own Streamlit session) press Start on a short run; seven watch it train,
 three close their tab at once. Every job finishes and is saved, the seven see "Finished." with no error
-on any page, and once every tab has closed the server's own threads are back to their baseline.
+on any page, and once every tab has closed the server's own threads, and those of its trainer process,
+are back to their baseline.
 The browser may reach 127.0.0.1 only: any other request is refused (and counted).
 
 Chromium runs at a lower CPU priority (nice 15): in a classroom the browsers are on the students'
@@ -64,6 +65,14 @@ def _named(server) -> list[str]:
         except (OSError, ValueError):
             time.sleep(0.1)
     raise AssertionError("the server stopped logging its threads")
+
+
+def _trainer_pid(server_pid: int) -> int:
+    """The server's trainer process (its one child: vae_core.trainer_process)."""
+    children = [pid for task in os.listdir(f"/proc/{server_pid}/task")
+                for pid in Path(f"/proc/{server_pid}/task/{task}/children").read_text().split()]
+    assert len(children) == 1, f"the server should have one child, its trainer process: {children}"
+    return int(children[0])
 
 
 def _rss_mb(pid: int) -> float:
@@ -215,6 +224,8 @@ def test_ten_users_train_at_once_and_leave_nothing_behind(chromium, server, page
     assert wait_for_names(server, lambda names: "ScriptRunner.scriptThread" not in names, 20)
     baseline_names = _named(server)
     assert "vae-lab-training" not in baseline_names
+    trainer = _trainer_pid(server.pid)  # where the runs train
+    trainer_baseline = _steady_threads(trainer)
     rss_before = _rss_mb(server.pid)
     warmed = time.monotonic()
 
@@ -253,6 +264,8 @@ def test_ten_users_train_at_once_and_leave_nothing_behind(chromium, server, page
         page.close()
     assert wait_for_names(server, lambda names: sorted(names) == sorted(baseline_names), 30), \
         f"server threads after the tabs closed: {_named(server)}; before: {baseline_names}"
+    assert wait_for(lambda: _threads(trainer) == trainer_baseline, 30), \
+        f"the trainer process has {_threads(trainer)} threads after the runs, {trainer_baseline} before"
     context.close()
     assert not errors, errors
     assert all("fonts.gstatic.com" in url for url in refused), refused  # the page icon; nothing else leaves
@@ -265,5 +278,6 @@ def test_ten_users_train_at_once_and_leave_nothing_behind(chromium, server, page
         "seconds_to_load_all": round(loaded_in, 1), "seconds_to_load_and_train_all": round(trained_in, 1),
         "start_presses_lost": repressed, "requests_refused_off_loopback": sorted(set(refused)),
         "server_threads": {"os_baseline": baseline, "os_peak": peak_threads, "os_after_close": _threads(server.pid),
-                           "own_baseline": baseline_names, "own_peak": peak_names},
+                           "own_baseline": baseline_names, "own_peak": peak_names,
+                           "trainer_baseline": trainer_baseline, "trainer_after": _threads(trainer)},
         "server_rss_mb": {"before": round(rss_before), "peak": round(rss_peak)}}, indent=2))

@@ -1,0 +1,146 @@
+"""The trainer process: a RemoteJob trains exactly as a TrainingJob does, in another process, and is
+controlled and observed from the server the same way; a dead trainer fails its jobs with a message."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+import torch
+
+from vae_core import runs
+from vae_core.config import TrainConfig
+from vae_core.job import FAILED, FINISHED, PAUSED, RUNNING, STOPPED, TrainingJob
+from vae_core.slots import SlotPool
+from vae_core.trainer_process import RemoteJob, TrainerProcess, use_trainer_process
+
+SMALL = TrainConfig(epochs=2, hidden=[32], latent_dim=2, batch_size=64)
+LONG = SMALL.replace(epochs=400, batch_size=16)
+
+
+def wait_for(condition, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+@pytest.fixture(scope="module")
+def trainer():
+    process = TrainerProcess()
+    yield process
+    process.close()
+
+
+def test_a_remote_job_trains_as_a_training_job_does_and_saves_its_run(trainer, digits, tmp_path):
+    remote = RemoteJob(SMALL, runs_dir=tmp_path / "remote", trainer=trainer).start()
+    here = TrainingJob(SMALL, digits, runs_dir=tmp_path / "here", pool=SlotPool(1)).start()
+    assert remote.join(60) and here.join(60)
+    got, want = remote.view(), here.view()
+    assert got.status == FINISHED and got.message == "Finished."
+    assert (got.step, got.total_steps, got.epoch) == (want.step, want.total_steps, want.epoch) == (40, 40, 2)
+    assert [r["step"] for r in got.step_history] == [r["step"] for r in want.step_history]
+    for mine, theirs in zip(got.step_history + got.epoch_history, want.step_history + want.epoch_history):
+        assert mine.keys() == theirs.keys()
+        assert all(mine[k] == pytest.approx(theirs[k], rel=1e-4, abs=1e-6) for k in mine)
+    assert got.snapshot is not None and got.snapshot.step == 40
+    assert got.snapshot.reconstructions.shape == want.snapshot.reconstructions.shape
+    saved = runs.load_run(got.run_dir)
+    assert saved.meta["status"] == FINISHED and len(saved.epochs) == 2
+    on_disk, model = saved.load_model().state_dict(), remote.model().state_dict()
+    assert on_disk.keys() == model.keys() and all(torch.equal(on_disk[k], model[k]) for k in model)
+    assert not remote.alive and torch.equal(remote.data.val, digits.val)  # the server's own copy draws the charts
+
+
+def test_training_happens_in_the_other_process(trainer):
+    job = RemoteJob(LONG, trainer=trainer).start()
+    try:
+        assert wait_for(lambda: job.view().step > 0)
+        assert "vae-lab-training" not in {t.name for t in threading.enumerate()}
+        assert any(os.listdir(f"/proc/{trainer.process.pid}/task"))  # (its threads are there, not here)
+    finally:
+        job.stop()
+        assert job.join(10)
+
+
+def test_pause_gives_the_model_so_far_live_changes_apply_and_stop_saves(trainer, tmp_path):
+    job = RemoteJob(LONG, runs_dir=tmp_path, trainer=trainer).start()
+    assert wait_for(lambda: job.view().step > 20)
+    with pytest.raises(ValueError, match="lr: must be between"):
+        job.set_lr(0.0)
+    job.pause()
+    assert wait_for(lambda: job.status == PAUSED)
+    step = job.view().step
+    first, second = job.model(), job.model()
+    assert first is not None and all(torch.equal(a, b) for a, b in zip(first.state_dict().values(),
+                                                                        second.state_dict().values()))
+    time.sleep(0.3)
+    assert job.view().step == step  # paused: no step taken
+    job.set_lr(0.0123)
+    job.set_beta(3.0)
+    job.resume()
+    assert wait_for(lambda: job.view().lr == pytest.approx(0.0123) and job.view().beta == 3.0)
+    assert job.status == RUNNING and job.view().step > step
+    job.stop()
+    assert job.join(10) and job.status == STOPPED and job.message == "Stopped by the user."
+    assert runs.load_run(job.run_dir).meta["status"] == STOPPED
+
+
+def test_an_upload_is_sent_to_the_trainer(trainer, digits):
+    upload = type(digits)(**{**digits.__dict__, "name": "upload:mine.npz", "train": digits.train[:200],
+                                             "train_labels": digits.train_labels[:200]})
+    job = RemoteJob(SMALL.replace(dataset="upload:mine.npz"), upload, trainer=trainer).start()
+    assert job.join(60) and job.status == FINISHED, job.message
+    assert job.view().total_steps == 2 * 4 and job.data is upload  # 200 samples in batches of 64
+
+
+def test_the_trainer_has_its_own_queue_and_limits(monkeypatch):
+    too_long = LONG.replace(epochs=500)  # valid here, before the lower cap
+    monkeypatch.setenv("VAE_LAB_MAX_JOBS", "1")  # read by the new trainer process
+    monkeypatch.setenv("VAE_LAB_MAX_EPOCHS", "450")
+    trainer = TrainerProcess()
+    refused = RemoteJob(too_long, trainer=trainer).start()
+    assert refused.join(20) and refused.status == FAILED
+    assert refused.message == "Training failed: epochs: must be between 1 and 450, got 500"
+    first, second = RemoteJob(LONG, trainer=trainer).start(), RemoteJob(LONG, trainer=trainer).start()
+    try:
+        assert wait_for(lambda: first.status == RUNNING and second.view().queue_position == 1)
+        second.stop()
+        assert second.join(10) and second.status == STOPPED and second.view().step == 0
+    finally:
+        first.stop()
+        assert first.join(10)
+        trainer.close()
+
+
+def test_a_dead_trainer_fails_its_jobs_with_a_message_and_the_next_one_is_new():
+    trainer = TrainerProcess()
+    job = RemoteJob(LONG, trainer=trainer).start()
+    assert wait_for(lambda: job.view().step > 0)
+    trainer.process.kill()
+    assert job.join(10) and job.status == FAILED
+    assert "the training process ended unexpectedly (exit code -9)" in job.message
+    assert not trainer.alive and job.model() is None
+    late = RemoteJob(SMALL, trainer=trainer).start()  # started after the death: fails at once, with the message
+    assert late.join(1) and late.status == FAILED and "ended unexpectedly" in late.message
+
+
+def test_the_trainer_ends_with_the_server():
+    trainer = TrainerProcess()
+    job = RemoteJob(LONG, trainer=trainer).start()
+    assert wait_for(lambda: job.view().step > 0)
+    trainer.close()
+    assert trainer.process.returncode == 0 and job.join(5)
+
+
+def test_the_choice_of_trainer_is_read_from_the_environment(monkeypatch):
+    for raw, process in (("", True), ("process", True), ("threads", False)):
+        monkeypatch.setenv("VAE_LAB_TRAINER", raw)
+        assert use_trainer_process() is process
+    monkeypatch.setenv("VAE_LAB_TRAINER", "gpu")
+    with pytest.raises(ValueError, match="VAE_LAB_TRAINER must be 'process' or 'threads'"):
+        use_trainer_process()
