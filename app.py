@@ -6,14 +6,17 @@ import streamlit as st
 
 from pages import common
 from vae_core.sessions import JobSeries
+from vae_core.trainer_process import use_trainer_process
 
 STATUS_SECONDS = 2  # how often other pages refresh the running work's line in the sidebar
-# How long a thread may keep the GIL while another waits for it (Python's default: 5 ms). The server's
-# training threads, page runs and web server share one GIL: a page run or the event loop waited up to
-# 5 ms after every torch op of a training thread (bench/README.md, "Classroom load").
+# How long a thread may keep the GIL while another waits for it (Python's default: 5 ms), when the runs
+# train on the server's own threads: a page run or the event loop waited up to 5 ms after every torch op
+# of a training thread (bench/README.md, "Classroom load"). With the trainer process (the default) the
+# server's threads only draw pages, which get more done between switches at the default.
 SWITCH_INTERVAL = 0.0005
 
-sys.setswitchinterval(SWITCH_INTERVAL)
+if not use_trainer_process():
+    sys.setswitchinterval(SWITCH_INTERVAL)
 
 page = common.frame()
 

@@ -8,7 +8,10 @@ For every dataset × model × batch size, in one process, alternating, `repeats`
                 (what a user's script gets);
   plain, worker the same loop on a fresh worker thread with the job's thread count, so
                 job / plain-worker is the engine's own overhead and plain-worker / plain-main
-                is the effect of the thread and its thread count.
+                is the effect of the thread and its thread count;
+  trainer       the same job as the app runs it: a RemoteJob in a trainer process (started once per
+                row, as a server starts one), timed on the trainer's clock from the job's start to its
+                end (the data's trip through the pipe before, and the last update's after, excluded).
 Both sides train the same epochs on the same in-memory tensors, and both include building the model.
 The time the job spends in SnapshotMaker.take is recorded too (part 2: the snapshots' share).
 
@@ -24,6 +27,7 @@ from vae_core.config import TrainConfig
 from vae_core.job import FINISHED, TrainingJob, _thread_count
 from vae_core.slots import SlotPool
 from vae_core.snapshots import SnapshotMaker
+from vae_core.trainer_process import RemoteJob, TrainerProcess
 
 MODELS = {
     "mlp 400-20": TrainConfig(hidden=[400], latent_dim=20),
@@ -82,6 +86,16 @@ def run_job(config: TrainConfig, data) -> dict:
     return {"seconds": seconds, "cpu": cpu["seconds"], "snapshot_seconds": snaps.seconds, "snapshots": snaps.count}
 
 
+def run_remote(config: TrainConfig, data, trainer: TrainerProcess) -> dict:
+    """Seconds the job took in the trainer process, by the trainer's clock."""
+    job = RemoteJob(config, data, trainer=trainer).start()
+    job.join()
+    view = job.view()
+    if view.status != FINISHED:
+        raise RuntimeError(f"the trainer's job did not finish: {view.status}: {view.message}")
+    return {"seconds": view.elapsed}
+
+
 def epochs_for(config: TrainConfig, data, smoke: bool) -> int:
     """Whole epochs that take about RUN_SECONDS, from a short timed run of the plain loop."""
     n = 3 if smoke else 8
@@ -94,18 +108,24 @@ def measure(name: str, data, model: str, base: TrainConfig, batch: int, repeats:
     common_params = plain.check_same_architecture(config, data.sample_shape)
     config = config.replace(epochs=epochs_for(config, data, smoke))
     job_threads = _thread_count(config, 1)
-    variants = {
-        "job": lambda: run_job(config, data),
-        "main": lambda: plain.train(config, data, common.DEFAULT_THREADS),
-        "worker": lambda: common.in_thread(plain.train, config, data, job_threads),
-    }
     common.wait_for_quiet()
-    names = list(variants)
-    runs: dict[str, list[dict]] = {k: [] for k in names}
     with common.OtherLoad() as load:
-        for r in range(repeats):
-            for k in names[r % 3:] + names[:r % 3]:  # rotate the order so none is always first
-                runs[k].append(variants[k]())
+        trainer = TrainerProcess()  # inside: its CPU time counts as this benchmark's once it has ended
+        try:
+            variants = {
+                "job": lambda: run_job(config, data),
+                "main": lambda: plain.train(config, data, common.DEFAULT_THREADS),
+                "worker": lambda: common.in_thread(plain.train, config, data, job_threads),
+                "trainer": lambda: run_remote(config, data, trainer),
+            }
+            names = list(variants)
+            runs: dict[str, list[dict]] = {k: [] for k in names}
+            run_remote(config.replace(epochs=1), data, trainer)  # the trainer's first job warms it up
+            for r in range(repeats):
+                for k in names[r % 4:] + names[:r % 4]:  # rotate the order so none is always first
+                    runs[k].append(variants[k]())
+        finally:
+            trainer.close()
     samples = config.epochs * len(data.train)
 
     def rate(k):
@@ -120,7 +140,8 @@ def measure(name: str, data, model: str, base: TrainConfig, batch: int, repeats:
                  if job_threads == 1 else None)
     return {"dataset": name, "model": model, "params": common_params, "batch": batch, "epochs": config.epochs,
             "job_threads": job_threads, "job": common.stats(rate("job")), "main": common.stats(rate("main")),
-            "worker": common.stats(rate("worker")), "ratio_main": common.stats(ratio("job", "main")),
+            "worker": common.stats(rate("worker")), "trainer": common.stats(rate("trainer")),
+            "ratio_trainer": common.stats(ratio("trainer", "main")), "ratio_main": common.stats(ratio("job", "main")),
             "ratio_worker": common.stats(ratio("job", "worker")),
             "thread_effect": common.stats(ratio("worker", "main")), "cpu_ratio": cpu_ratio,
             "snapshot_share": common.stats([100 * r["snapshot_seconds"] / r["seconds"] for r in runs["job"]]),
@@ -144,6 +165,7 @@ def run(smoke: bool = False, repeats: int = 3, datasets=DATASETS) -> dict:
     columns = [("dataset", "dataset", 0), ("model", "model", 0), ("batch", "batch", 0), ("epochs", "epochs", 0),
                ("job", "job samples/s", 0), ("main", f"plain main ({common.DEFAULT_THREADS} thr) samples/s", 0),
                ("worker", "plain worker (job's thr) samples/s", 0), ("job_threads", "job thr", 0),
+               ("trainer", "trainer process job samples/s", 0), ("ratio_trainer", "trainer job / plain main", 2),
                ("ratio_main", "job / plain main", 2), ("ratio_worker", "job / plain worker", 2),
                ("thread_effect", "plain worker / plain main", 2),
                ("cpu_ratio", "job / plain worker by CPU time (1 thr)", 2), ("snapshot_share", "snapshots % of job", 1),
@@ -153,6 +175,8 @@ def run(smoke: bool = False, repeats: int = 3, datasets=DATASETS) -> dict:
               "plain main: hand-built nn.Sequential model, same architecture (parameter counts checked), Adam, "
               "randperm batches, BCE+KL, loss.item() every step, on the main thread with torch's default threads",
               "plain worker: the same loop on a fresh thread with the job's thread count (vae_core.job._thread_count)",
+              "trainer process job: the job as the app runs it, a RemoteJob in a trainer process (the same "
+              "TrainingJob there), on the trainer's clock; the trainer's first job is an unmeasured warm-up",
               "by CPU time: the training thread's CPU seconds (time.thread_time), for runs on one intra-op thread "
               "only; unlike wall-clock figures it holds when other processes share the CPUs"]
     title = "Training throughput: TrainingJob (history + snapshots live) vs a plain PyTorch loop"

@@ -21,6 +21,7 @@ from vae_core.config import TrainConfig
 from vae_core.job import TrainingJob
 from vae_core.slots import SlotPool
 from vae_core.snapshots import SnapshotMaker
+from vae_core.trainer_process import RemoteJob, TrainerProcess
 
 APP_DEFAULT = "app default (mlp 256-128-2, batch 32)"
 
@@ -58,6 +59,21 @@ def first_times(config: TrainConfig, data, data_dir=None) -> dict:
     return {"point": stamps["point"] - t0, "snapshot": stamps["snapshot"] - t0}
 
 
+def first_remote_point(trainer: TrainerProcess) -> float:
+    """Seconds from a RemoteJob's start() (app default on digits, as the app starts it) to its first
+    history point in the server's handle: what the Train page can draw."""
+    t0 = time.perf_counter()
+    job = RemoteJob(TrainConfig(), trainer=trainer).start()
+    while not job.history.steps() and job.alive:
+        time.sleep(0.002)
+    seen = time.perf_counter() - t0
+    job.stop()
+    job.join()
+    if not job.history.steps():
+        raise RuntimeError(f"the job ended without a history point: {job.message}")
+    return seen
+
+
 def cases(smoke: bool):
     """(dataset name, model label, config, data is passed) to time."""
     if smoke:
@@ -85,6 +101,15 @@ def run(smoke: bool = False, repeats: int = 3) -> dict:
         rows.append({"dataset": "digits", "model": APP_DEFAULT, "how": "fresh process, data loaded by the job",
                      "point": common.stats([f["point"] for f in fresh]),
                      "snapshot": common.stats([f["snapshot"] for f in fresh])})
+    trainer = TrainerProcess()
+    time.sleep(2 if smoke else 10)  # a server starts its trainer with itself: up and warm by the first Start
+    try:
+        seen = [first_remote_point(trainer) for _ in range(repeats)]
+    finally:
+        trainer.close()
+    rows.append({"dataset": "digits", "model": APP_DEFAULT, "how": "trainer process, as the app: seen by the "
+                 "server (the first of these is the trainer's first job, 10 s after it started)", "point": common.stats(seen),
+                 "snapshot": None})
     for name, model, config, pass_data in cases(smoke):
         if name not in loaded:
             loaded[name] = common.load(name, smoke)

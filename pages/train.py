@@ -206,11 +206,11 @@ def _schedule_plots(config: TrainConfig, steps_per_epoch: int, beta_box, lr_box)
     steps = np.linspace(0, total, min(total, 300) + 1).astype(int).tolist()
     if config.mode == "vae":
         betas = [beta_at(s, config.beta, config, steps_per_epoch) for s in steps]
-        beta_box.plotly_chart(figures.schedule_figure(steps, betas, "β"), key="beta_schedule",
-                              config={"displayModeBar": False})
+        with beta_box:
+            common.live_chart(figures.schedule_figure(steps, betas, "β"), key="beta_schedule", toolbar=False)
     lr_steps, lrs = _lr_curve(config.to_json(), steps_per_epoch)
-    lr_box.plotly_chart(figures.schedule_figure(lr_steps, lrs, "learning rate"), key="lr_schedule",
-                        config={"displayModeBar": False})
+    with lr_box:
+        common.live_chart(figures.schedule_figure(lr_steps, lrs, "learning rate"), key="lr_schedule", toolbar=False)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -483,8 +483,8 @@ def downloads(job: common.Job) -> None:
         return
     a, b, _ = st.columns([1, 1, 2])
     name = Path(view.run_dir).name
-    a.download_button("Download the run (zip)", runs.bundle(view.run_dir), f"{name}.zip", "application/zip",
-                      icon=":material/download:", on_click="ignore", width="stretch")
+    a.download_button("Download the run (zip)", lambda: runs.bundle(view.run_dir), f"{name}.zip", "application/zip",
+                      icon=":material/download:", on_click="ignore", width="stretch")  # zipped on click only
     b.download_button("Download metrics (CSV)", runs.metrics_csv(view.epoch_history), f"{name}-metrics.csv",
                       "text/csv", icon=":material/table:", on_click="ignore", width="stretch")
 

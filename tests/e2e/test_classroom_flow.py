@@ -3,6 +3,7 @@
 import json
 import re
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -194,6 +195,13 @@ def test_compare_two_short_runs(page, server, shoot):
             assert time.monotonic() < deadline, "a 2-epoch run did not finish within a minute"
             time.sleep(0.2)
         page.get_by_text("Finished.").wait_for()
+    with page.expect_download() as download:  # the zip is made when the button is pressed
+        page.get_by_role("button", name="Download the run (zip)").click()
+    with zipfile.ZipFile(download.value.path()) as bundle:
+        folder = download.value.suggested_filename.removesuffix(".zip")
+        assert json.loads(bundle.read(f"{folder}/config.json"))["beta"] == 4.0
+        names = set(bundle.namelist())
+    assert {f"{folder}/{name}" for name in ("meta.json", "metrics.csv", "weights.safetensors")} <= names, names
     page.get_by_role("link", name="Compare").click()
     page.get_by_text("Rate–distortion plane").wait_for()
     wait_points(page, "rate_distortion", more_than=3)
