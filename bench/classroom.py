@@ -11,7 +11,8 @@ For each N, on a fresh server:
   the median of these (not measured directly).
 - N at once: N tabs load the page, then each presses Start; from the first click to the last run's "finished".
 - page load: while they train, a fresh tab opens the page again and again; seconds from navigation to the
-  Train page's title and to its Start button. The same on the idle server before the load.
+  Train page's title and to its Start button. The same on the idle server before the load. These tabs are
+  in a second Chromium at normal priority: a student's own machine, not one renderer among N busy ones.
 - server RSS (VmRSS of the server and its trainer process) idle, after the single runs and the idle page
   loads, and at its peak during the load.
 - dataset loads: the "loaded dataset" lines vae_core logs on a real load (a cache miss), per dataset.
@@ -44,7 +45,7 @@ from tests.local_server import streamlit_server
 from vae_core.job import DONE
 
 SIZES, SMOKE_SIZES = (10, 30), (2,)
-QUERY, SMOKE_QUERY = "?epochs=2", "?epochs=1"  # the Train page's default configuration, with fewer epochs
+QUERY, SMOKE_QUERY = "", "?epochs=1"  # the Train page's default configuration (smoke: one epoch of it)
 IDLE_LOADS, SMOKE_IDLE_LOADS = 5, 2
 LOAD_EVERY, LOADING_AT_MOST = 2.0, 4  # under load, a fresh page load every 2 s, at most 4 at a time
 TIMEOUT = 60  # seconds for one sampled page load; a load that times out counts as this long
@@ -334,20 +335,23 @@ def _script_runs(first, last, span: float) -> tuple[float, float | None, float |
             last[3] - last[0])
 
 
-def measure(browser, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
-    """Everything in the table for N sessions, on a fresh server."""
+def measure(browser, visitor, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
+    """Everything in the table for N sessions, on a fresh server: the students' tabs in `browser` (niced),
+    the timed page loads in `visitor` (a separate Chromium at normal priority)."""
     common.wait_for_quiet()
     url_query = SMOKE_QUERY if smoke else QUERY
     with serve(folder, max_jobs=n) as server:
         context = browser.new_context(viewport={"width": 1200, "height": 900})
         _loopback_only(context)
+        visits = visitor.new_context(viewport={"width": 1200, "height": 900})
+        _loopback_only(visits)
         url = server.url + url_query
         tab = _open(context, url)
         if not _ready(tab):
             raise RuntimeError(f"the Train page did not load on the idle server:\n{server.log.read_text()[-3000:]}")
         alone = [one_run(tab, server) for _ in range(repeats + (not smoke))][(not smoke):]  # after a warm-up
         tab.close()
-        idle = PageLoads(context, url, every=0, at_most=1)
+        idle = PageLoads(visits, url, every=0, at_most=1)
         idle.until(lambda: len(idle.times) >= (SMOKE_IDLE_LOADS if smoke else IDLE_LOADS))
         idle.finish()
         rss_idle = latest_rss(server)
@@ -367,7 +371,7 @@ def measure(browser, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
         def all_ended() -> bool:  # a lost press or a stuck run leaves the deadline to end the wait
             return len(runs_done(server, singles)) >= len(ready) or time.monotonic() > end
 
-        loads = PageLoads(context, url, every=LOAD_EVERY, at_most=LOADING_AT_MOST)
+        loads = PageLoads(visits, url, every=LOAD_EVERY, at_most=LOADING_AT_MOST)
         loads.until(all_ended)
         busy1, tree1, t1 = common.busy_seconds(), tree_cpu(), time.time()
         loads.finish()
@@ -378,6 +382,7 @@ def measure(browser, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
                          or tab.locator("[data-testid=stAlertContentError]").count() > 0 for tab in tabs)
         page_errors = sorted({e.splitlines()[0][:120] for tab in tabs for e in tab.errors})
         context.close()
+        visits.close()
         window = stats(server, t0, t1)
         log = server.log.read_text()
 
@@ -462,10 +467,11 @@ def run(smoke: bool = False, repeats: int = 3, sizes=None) -> dict:
         niced.write_text(f'#!/bin/sh\nexec nice -n 15 {CHROMIUM} "$@"\n')
         niced.chmod(0o755)
         browser = driver.chromium.launch(executable_path=str(niced), args=CHROMIUM_ARGS)
+        visitor = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             for n in sizes or (SMOKE_SIZES if smoke else SIZES):
                 try:
-                    rows.append(measure(browser, n, smoke, repeats, Path(tmp) / f"n{n}"))
+                    rows.append(measure(browser, visitor, n, smoke, repeats, Path(tmp) / f"n{n}"))
                 except Exception as exc:  # noqa: BLE001 - keep the other sizes' figures; this one says why
                     traceback.print_exc()
                     rows.append({**dict.fromkeys(KEYS), "sessions": n, "finished": f"failed: {exc}"[:200]})
@@ -476,16 +482,18 @@ def run(smoke: bool = False, repeats: int = 3, sizes=None) -> dict:
                       f"{r['per_session']:.1f} MB per session", flush=True)
         finally:
             browser.close()
+            visitor.close()
     notes = [
         "each tab is its own Streamlit session and runs the Train page's default configuration (digits, MLP "
-        f"256-128, z 2, batch 32) with the link's {SMOKE_QUERY if smoke else QUERY} instead of the default 30 "
-        "epochs; VAE_LAB_MAX_JOBS = N, so no run queues",
+        "256-128, z 2, batch 32, 30 epochs" + (f"; here the link's {SMOKE_QUERY}" if smoke else "")
+        + "); VAE_LAB_MAX_JOBS = N, so no run queues",
         f"one run alone: one tab on the same server, median [min–max] of {repeats}"
         + ("" if smoke else " after a warm-up run") + "; N one after another = N × that median (not run)",
         "N at once: from the first Start click to the last run's end; tabs showing Finished.: the students' tabs "
         "after that, given 120 s in all to catch up (what the others show is in results.json); errors: tabs "
         "showing an error or whose page threw, runs not finished, tracebacks in the server log",
-        "page load: a fresh tab, from navigation to the Start button; while the runs train, one every "
+        "page load: a fresh tab in a second Chromium at normal priority (the students' tabs are in one at nice 15), "
+        "from navigation to the Start button; while the runs train, one every "
         f"{LOAD_EVERY:g} s (at most {LOADING_AT_MOST} loading at once); the title's times are in results.json; "
         f"a load over {TIMEOUT} s counts as {TIMEOUT} s; N tabs opened at once: from opening the first of the N "
         "students' tabs to the last showing Start, before any run",
@@ -493,7 +501,7 @@ def run(smoke: bool = False, repeats: int = 3, sizes=None) -> dict:
         "the peak includes the closed page-load tabs' sessions, which Streamlit keeps for 120 s",
         "dataset loads: vae_core's log lines of real loads (cache misses) in the server's whole life: 1 = loaded once",
         "server CPU split: training threads / main thread (web server event loop) / the rest, mostly script runs",
-        "Chromium runs at nice 15 on the same cores; targets: every run finishes, no error, page load p95 < 2 s, "
+        "the students' Chromium runs at nice 15 on the same cores; targets: every run finishes, no error, page load p95 < 2 s, "
         "< 150 MB per session",
     ]
     return common.table(title, COLUMNS, rows, notes)
