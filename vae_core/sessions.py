@@ -21,7 +21,8 @@ from vae_core.job import DONE, FAILED, FINISHED, RUNNING, STOPPED, JobView, Trai
 GRACE_ENV = "VAE_LAB_SESSION_GRACE"
 DEFAULT_GRACE = 120.0
 REDRAW_LEVELS = (0.6, 1.0, 2.0, 3.0, 5.0)  # seconds between redraws of a live view, fastest first
-REDRAW_COST = 0.15  # CPU seconds of one live view's redraw, until redraws in this process have been measured
+REDRAW_COST = 0.05  # CPU seconds of one live view's redraw until redraws in this process are measured (measured
+# on the 2-core reference machine: about 0.01 s, 0.05 s with the page rerun at a run's end; bench/README.md)
 REDRAW_SHARE = 0.75  # the share of the server process all redraws together may take
 
 
