@@ -489,11 +489,13 @@ def run(smoke: bool = False, repeats: int = 3, sizes=None) -> dict:
         f"{LOAD_EVERY:g} s (at most {LOADING_AT_MOST} loading at once); the title's times are in results.json; "
         f"a load over {TIMEOUT} s counts as {TIMEOUT} s; N tabs opened at once: from opening the first of the N "
         "students' tabs to the last showing Start, before any run",
-        "MB per session: (peak − idle) / N of the VmRSS of the server and its trainer process; idle is after the single runs and idle page loads; "
+        "MB per session: (peak − idle) / N of the VmRSS of the server and its trainer process; idle is after the "
+        "single runs and idle page loads; "
         "the peak includes the closed page-load tabs' sessions, which Streamlit keeps for 120 s",
         "dataset loads: vae_core's log lines of real loads (cache misses) in the server's whole life: 1 = loaded once",
         "server CPU split: training threads / main thread (web server event loop) / the rest, mostly script runs",
-        "the students' Chromium runs at nice 15 on the same cores; targets: every run finishes, no error, page load p95 < 2 s, "
+        "the students' Chromium runs at nice 15 on the same cores; targets: every run finishes, no error, "
+        "page load p95 < 2 s, "
         "< 150 MB per session",
     ]
     return common.table(title, COLUMNS, rows, notes)

@@ -107,9 +107,9 @@ def run(smoke: bool = False, repeats: int = 3) -> dict:
         seen = [first_remote_point(trainer) for _ in range(repeats)]
     finally:
         trainer.close()
-    rows.append({"dataset": "digits", "model": APP_DEFAULT, "how": "trainer process, as the app: seen by the "
-                 "server (the first of these is the trainer's first job, 10 s after it started)", "point": common.stats(seen),
-                 "snapshot": None})
+    rows.append({"dataset": "digits", "model": APP_DEFAULT, "point": common.stats(seen), "snapshot": None,
+                 "how": "trainer process, as the app: seen by the server (the first of these is the trainer's "
+                        "first job, 10 s after it started)"})
     for name, model, config, pass_data in cases(smoke):
         if name not in loaded:
             loaded[name] = common.load(name, smoke)

@@ -222,7 +222,7 @@ export default function (component) {
   const draw = (tries) => {
     if (window.Plotly) {
       window.Plotly.react(plot, figure.data, figure.layout,
-                          {displaylogo: false, responsive: true, displayModeBar: data.toolbar === false ? false : "hover",
+                          {displaylogo: false, responsive: true, displayModeBar: data.toolbar ? "hover" : false,
                            modeBarButtonsToRemove: ["lasso2d", "select2d"]})
         .then(() => { if (!plot.vaeListening) { plot.vaeListening = true; listen(plot); } });
     } else if (tries > 0) {

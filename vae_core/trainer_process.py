@@ -74,14 +74,13 @@ class TrainerProcess:
         self.alive = True
         threading.Thread(target=self._receive, name="vae-lab-trainer-link", daemon=True).start()
 
-    def submit(self, job: RemoteJob, data: Dataset | None) -> int:
-        """Start `job` in the trainer; its id there."""
-        job_id = next(self._ids)
+    def submit(self, job: RemoteJob, data: Dataset | None) -> None:
+        """Start `job` in the trainer, under an id it has before the trainer hears of it."""
+        job._id = job_id = next(self._ids)
         with self._lock:
             self._jobs[job_id] = job
         if not self.send("start", job_id, job.config.to_json(), data, job.runs_dir, job.data_dir):
             self._lost([job])
-        return job_id
 
     def send(self, *message) -> bool:
         """Send a message to the trainer; False when it is gone."""
@@ -108,7 +107,7 @@ class TrainerProcess:
         return reply[1]
 
     def close(self, timeout: float = 5.0) -> None:
-        """End the trainer process (it stops its jobs first; they fail here as lost)."""
+        """End the trainer process: it stops its jobs (their runs are saved as stopped), then exits."""
         self.send("quit", 0)
         try:
             self.process.wait(timeout)
@@ -187,8 +186,8 @@ class RemoteJob:
     # --- control ---------------------------------------------------------------------------------
     def start(self) -> "RemoteJob":
         self._trainer = self._trainer or default_trainer()
+        self._trainer.submit(self, self._upload)
         self._started.set()
-        self._id = self._trainer.submit(self, self._upload)
         return self
 
     def pause(self) -> None:
