@@ -156,8 +156,8 @@ def describe(config: TrainConfig) -> str:
 # st.plotly_chart gives a chart a new identity whenever its figure changes, so a chart redrawn while
 # training is remounted on every poll: it blinks and forgets the user's zoom. This component keeps one
 # element and updates it with Plotly.react, which honours the figure's uirevision. It uses the plotly.js
-# bundle of Streamlit's st.plotly_chart: window.Plotly when a chart has loaded it, else it imports that
-# module itself (the same URL: the browser loads it once).
+# that Streamlit loads for st.plotly_chart, waiting for it if need be; on a page that has no
+# st.plotly_chart (Explore on an image dataset opened by its address) it loads Streamlit's own copy.
 # Given `images` (a data URI per point index, the points' customdata), the point under the pointer is
 # shown beside it, its image above its trace's name and index (instead of Plotly's label); with `pick`,
 # a click on a point sends its index (trigger "pick").
@@ -222,11 +222,10 @@ export default function (component) {
   const draw = (tries) => {
     if (window.Plotly) {
       window.Plotly.react(plot, figure.data, figure.layout,
-                          {displaylogo: false, responsive: true, displayModeBar: data.toolbar ? "hover" : false,
-                           modeBarButtonsToRemove: ["lasso2d", "select2d"]})
+                          {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"]})
         .then(() => { if (!plot.vaeListening) { plot.vaeListening = true; listen(plot); } });
     } else if (tries > 0) {
-      if (tries === 400) loadPlotly(data.plotly);  // not there yet: load it (one module, however many import it)
+      if (tries === 390) loadPlotly(data.plotly);  // not there after half a second: load it
       setTimeout(() => draw(tries - 1), 50);
     }
   };
@@ -239,15 +238,12 @@ _PLOTLY_JS = next((f"static/js/{path.name}" for path in
                    (Path(st.__file__).parent / "static" / "static" / "js").glob("PlotlyChart.*.js")), None)
 
 
-def live_chart(figure: figures.Figure, key: str, images: list[str | None] | None = None, on_pick=None,
-               toolbar: bool = True) -> None:
+def live_chart(figure: figures.Figure, key: str, images: list[str | None] | None = None, on_pick=None) -> None:
     """A Plotly figure that is updated in place on every rerun (see _LIVE_JS); `key` names the element.
-    Cheaper to draw than st.plotly_chart, which validates the whole figure through Plotly's objects.
 
     `images`: a data URI (or None) per point index, shown when the pointer is over that point. `on_pick`:
-    called when a point is clicked; its index is then `st.session_state[key].pick`. `toolbar`: Plotly's
-    mode bar on hover."""
-    data = {"figure": figures.to_json(figure), "plotly": _PLOTLY_JS, "toolbar": toolbar}
+    called when a point is clicked; its index is then `st.session_state[key].pick`."""
+    data = {"figure": figures.to_json(figure), "plotly": _PLOTLY_JS}
     if images is not None:
         data["images"] = images
     if on_pick is None:

@@ -206,11 +206,11 @@ def _schedule_plots(config: TrainConfig, steps_per_epoch: int, beta_box, lr_box)
     steps = np.linspace(0, total, min(total, 300) + 1).astype(int).tolist()
     if config.mode == "vae":
         betas = [beta_at(s, config.beta, config, steps_per_epoch) for s in steps]
-        with beta_box:
-            common.live_chart(figures.schedule_figure(steps, betas, "β"), key="beta_schedule", toolbar=False)
+        beta_box.plotly_chart(figures.schedule_figure(steps, betas, "β"), key="beta_schedule",
+                              config={"displayModeBar": False})
     lr_steps, lrs = _lr_curve(config.to_json(), steps_per_epoch)
-    with lr_box:
-        common.live_chart(figures.schedule_figure(lr_steps, lrs, "learning rate"), key="lr_schedule", toolbar=False)
+    lr_box.plotly_chart(figures.schedule_figure(lr_steps, lrs, "learning rate"), key="lr_schedule",
+                        config={"displayModeBar": False})
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
