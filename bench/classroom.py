@@ -68,8 +68,8 @@ TICK = os.sysconf("SC_CLK_TCK")
 def cpu(stat):  # utime + stime in seconds
     return sum(map(int, open(stat).read().rsplit(")", 1)[1].split()[11:13])) / TICK
 
-def rss_mb():
-    return next(int(line.split()[1]) / 1024 for line in open("/proc/self/status") if line.startswith("VmRSS:"))
+def rss_mb(pid="self"):
+    return next(int(line.split()[1]) / 1024 for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS:"))
 
 def children():  # the server's child processes: its trainer process (vae_core.trainer_process)
     pids = []
@@ -85,8 +85,7 @@ def child_figures():  # CPU seconds and RSS (MB) of the child processes
     for pid in children():
         try:
             cpu_s += cpu(f"/proc/{pid}/stat")
-            rss += next(int(line.split()[1]) / 1024 for line in open(f"/proc/{pid}/status")
-                        if line.startswith("VmRSS:"))
+            rss += rss_mb(pid)
         except (OSError, StopIteration):  # it has just ended
             pass
     return cpu_s, rss

@@ -37,7 +37,7 @@ PUSH_SECONDS = 0.1  # how often the trainer sends the server each changed job's 
 WEIGHTS_TIMEOUT = 10.0  # seconds the server waits for a paused job's weights
 _SCALARS = ("status", "message", "epoch", "step", "total_steps", "elapsed", "eta", "lr", "beta", "queue_position",
             "run_dir", "best_epoch")
-_CHANGES = ("status", "message", "epoch", "step", "lr", "beta", "queue_position", "run_dir", "best_epoch")
+_CHANGES = tuple(name for name in _SCALARS if name not in ("elapsed", "eta"))  # worth an update on their own
 
 
 def use_trainer_process() -> bool:
@@ -173,14 +173,15 @@ class RemoteJob:
                  max_points: int = 2000):
         self.config, self.data_dir = config, data_dir
         self.runs_dir = None if runs_dir is None else str(runs_dir)
-        self._upload, self._trainer, self._id = data, trainer, None
+        self._upload, self._trainer, self._id = data, trainer, None  # the upload is sent to the trainer
         self.history = History(max_points)
         self._state = {"status": QUEUED, "message": "", "epoch": 0, "step": 0, "total_steps": 0, "elapsed": 0.0,
                        "eta": None, "lr": config.lr, "beta": config.beta, "queue_position": 0, "run_dir": None,
                        "best_epoch": None}
         self._snapshot: Snapshot | None = None
         self._final_weights: dict | None = None
-        self._has_model = False
+        self._data: Dataset | None = data
+        self._model: tuple[int, VAE] | None = None  # (step, model) last built for model()
         self._started, self._done = threading.Event(), threading.Event()
 
     # --- control ---------------------------------------------------------------------------------
@@ -191,8 +192,7 @@ class RemoteJob:
         return self
 
     def pause(self) -> None:
-        if self.status not in DONE:
-            self._tell("pause")
+        self._tell("pause")
 
     def resume(self) -> None:
         self._tell("resume")
@@ -232,28 +232,34 @@ class RemoteJob:
 
     @property
     def data(self) -> Dataset | None:
-        """The run's dataset: the upload it was given, else the built-in one (None if it cannot be loaded)."""
-        if self._upload is not None:
-            return self._upload
-        try:
-            return load_dataset(self.config.dataset, data_dir=self.data_dir)
-        except DataError:
-            return None
+        """The run's dataset: the upload it was given, else the built-in one, looked up once (the live view
+        reads it on every redraw); None while it cannot be loaded."""
+        if self._data is None:
+            try:
+                self._data = load_dataset(self.config.dataset, data_dir=self.data_dir)
+            except DataError:
+                return None
+        return self._data
 
     def view(self) -> JobView:
         return JobView(**self._state, epochs=self.config.epochs, step_history=self.history.steps(),
                        epoch_history=self.history.epochs(), snapshot=self._snapshot)
 
     def model(self) -> VAE | None:
-        """The model as trained so far (asked of the trainer while the job is paused), None before it exists."""
+        """The model as trained so far (asked of the trainer while the job is paused), None before it exists.
+        Built once per step reached: Explore asks on every rerun."""
+        step = self._state["step"]
+        if self._model is not None and self._model[0] == step:
+            return self._model[1]
         weights = self._final_weights if self._done.is_set() else (
-            self._trainer.ask("weights", self._id) if self._has_model and self._id is not None else None)
+            self._trainer.ask("weights", self._id) if self._id is not None else None)
         data = self.data
         if weights is None or data is None:
             return None
         model = build_model(self.config, data.sample_shape)
         model.load_state_dict({name: torch.from_numpy(array) for name, array in weights.items()})
-        return model.eval()
+        self._model = (step, model.eval())
+        return self._model[1]
 
     def _apply(self, update: dict) -> None:
         """An update from the trainer (on the link thread)."""
@@ -263,7 +269,6 @@ class RemoteJob:
             self.history.add_epoch(row)
         if update.get("snapshot") is not None:
             self._snapshot = update["snapshot"]
-        self._has_model = self._has_model or update.get("has_model", False)
         if update.get("weights") is not None:
             self._final_weights = update["weights"]
         self._state = {**self._state, **{k: update[k] for k in _SCALARS if k in update}}
@@ -290,7 +295,7 @@ class _Sent:
         self.epochs, self.changes = len(view.epoch_history), changes
         self.snapshot = view.snapshot
         update = {name: getattr(view, name) for name in _SCALARS}
-        update.update(steps=steps, epochs=epochs, snapshot=snapshot, done=done, has_model=job.trainer is not None)
+        update.update(steps=steps, epochs=epochs, snapshot=snapshot, done=done)
         if done and job.trainer is not None:
             update["weights"] = _numpy(job.trainer.model.state_dict())
         return update

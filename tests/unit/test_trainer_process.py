@@ -78,6 +78,7 @@ def test_pause_gives_the_model_so_far_live_changes_apply_and_stop_saves(trainer,
     first, second = job.model(), job.model()
     assert first is not None and all(torch.equal(a, b) for a, b in zip(first.state_dict().values(),
                                                                         second.state_dict().values()))
+    assert second is first  # built once per step reached, not on every call
     time.sleep(0.3)
     assert job.view().step == step  # paused: no step taken
     job.set_lr(0.0123)
@@ -88,6 +89,7 @@ def test_pause_gives_the_model_so_far_live_changes_apply_and_stop_saves(trainer,
     job.stop()
     assert job.join(10) and job.status == STOPPED and job.message == "Stopped by the user."
     assert runs.load_run(job.run_dir).meta["status"] == STOPPED
+    assert job.model() is not first  # trained on since the pause: a new model with the final weights
 
 
 def test_an_upload_is_sent_to_the_trainer(trainer, digits):
