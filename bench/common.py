@@ -113,7 +113,7 @@ def machine() -> dict:
 
 
 def in_thread(fn, *args, **kwargs):
-    """Run fn on a fresh worker thread (as TrainingJob does) and return its result."""
+    """Run fn on a fresh worker thread and return its result."""
     out: dict = {}
 
     def target():

@@ -1,14 +1,11 @@
 """Part 1 (and 2): training throughput of vae_core's TrainingJob against a plain PyTorch loop.
 
 For every dataset × model × batch size, in one process, alternating, `repeats` times:
-  job           TrainingJob(config, data, pool=SlotPool(1)) from start() to join(): its worker thread,
-                the thread count it picks (`_thread_count`), live history, throttled UI snapshots,
-                a validation pass and a weights copy per epoch, all as the app runs it;
-  plain, main   bench/plain.py's loop on the main thread with torch's default thread count
-                (what a user's script gets);
-  plain, worker the same loop on a fresh worker thread with the job's thread count, so
-                job / plain-worker is the engine's own overhead and plain-worker / plain-main
-                is the effect of the thread and its thread count;
+  job           TrainingJob(config, data, pool=SlotPool(1)) run on the main thread, as the trainer process
+                and the CLI run a job: the thread count it picks (`_thread_count`), live history,
+                throttled UI snapshots, a validation pass and a weights copy per epoch;
+  plain         bench/plain.py's loop on the main thread with torch's default thread count
+                (what a user's script gets), so job / plain is the engine's own overhead;
   trainer       the same job as the app runs it: a RemoteJob in a trainer process (started once per
                 row, as a server starts one), timed on the trainer's clock from the job's start to its
                 end (the data's trip through the pipe before, and the last update's after, excluded).
@@ -24,7 +21,7 @@ import time
 
 from bench import common, plain
 from vae_core.config import TrainConfig
-from vae_core.job import FINISHED, TrainingJob, _thread_count
+from vae_core.job import FINISHED, TrainingJob
 from vae_core.slots import SlotPool
 from vae_core.snapshots import SnapshotMaker
 from vae_core.trainer_process import RemoteJob, TrainerProcess
@@ -65,25 +62,16 @@ class SnapshotTimer:
 
 
 def run_job(config: TrainConfig, data) -> dict:
-    """Wall-clock seconds from start() to join(), the training thread's CPU seconds, and snapshot time."""
+    """Wall-clock seconds of the job run on this (the main) thread, and the time it spent on snapshots."""
     job = TrainingJob(config, data, pool=SlotPool(1))
-    cpu = {}
-    end = job._end  # the job's last call on its thread: read that thread's CPU clock there
-
-    def timed_end(*args):
-        end(*args)
-        cpu["seconds"] = time.thread_time()
-
-    job._end = timed_end
     with SnapshotTimer() as snaps:
         t0 = time.perf_counter()
-        job.start()
-        job.join()
+        job.run()
         seconds = time.perf_counter() - t0
     view = job.view()
     if view.status != FINISHED:
         raise RuntimeError(f"the job did not finish: {view.status}: {view.message}")
-    return {"seconds": seconds, "cpu": cpu["seconds"], "snapshot_seconds": snaps.seconds, "snapshots": snaps.count}
+    return {"seconds": seconds, "snapshot_seconds": snaps.seconds, "snapshots": snaps.count}
 
 
 def run_remote(config: TrainConfig, data, trainer: TrainerProcess) -> dict:
@@ -107,7 +95,6 @@ def measure(name: str, data, model: str, base: TrainConfig, batch: int, repeats:
     config = base.replace(dataset=name, batch_size=batch)
     common_params = plain.check_same_architecture(config, data.sample_shape)
     config = config.replace(epochs=epochs_for(config, data, smoke))
-    job_threads = _thread_count(config, 1)
     common.wait_for_quiet()
     with common.OtherLoad() as load:
         trainer = TrainerProcess()  # inside: its CPU time counts as this benchmark's once it has ended
@@ -115,14 +102,13 @@ def measure(name: str, data, model: str, base: TrainConfig, batch: int, repeats:
             variants = {
                 "job": lambda: run_job(config, data),
                 "main": lambda: plain.train(config, data, common.DEFAULT_THREADS),
-                "worker": lambda: common.in_thread(plain.train, config, data, job_threads),
                 "trainer": lambda: run_remote(config, data, trainer),
             }
             names = list(variants)
             runs: dict[str, list[dict]] = {k: [] for k in names}
             run_remote(config.replace(epochs=1), data, trainer)  # the trainer's first job warms it up
             for r in range(repeats):
-                for k in names[r % 4:] + names[:r % 4]:  # rotate the order so none is always first
+                for k in names[r % 3:] + names[:r % 3]:  # rotate the order so none is always first
                     runs[k].append(variants[k]())
         finally:
             trainer.close()
@@ -134,16 +120,10 @@ def measure(name: str, data, model: str, base: TrainConfig, batch: int, repeats:
     def ratio(a, b):
         return [rb["seconds"] / ra["seconds"] for ra, rb in zip(runs[a], runs[b])]
 
-    # With one intra-op thread all the work is on the training thread, so its CPU time measures the
-    # work done whatever else runs on the machine: job / plain-worker by CPU time is the engine's overhead.
-    cpu_ratio = (common.stats([rw["cpu"] / rj["cpu"] for rj, rw in zip(runs["job"], runs["worker"])])
-                 if job_threads == 1 else None)
     return {"dataset": name, "model": model, "params": common_params, "batch": batch, "epochs": config.epochs,
-            "job_threads": job_threads, "job": common.stats(rate("job")), "main": common.stats(rate("main")),
-            "worker": common.stats(rate("worker")), "trainer": common.stats(rate("trainer")),
-            "ratio_trainer": common.stats(ratio("trainer", "main")), "ratio_main": common.stats(ratio("job", "main")),
-            "ratio_worker": common.stats(ratio("job", "worker")),
-            "thread_effect": common.stats(ratio("worker", "main")), "cpu_ratio": cpu_ratio,
+            "job": common.stats(rate("job")), "main": common.stats(rate("main")),
+            "trainer": common.stats(rate("trainer")), "ratio_trainer": common.stats(ratio("trainer", "main")),
+            "ratio_main": common.stats(ratio("job", "main")),
             "snapshot_share": common.stats([100 * r["snapshot_seconds"] / r["seconds"] for r in runs["job"]]),
             "snapshots": common.stats([r["snapshots"] for r in runs["job"]]), "other_cpu": 100 * load.share}
 
@@ -163,22 +143,19 @@ def run(smoke: bool = False, repeats: int = 3, datasets=DATASETS) -> dict:
                 print(f"  throughput {name} {model} batch {batch}: job/plain {rows[-1]['ratio_main']['median']:.2f}",
                       flush=True)
     columns = [("dataset", "dataset", 0), ("model", "model", 0), ("batch", "batch", 0), ("epochs", "epochs", 0),
-               ("job", "job samples/s", 0), ("main", f"plain main ({common.DEFAULT_THREADS} thr) samples/s", 0),
-               ("worker", "plain worker (job's thr) samples/s", 0), ("job_threads", "job thr", 0),
-               ("trainer", "trainer process job samples/s", 0), ("ratio_trainer", "trainer job / plain main", 2),
-               ("ratio_main", "job / plain main", 2), ("ratio_worker", "job / plain worker", 2),
-               ("thread_effect", "plain worker / plain main", 2),
-               ("cpu_ratio", "job / plain worker by CPU time (1 thr)", 2), ("snapshot_share", "snapshots % of job", 1),
+               ("job", "job samples/s", 0), ("main", f"plain ({common.DEFAULT_THREADS} thr) samples/s", 0),
+               ("trainer", "trainer process job samples/s", 0), ("ratio_main", "job / plain", 2),
+               ("ratio_trainer", "trainer job / plain", 2), ("snapshot_share", "snapshots % of job", 1),
                ("other_cpu", "other processes' CPU %", 0)]
     notes += [f"median [min–max] of {repeats} alternating repeats; ratios are per repeat; each run trains whole "
               "epochs (about a second of work) and includes building the model and a validation pass per epoch",
-              "plain main: hand-built nn.Sequential model, same architecture (parameter counts checked), Adam, "
+              "job: TrainingJob.run on the main thread (as the trainer process runs a job started while it has none, "
+              "and as the CLI runs one), with torch's default thread count, live history and UI snapshots",
+              "plain: hand-built nn.Sequential model, same architecture (parameter counts checked), Adam, "
               "randperm batches, BCE+KL, loss.item() every step, on the main thread with torch's default threads",
-              "plain worker: the same loop on a fresh thread with the job's thread count (vae_core.job._thread_count)",
               "trainer process job: the job as the app runs it, a RemoteJob in a trainer process (the same "
-              "TrainingJob there), on the trainer's clock; the trainer's first job is an unmeasured warm-up",
-              "by CPU time: the training thread's CPU seconds (time.thread_time), for runs on one intra-op thread "
-              "only; unlike wall-clock figures it holds when other processes share the CPUs"]
+              "TrainingJob, on the trainer's main thread), on the trainer's clock; the trainer's first job is an "
+              "unmeasured warm-up"]
     title = "Training throughput: TrainingJob (history + snapshots live) vs a plain PyTorch loop"
     return common.table(title, columns, rows, notes)
 

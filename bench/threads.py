@@ -1,11 +1,11 @@
 """Part 1, thread effects: the plain loop's step rate by intra-op thread count, on the main thread
-and on a worker thread (where TrainingJob trains), across model and batch sizes; and on a worker
-thread while one core is busy with something else (a spinning process standing in for a second
-job or a Streamlit rerun, as on a classroom server).
+and on a worker thread (where a job trains when another has the trainer process's main thread), across model
+and batch sizes; and on a worker thread while one core is busy with something else (a spinning process
+standing in for a second job or a Streamlit rerun, as on a classroom server).
 
 Timed are training steps only (no epochs, no validation), so the table isolates what the thread and
 its thread count do to the step. The main thread has run torch before the worker runs (its OpenMP
-team exists), as in the app, where other threads (Streamlit's script threads, other jobs) use torch.
+team exists), as in the trainer process, where the main thread trains the first job.
 
     python -m bench.threads [--smoke] [--repeats N]
 """

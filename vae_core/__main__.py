@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
+import threading
 import time
 
 from vae_core import runs
@@ -43,15 +45,26 @@ def _parser() -> argparse.ArgumentParser:
 def train(args: argparse.Namespace) -> int:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**values)
-    job = TrainingJob(config, data_dir=args.data_dir, runs_dir=args.runs_dir, pool=SlotPool(1)).start()
-    printed = 0
-    try:
+    job = TrainingJob(config, data_dir=args.data_dir, runs_dir=args.runs_dir, pool=SlotPool(1))
+    printed = [0]
+
+    def print_while_training() -> None:
         while not job.join(0.2):
-            printed = _print_epochs(job, printed)
-    except KeyboardInterrupt:
-        job.stop()
-        job.join()
-    printed = _print_epochs(job, printed)
+            printed[0] = _print_epochs(job, printed[0])
+
+    def run_here(run) -> None:  # the job has started: the printer can wait for its end
+        printer.start()
+        run()
+
+    # The job trains on this (the main) thread, the fastest for torch; Ctrl-C stops it, and the run is saved.
+    printer = threading.Thread(target=print_while_training, name="vae-lab-printer", daemon=True)
+    previous = signal.signal(signal.SIGINT, lambda *_: job.stop())
+    try:
+        job.start(run_here)
+        printer.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    _print_epochs(job, printed[0])
     view = job.view()
     print(f"{view.status}: {view.message}")
     if view.run_dir:

@@ -1,4 +1,4 @@
-"""TrainingJob: one run trained on its own thread, controlled and observed from another.
+"""TrainingJob: one run trained on a thread of its own (or on the caller's), controlled and observed from others.
 
 The UI thread calls start / pause / resume / stop / set_lr / set_beta and reads `view()`;
 the training thread never touches the UI. History is bounded and snapshots are throttled to a
@@ -11,6 +11,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ SNAPSHOT_SHARE = 0.05  # snapshots may take at most this share of the training t
 # reaches 1e26 times it; spikes that recover (Adam 0.1, RMSprop 0.01) stay below 2,000 times.
 DIVERGENCE_FACTOR = 1e6
 LIVE_RANGES = {"lr": (1e-7, 1e4), "beta": (0.0, 1000.0)}  # what set_lr and set_beta accept
+CORES = torch.get_num_threads()  # torch's default intra-op threads (physical cores, or $OMP_NUM_THREADS)
 
 
 @dataclass(frozen=True)
@@ -83,16 +85,30 @@ class TrainingJob:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
-        self._thread = threading.Thread(target=self._run, name="vae-lab-training", daemon=True)
+        self._ended = threading.Event()
+        self._threads = 0  # torch's intra-op threads on the training thread, once set
         self._started_at: float | None = None
         self._ended_at: float | None = None
         self._paused_for = 0.0
 
     # --- control, from any thread -------------------------------------------------------------
-    def start(self) -> "TrainingJob":
+    def start(self, runner: Callable[[Callable[[], None]], None] | None = None) -> "TrainingJob":
+        """Train on a thread of its own, or hand `run` to `runner`, which runs it on its own thread."""
         self._started_at = time.perf_counter()
-        self._thread.start()
+        if runner is None:
+            threading.Thread(target=self.run, name="vae-lab-training", daemon=True).start()
+        else:
+            runner(self.run)
         return self
+
+    def run(self) -> None:
+        """Train on the calling thread, until the job ends. A process's main thread trains fastest: torch
+        gives it the cores it shares with no other job (see _thread_count)."""
+        self._started_at = self._started_at or time.perf_counter()
+        try:
+            self._run()
+        finally:
+            self._ended.set()
 
     def pause(self) -> None:
         if self.status == RUNNING:
@@ -108,14 +124,12 @@ class TrainingJob:
         self._running.set()
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for the thread to end; True if it has."""
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
+        """Wait for the job to end; True if it has (or never started)."""
+        return self._ended.wait(timeout) if self._started_at is not None else True
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._started_at is not None and not self._ended.is_set()
 
     def set_lr(self, lr: float) -> None:
         self._set_pending("lr", lr)
@@ -151,6 +165,7 @@ class TrainingJob:
 
     # --- the training thread ----------------------------------------------------------------
     def _run(self) -> None:
+        self._fit_threads()
         try:
             if not (self._load() and self.pool.acquire(self, self._stop)):
                 self.status = STOPPED
@@ -158,7 +173,6 @@ class TrainingJob:
                 return
             try:
                 self.status = RUNNING
-                torch.set_num_threads(_thread_count(self.config, self.pool.limit))
                 self._train(self.data)
             finally:
                 self.pool.release(self)
@@ -192,7 +206,7 @@ class TrainingJob:
                 self.run_dir = None
                 self.save_error = _save_failure(exc)
         self._train_started = time.perf_counter()
-        self._last_snapshot_end, self._snapshot_spent = 0.0, 0.0
+        self._last_snapshot_end, self._snapshot_spent, self._snapshot_cost = 0.0, 0.0, 0.0
         self._take_snapshot(maker, force=True)
         last_good = best = trainer.weights()
         best_val, bad_epochs, first_loss = math.inf, 0, None
@@ -201,13 +215,14 @@ class TrainingJob:
             for x in trainer.batches():
                 if not self._wait_and_apply_changes():
                     return self._end(STOPPED, "Stopped by the user.", maker)
+                self._fit_threads()
                 row = trainer.train_step(x)
                 first_loss = row["loss"] if first_loss is None else first_loss
                 problem = _divergence(row["loss"], first_loss)
                 if problem:
                     trainer.load_weights(last_good)
                     return self._end(FAILED, _diverged_message(problem, row["step"], epoch + 1, trainer.schedule.lr),
-                                     maker)
+                                     maker, restored=True)
                 self.history.add_step(row)
                 for k in sums:
                     sums[k] += row[k]
@@ -219,7 +234,7 @@ class TrainingJob:
             if not math.isfinite(val["neg_elbo"]):
                 trainer.load_weights(last_good)
                 return self._end(FAILED, _diverged_message("became NaN or infinite", trainer.step, epoch + 1,
-                                                           trainer.schedule.lr), maker)
+                                                           trainer.schedule.lr), maker, restored=True)
             trainer.end_epoch(val["neg_elbo"])
             self.history.add_epoch({"epoch": epoch + 1, "step": trainer.step, "lr": trainer.schedule.lr,
                                     "beta": trainer.current_beta(),
@@ -235,10 +250,12 @@ class TrainingJob:
             if config.early_stopping and bad_epochs >= config.patience:
                 trainer.load_weights(best)
                 return self._end(FINISHED, f"Early stopping: no improvement for {bad_epochs} epochs; "
-                                           f"restored the best weights (epoch {self.best_epoch}).", maker)
+                                           f"restored the best weights (epoch {self.best_epoch}).", maker,
+                                 restored=True)
         if config.early_stopping and self.best_epoch is not None:
             trainer.load_weights(best)
-            return self._end(FINISHED, f"Finished; restored the best weights (epoch {self.best_epoch}).", maker)
+            return self._end(FINISHED, f"Finished; restored the best weights (epoch {self.best_epoch}).", maker,
+                             restored=True)
         self._end(FINISHED, "Finished.", maker)
 
     def _wait_and_apply_changes(self) -> bool:
@@ -262,19 +279,29 @@ class TrainingJob:
             self.live_changes.append({"step": trainer.step, **pending})
         return True
 
+    def _fit_threads(self) -> None:
+        """Set torch's intra-op threads for the next step, when the jobs running have changed."""
+        threads = _thread_count(self.pool.running, threading.current_thread() is threading.main_thread())
+        if threads != self._threads:
+            torch.set_num_threads(threads)
+            self._threads = threads
+
     def _take_snapshot(self, maker: SnapshotMaker, force: bool = False) -> None:
-        """A snapshot at most every snapshot_interval, and all of them within SNAPSHOT_SHARE of the time."""
+        """A snapshot at most every snapshot_interval, and all of them within SNAPSHOT_SHARE of the time (the
+        last one's cost counted ahead)."""
         now = time.perf_counter()
-        if not force and (now - self._last_snapshot_end < self.snapshot_interval
-                          or self._snapshot_spent > SNAPSHOT_SHARE * (now - self._train_started)):
+        if not force and (now - self._last_snapshot_end < self.snapshot_interval or self._snapshot_spent
+                          + self._snapshot_cost > SNAPSHOT_SHARE * (now - self._train_started)):
             return
         trainer = self.trainer
         self._snapshot = maker.take(trainer.model, trainer.step, trainer.epoch)
         self._last_snapshot_end = time.perf_counter()
-        self._snapshot_spent += self._last_snapshot_end - now
+        self._snapshot_cost = self._last_snapshot_end - now
+        self._snapshot_spent += self._snapshot_cost
 
-    def _end(self, status: str, message: str, maker: SnapshotMaker) -> None:
-        self._take_snapshot(maker, force=True)
+    def _end(self, status: str, message: str, maker: SnapshotMaker, restored: bool = False) -> None:
+        """End the run; its last snapshot shows the weights kept (`restored`: other weights than the last step's)."""
+        self._take_snapshot(maker, force=restored or self._snapshot.step != self.trainer.step)
         self.status, self.message = status, message
         self._save(self.trainer.weights())
         if self.save_error:
@@ -308,13 +335,15 @@ def _save_failure(exc: OSError) -> str:
             "start another run.")
 
 
-def _thread_count(config: TrainConfig, slots: int) -> int:
-    """Intra-op threads for this job: convolutions get a share of the cores, one per job slot, so jobs
-    started later do not oversubscribe them; MLPs run fastest on one thread (measured: two threads
-    from a worker thread ran the digits MLP at 0.40× the speed of one)."""
-    if config.architecture == "mlp":
+def _thread_count(running: int, on_main_thread: bool) -> int:
+    """Intra-op threads for a job's next step: on a process's main thread, its share of the cores among the
+    jobs running; on any other thread, one. Measured on 2 cores (bench/README.md, "Thread effects"): once any
+    other thread has used 2 threads (OpenMP then has two teams), 2 threads on a worker thread ran MNIST's MLP
+    at 0.45-0.7 times and the digits conv at 0.46 times the speed of one, while on the main thread 2 threads
+    ran them 1.5-1.6 and 1.3 times faster than one."""
+    if not on_main_thread:
         return 1
-    return max(1, (os.cpu_count() or 1) // max(1, slots))
+    return max(1, CORES // max(1, running))
 
 
 def _divergence(loss: float, first: float) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import pickle
+import queue
 import signal
 import subprocess
 import sys
@@ -307,12 +308,18 @@ def _numpy(state: dict[str, torch.Tensor]) -> dict:
 
 def _serve(inbox: Connection, outbox: Connection) -> None:
     """The trainer process: start and control jobs as the server asks, send their progress back. Ends
-    (stopping its jobs) when the server says so, closes the pipe or exits."""
+    (stopping its jobs) when the server says so, closes the pipe or exits.
+
+    The main thread trains: a job started while it is free runs there, with torch's full thread behaviour
+    (see job._thread_count); a job started while it is busy gets a thread of its own. The other threads
+    here use numpy, not torch, so that the main thread's OpenMP team stays the only one."""
     from vae_core.schedules import warm_up
 
     warm_up()
     jobs: dict[int, tuple[TrainingJob, _Sent]] = {}
     lock, send_lock = threading.Lock(), threading.Lock()
+    for_main: queue.SimpleQueue = queue.SimpleQueue()  # jobs' run methods, for the main thread; None: the end
+    main_free = [True]
 
     def send(*message) -> None:
         payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
@@ -333,39 +340,52 @@ def _serve(inbox: Connection, outbox: Connection) -> None:
                     with lock:
                         jobs.pop(job_id, None)
 
-    threading.Thread(target=push_forever, name="vae-lab-trainer-push", daemon=True).start()
-    while True:
-        try:
-            kind, job_id, *args = pickle.loads(inbox.recv_bytes())
-        except (EOFError, OSError):
-            break
-        if kind == "quit":
-            break
+    def start(job: TrainingJob) -> None:
         with lock:
-            job = jobs.get(job_id, (None,))[0]
-        if kind == "start":
-            config_json, data, runs_dir, data_dir = args
+            on_main, main_free[0] = main_free[0], False
+        job.start(for_main.put if on_main else None)
+
+    def receive_forever() -> None:
+        while True:
             try:
-                job = TrainingJob(TrainConfig.from_json(config_json), data, data_dir=data_dir, runs_dir=runs_dir)
-            except Exception as exc:  # a config the trainer refuses (its limits): that run fails, the trainer goes on
-                send("update", job_id, {"status": FAILED, "message": f"Training failed: {exc}", "done": True})
-                continue
+                kind, job_id, *args = pickle.loads(inbox.recv_bytes())
+            except (EOFError, OSError):
+                break
+            if kind == "quit":
+                break
             with lock:
-                jobs[job_id] = (job, _Sent())
-            job.start()
-        elif kind == "weights":
-            paused = job is not None and job.trainer is not None and job.status in DONE + (PAUSED,)
-            send("reply", args[0], _numpy(job.trainer.weights()) if paused else None)
-        elif job is not None and kind in ("pause", "resume", "stop"):
-            getattr(job, kind)()
-        elif job is not None and kind in ("set_lr", "set_beta"):
-            getattr(job, kind)(args[0])
-    with lock:
-        running = [job for job, _ in jobs.values()]
-    for job in running:
-        job.stop()
-    for job in running:
-        job.join(5)  # stopped runs are saved as such
+                job = jobs.get(job_id, (None,))[0]
+            if kind == "start":
+                config_json, data, runs_dir, data_dir = args
+                try:
+                    job = TrainingJob(TrainConfig.from_json(config_json), data, data_dir=data_dir, runs_dir=runs_dir)
+                except Exception as exc:  # a config the trainer refuses (its limits): that run fails, the trainer goes on
+                    send("update", job_id, {"status": FAILED, "message": f"Training failed: {exc}", "done": True})
+                    continue
+                with lock:
+                    jobs[job_id] = (job, _Sent())
+                start(job)
+            elif kind == "weights":
+                paused = job is not None and job.trainer is not None and job.status in DONE + (PAUSED,)
+                send("reply", args[0], _numpy(job.trainer.model.state_dict()) if paused else None)
+            elif job is not None and kind in ("pause", "resume", "stop"):
+                getattr(job, kind)()
+            elif job is not None and kind in ("set_lr", "set_beta"):
+                getattr(job, kind)(args[0])
+        with lock:
+            running = [job for job, _ in jobs.values()]
+        for job in running:
+            job.stop()
+        for job in running:
+            job.join(5)  # stopped runs are saved as such
+        for_main.put(None)
+
+    threading.Thread(target=push_forever, name="vae-lab-trainer-push", daemon=True).start()
+    threading.Thread(target=receive_forever, name="vae-lab-trainer-inbox", daemon=True).start()
+    while (run := for_main.get()) is not None:
+        run()
+        with lock:
+            main_free[0] = True
 
 
 if __name__ == "__main__":

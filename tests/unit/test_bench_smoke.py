@@ -53,16 +53,12 @@ def test_throughput_figures_are_positive_and_consistent(smoke):
     rows = results["tables"]["throughput"]["rows"]
     assert {r["model"].split()[0] for r in rows} == {"mlp", "conv"}
     for r in rows:
-        job, main, worker = median(r["job"]), median(r["main"]), median(r["worker"])
-        assert all(positive(v) for v in (job, main, worker))
+        job, main, trainer = median(r["job"]), median(r["main"]), median(r["trainer"])
+        assert all(positive(v) for v in (job, main, trainer))
         assert math.isclose(median(r["ratio_main"]), job / main, rel_tol=1e-6)  # one repeat: the ratio of the rates
-        assert math.isclose(median(r["ratio_worker"]), job / worker, rel_tol=1e-6)
+        assert math.isclose(median(r["ratio_trainer"]), trainer / main, rel_tol=1e-6)
         assert 0 < median(r["snapshot_share"]) < 100 and median(r["snapshots"]) >= 2  # at least start and end
-        assert r["epochs"] >= 1 and r["job_threads"] >= 1 and r["other_cpu"] >= 0
-        if r["job_threads"] == 1:  # CPU-time ratio only where all the work is on one thread
-            assert positive(median(r["cpu_ratio"]))
-        else:
-            assert r["cpu_ratio"] is None
+        assert r["epochs"] >= 1 and r["other_cpu"] >= 0
 
 
 def test_thread_table_has_a_rate_for_every_thread_and_place(smoke):

@@ -7,6 +7,7 @@ import time
 import pytest
 import torch
 
+import vae_core.job
 from vae_core.config import OPTIMIZERS, TrainConfig
 from vae_core.data import Dataset
 from vae_core.job import TrainingJob
@@ -182,20 +183,45 @@ def test_stop_while_waiting_for_the_data_returns_within_a_second(monkeypatch, tm
     assert job.view().status == "stopped" and job.view().message == "Stopped before it started."
 
 
-@pytest.mark.parametrize("architecture,slots,expected", [("conv", 1, 4), ("conv", 2, 2), ("mlp", 1, 1)])
-def test_torch_threads_are_set_inside_the_training_thread_only(digits, monkeypatch, architecture, slots, expected):
-    import vae_core.job
-
-    monkeypatch.setattr(vae_core.job.os, "cpu_count", lambda: 4)
+def _record_threads(monkeypatch) -> list[tuple[str, int]]:
+    """(thread name, torch's intra-op threads) at every training step from now on."""
     seen, train_step = [], Trainer.train_step
 
     def recording(self, x):
         seen.append((threading.current_thread().name, torch.get_num_threads()))
         return train_step(self, x)
     monkeypatch.setattr(Trainer, "train_step", recording)
+    return seen
+
+
+def test_a_job_on_a_thread_of_its_own_trains_on_one_torch_thread(digits, monkeypatch):
+    monkeypatch.setattr(vae_core.job, "CORES", 4)
+    seen = _record_threads(monkeypatch)
     before = torch.get_num_threads()
-    config = TrainConfig(architecture=architecture, hidden=[4], epochs=1, batch_size=256)
-    assert vae_core.job._thread_count(config, slots) == expected
-    assert TrainingJob(config, digits, pool=SlotPool(slots)).start().join(30)
-    assert set(seen) == {("vae-lab-training", expected)}
-    assert torch.get_num_threads() == before
+    config = TrainConfig(architecture="conv", hidden=[4], epochs=1, batch_size=256)
+    assert TrainingJob(config, digits, pool=SlotPool(1)).start().join(30)
+    assert set(seen) == {("vae-lab-training", 1)}
+    assert torch.get_num_threads() == before  # this thread's count is its own
+
+
+def test_a_job_on_the_main_thread_shares_the_cores_with_the_jobs_running(digits, monkeypatch):
+    monkeypatch.setattr(vae_core.job, "CORES", 4)
+    seen = _record_threads(monkeypatch)
+    pool, other = SlotPool(2), object()
+    assert pool.acquire(other, threading.Event())
+    train_step = Trainer.train_step
+
+    def other_ends_at_step_3(self, x):
+        if self.step == 3:
+            pool.release(other)
+        return train_step(self, x)
+    monkeypatch.setattr(Trainer, "train_step", other_ends_at_step_3)
+    before = torch.get_num_threads()
+    job = TrainingJob(TrainConfig(hidden=[4], epochs=1, batch_size=128), digits, pool=pool)
+    try:
+        job.run()
+    finally:
+        torch.set_num_threads(before)
+    assert job.view().status == "finished" and not job.alive and job.join(0)
+    assert [threads for _, threads in seen] == [2] * 4 + [4] * (len(seen) - 4)
+    assert {name for name, _ in seen} == {"MainThread"}
