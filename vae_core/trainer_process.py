@@ -319,16 +319,15 @@ def _serve(inbox: Connection, outbox: Connection) -> None:
     jobs: dict[int, tuple[TrainingJob, _Sent]] = {}
     lock, send_lock = threading.Lock(), threading.Lock()
     for_main: queue.SimpleQueue = queue.SimpleQueue()  # jobs' run methods, for the main thread; None: the end
-    main_free = [True]
+    main_free, ended = [True], threading.Event()
 
     def send(*message) -> None:
         payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         with send_lock:
             outbox.send_bytes(payload)
 
-    def push_forever() -> None:
-        while True:
-            time.sleep(PUSH_SECONDS)
+    def push_until_the_end() -> None:
+        while not ended.wait(PUSH_SECONDS):
             with lock:
                 items = list(jobs.items())
             for job_id, (job, sent) in items:
@@ -380,12 +379,13 @@ def _serve(inbox: Connection, outbox: Connection) -> None:
             job.join(5)  # stopped runs are saved as such
         for_main.put(None)
 
-    threading.Thread(target=push_forever, name="vae-lab-trainer-push", daemon=True).start()
+    threading.Thread(target=push_until_the_end, name="vae-lab-trainer-push", daemon=True).start()
     threading.Thread(target=receive_forever, name="vae-lab-trainer-inbox", daemon=True).start()
     while (run := for_main.get()) is not None:
         run()
         with lock:
             main_free[0] = True
+    ended.set()
 
 
 if __name__ == "__main__":

@@ -4,17 +4,21 @@ controlled and observed from the server the same way; a dead trainer fails its j
 from __future__ import annotations
 
 import os
+import pickle
 import threading
 import time
+from multiprocessing import Pipe
 
 import pytest
 import torch
 
+import vae_core.job
 from vae_core import runs
 from vae_core.config import TrainConfig
 from vae_core.job import FAILED, FINISHED, PAUSED, RUNNING, STOPPED, TrainingJob
 from vae_core.slots import SlotPool
-from vae_core.trainer_process import RemoteJob, TrainerProcess, use_trainer_process
+from vae_core.train import Trainer
+from vae_core.trainer_process import RemoteJob, TrainerProcess, _serve, use_trainer_process
 
 SMALL = TrainConfig(epochs=2, hidden=[32], latent_dim=2, batch_size=64)
 LONG = SMALL.replace(epochs=400, batch_size=16)
@@ -146,3 +150,55 @@ def test_the_choice_of_trainer_is_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("VAE_LAB_TRAINER", "gpu")
     with pytest.raises(ValueError, match="VAE_LAB_TRAINER must be 'process' or 'threads'"):
         use_trainer_process()
+
+
+def test_the_trainer_trains_a_job_on_its_main_thread_and_one_started_meanwhile_on_another(digits, monkeypatch):
+    """_serve runs here on pytest's main thread, as in a trainer process; the first job gets the main thread and
+    torch's threads (shared while a second job runs), the second a thread of its own and one torch thread."""
+    monkeypatch.setattr(vae_core.job, "CORES", 2)
+    seen: dict[int, set] = {1: set(), 2: set()}
+    train_step = Trainer.train_step
+
+    def recording(self, x):
+        on_main = threading.current_thread() is threading.main_thread()
+        seen[self.config.seed].add((on_main, torch.get_num_threads()))
+        return train_step(self, x)
+    monkeypatch.setattr(Trainer, "train_step", recording)
+    inbox, to_trainer = Pipe(duplex=False)
+    from_trainer, outbox = Pipe(duplex=False)
+    updates: dict[int, list[dict]] = {1: [], 2: []}
+    reached: list[bool] = []
+
+    def server() -> None:
+        def send(*message):
+            to_trainer.send_bytes(pickle.dumps(message))
+
+        def latest(job_id):
+            while from_trainer.poll(0.05):
+                kind, key, value = pickle.loads(from_trainer.recv_bytes())
+                updates[key].append(value)
+            return updates[job_id][-1] if updates[job_id] else {"step": 0, "done": False}
+
+        try:
+            send("start", 1, LONG.replace(seed=1).to_json(), digits, None, None)
+            reached.append(wait_for(lambda: latest(1)["step"] > 20))
+            send("start", 2, SMALL.replace(seed=2).to_json(), digits, None, None)
+            reached.append(wait_for(lambda: latest(2)["done"]))
+            steps = latest(1)["step"]
+            reached.append(wait_for(lambda: latest(1)["step"] > steps + 20))  # on its own again
+            send("stop", 1)
+            reached.append(wait_for(lambda: latest(1)["done"]))
+        finally:
+            send("quit", 0)
+
+    before = torch.get_num_threads()
+    driver = threading.Thread(target=server)
+    driver.start()
+    try:
+        _serve(inbox, outbox)
+    finally:
+        torch.set_num_threads(before)
+    driver.join(5)
+    assert reached == [True] * 4
+    assert updates[1][-1]["status"] == STOPPED and updates[2][-1]["status"] == FINISHED
+    assert seen == {1: {(True, 2), (True, 1)}, 2: {(False, 1)}}
