@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import threading
 
@@ -167,7 +166,7 @@ class Trainer:
 
     def weights(self) -> dict[str, torch.Tensor]:
         """A detached copy of the model's weights (for best and last-good checkpoints)."""
-        return copy.deepcopy(self.model.state_dict())
+        return {name: tensor.detach().clone() for name, tensor in self.model.state_dict().items()}
 
     def load_weights(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)
