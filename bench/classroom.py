@@ -2,17 +2,24 @@
 
 The server is `streamlit run app.py` on 127.0.0.1 (file watcher off, a fresh runs folder, VAE_LAB_MAX_JOBS = N
 so every run trains at once), started through LAUNCHER, which sends vae_core's log lines to the server log and
-writes the server's own figures four times a second. The students are tabs of one headless Chromium (one
-Streamlit session each, loopback only) at nice 15: in a classroom the browsers run on the students' machines.
+writes the server's own figures four times a second. Each student is one Streamlit session:
+
+- light (the default): bench/students.py's protocol-level clients, which do over the websocket what a
+  student's browser does (without rendering), all on one event loop of this process; in a classroom each
+  browser runs on its student's laptop, so the students should cost the server's machine almost nothing;
+- chromium (`--students chromium`, or BENCH_STUDENTS=chromium for `python -m bench`): tabs of one headless
+  Chromium (loopback only) at nice 15 on the server's machine, which then measures a busy machine.
+
 For each N, on a fresh server:
 
-- one run alone: one tab presses Start on the default configuration; seconds from the click to the run's
+- one run alone: one student presses Start on the default configuration; seconds from the click to the run's
   meta.json saying "finished" (its file time), after one unmeasured warm-up run. N one after another is N ×
   the median of these (not measured directly).
-- N at once: N tabs load the page, then each presses Start; from the first click to the last run's "finished".
+- N at once: N students load the page, then each presses Start; from the first click to the last run's
+  "finished"; then whether each student's page shows "Finished.", and whether it shows an error.
 - page load: while they train, a fresh tab opens the page again and again; seconds from navigation to the
   Train page's title and to its Start button. The same on the idle server before the load. These tabs are
-  in a second Chromium at normal priority: a student's own machine, not one renderer among N busy ones.
+  in a real Chromium (the visitor) at normal priority, whichever the students.
 - server RSS (VmRSS of the server and its trainer process) idle, after the single runs and the idle page
   loads, and at its peak during the load.
 - dataset loads: the "loaded dataset" lines vae_core logs on a real load (a cache miss), per dataset.
@@ -20,7 +27,7 @@ For each N, on a fresh server:
   is counted apart), its main thread (the web server's event loop) and the rest (mostly script runs), and how
   late the stats thread's 0.25 s sleeps wake (waiting for the GIL or a core).
 
-    python -m bench.classroom [--smoke] [--repeats N]
+    python -m bench.classroom [--smoke] [--repeats N] [--students light|chromium]
 """
 
 from __future__ import annotations
@@ -40,14 +47,18 @@ from pathlib import Path
 import numpy as np
 
 from bench import common
+from bench.students import LightStudents
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.local_server import streamlit_server
+from vae_core.config import TrainConfig
 from vae_core.job import DONE
 
 SIZES, SMOKE_SIZES = (10, 30), (2,)
 QUERY, SMOKE_QUERY = "", "?epochs=1"  # the Train page's default configuration (smoke: one epoch of it)
 IDLE_LOADS, SMOKE_IDLE_LOADS = 5, 2
-LOAD_EVERY, LOADING_AT_MOST = 2.0, 4  # under load, a fresh page load every 2 s, at most 4 at a time
+# Under load, a fresh page load every 2 s, one at a time: each renders in the visitor's Chromium on this machine, and
+# several at once would measure that browser's rendering on shared cores, where students' browsers have their own.
+LOAD_EVERY, LOADING_AT_MOST = 2.0, 1
 # Loopback only, blocked by the browser's own resolver: a Playwright route would send every request of every tab
 # (the live views' images too) through this process's one thread, which delayed page loads by tens of seconds.
 LOOPBACK_ONLY = ["--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
@@ -180,6 +191,12 @@ def runs_done(server, exclude=()) -> dict[str, dict]:
     return out
 
 
+def on_defaults(server, names, smoke: bool) -> int:
+    """How many of the named runs trained the Train page's default configuration (smoke: with one epoch)."""
+    wanted = {**TrainConfig().to_dict(), **({"epochs": 1} if smoke else {})}
+    return sum(json.loads((server.runs / name / "config.json").read_text()) == wanted for name in names)
+
+
 # --- the browser ---------------------------------------------------------------------------------
 
 def _open(context, url: str):
@@ -232,6 +249,57 @@ def outcomes(tabs, within: float) -> list[str]:
     return shown
 
 
+class ChromiumStudents:
+    """Students as tabs of one headless Chromium at nice 15, with the interface of students.LightStudents."""
+
+    kind = "chromium"
+
+    def __init__(self, driver, folder: Path):
+        niced = folder / "chromium"
+        niced.write_text(f'#!/bin/sh\nexec nice -n 15 {CHROMIUM} "$@"\n')
+        niced.chmod(0o755)
+        self.browser = driver.chromium.launch(executable_path=str(niced), args=CHROMIUM_ARGS + LOOPBACK_ONLY)
+        self.context = None
+
+    def open(self, url: str):
+        if self.context is None:
+            self.context = self.browser.new_context(viewport={"width": 1200, "height": 900})
+        return _open(self.context, url)
+
+    ready, outcomes = staticmethod(_ready), staticmethod(outcomes)
+
+    @staticmethod
+    def press(tab) -> None:
+        tab.get_by_role("button", name="Start", exact=True).click()
+
+    @staticmethod
+    def wait_finished(tab, timeout: float) -> None:
+        tab.get_by_text("Finished.", exact=True).wait_for(timeout=timeout * 1000)
+        tab.locator("[data-testid=stStatusWidget]").wait_for(state="hidden", timeout=timeout * 1000)
+
+    @staticmethod
+    def errors(tab) -> list[str]:
+        """What the tab's page threw, and whether it shows an exception or an error alert."""
+        return (tab.errors + ["shows an exception"] * (tab.locator("[data-testid=stException]").count() > 0)
+                + ["shows an error"] * (tab.locator("[data-testid=stAlertContentError]").count() > 0))
+
+    @staticmethod
+    def events(tab) -> list[str]:
+        return tab.events
+
+    def close_sessions(self) -> None:
+        if self.context is not None:
+            self.context.close()
+        self.context = None
+
+    @staticmethod
+    def cpu_seconds() -> float:
+        return tree_cpu(niced=True)
+
+    def close(self) -> None:
+        self.browser.close()
+
+
 class PageLoads:
     """Fresh tabs on url, a new one every `every` seconds while fewer than `at_most` are loading; for each, the
     seconds from navigation to the Train page's title and to its Start button (polled, so to about 0.1 s)."""
@@ -276,11 +344,11 @@ class PageLoads:
         self.until(lambda: not self.loading)
 
 
-def one_run(tab, server) -> float:
-    """Press Start in a ready tab; seconds from the click to the run's end (its meta.json's time)."""
+def one_run(students, student, server) -> float:
+    """Press Start for a ready student; seconds from the click to the run's end (its meta.json's time)."""
     before = set(runs_done(server))
     clicked = time.time()
-    tab.get_by_role("button", name="Start", exact=True).click()
+    students.press(student)
     end = time.monotonic() + DEADLINE
     while not (new := runs_done(server, before)):
         if time.monotonic() > end:
@@ -289,16 +357,16 @@ def one_run(tab, server) -> float:
     run = next(iter(new.values()))
     if run["status"] != "finished":
         raise RuntimeError(f"a single run ended {run['status']}")
-    tab.get_by_text("Finished.", exact=True).wait_for()  # the tab has caught up: Start again
-    tab.locator("[data-testid=stStatusWidget]").wait_for(state="hidden")
+    students.wait_finished(student, PATIENCE)  # the page has caught up: Start again
     return run["ended"] - clicked
 
 
 # --- CPU of this benchmark's processes -----------------------------------------------------------
 
-def tree_cpu() -> float:
-    """CPU seconds of this process and its living descendants (server, browser), with the children each reaped."""
-    children, used = collections.defaultdict(list), {}
+def tree_cpu(niced: bool = False) -> float:
+    """CPU seconds of this process and its living descendants (server, browsers), with the children each reaped;
+    `niced`: of those at nice 15 only (the Chromium students)."""
+    children, used, nice = collections.defaultdict(list), {}, {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
@@ -306,10 +374,11 @@ def tree_cpu() -> float:
             continue
         children[int(fields[1])].append(int(stat.parent.name))
         used[int(stat.parent.name)] = sum(map(int, fields[11:15]))  # utime, stime, cutime, cstime
+        nice[int(stat.parent.name)] = int(fields[16])
     todo, total = [os.getpid()], 0
     while todo:
         pid = todo.pop()
-        total += used.get(pid, 0)
+        total += used.get(pid, 0) if not niced or nice.get(pid) == 15 else 0
         todo += children[pid]
     return total / os.sysconf("SC_CLK_TCK")
 
@@ -328,20 +397,19 @@ def _script_runs(first, last, span: float) -> tuple[float, float | None, float |
             last[3] - last[0])
 
 
-def measure(browser, visitor, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
-    """Everything in the table for N sessions, on a fresh server: the students' tabs in `browser` (niced),
-    the timed page loads in `visitor` (a separate Chromium at normal priority)."""
+def measure(students, visitor, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
+    """Everything in the table for N sessions, on a fresh server: the `students` (LightStudents or
+    ChromiumStudents), the timed page loads in `visitor` (a Chromium at normal priority)."""
     common.wait_for_quiet()
     url_query = SMOKE_QUERY if smoke else QUERY
     with serve(folder, max_jobs=n) as server:
-        context = browser.new_context(viewport={"width": 1200, "height": 900})
         visits = visitor.new_context(viewport={"width": 1200, "height": 900})
         url = server.url + url_query
-        tab = _open(context, url)
-        if not _ready(tab):
+        student = students.open(url)
+        if not students.ready(student, PATIENCE):
             raise RuntimeError(f"the Train page did not load on the idle server:\n{server.log.read_text()[-3000:]}")
-        alone = [one_run(tab, server) for _ in range(repeats + (not smoke))][(not smoke):]  # after a warm-up
-        tab.close()
+        alone = [one_run(students, student, server) for _ in range(repeats + 1 - smoke)][1 - smoke:]  # after a
+        students.close_sessions()  # warm-up run
         idle = PageLoads(visits, url, every=0, at_most=1)
         idle.until(lambda: len(idle.times) >= (SMOKE_IDLE_LOADS if smoke else IDLE_LOADS))
         idle.finish()
@@ -349,14 +417,14 @@ def measure(browser, visitor, n: int, smoke: bool, repeats: int, folder: Path) -
         singles = set(runs_done(server))
 
         opened = time.perf_counter()
-        tabs = [_open(context, url) for _ in range(n)]
-        ready = [tab for tab in tabs if _ready(tab, max(1.0, PATIENCE - (time.perf_counter() - opened)))]
+        tabs = [students.open(url) for _ in range(n)]
+        ready = [tab for tab in tabs if students.ready(tab, max(1.0, PATIENCE - (time.perf_counter() - opened)))]
         all_ready = time.perf_counter() - opened
         rss_tabs = latest_rss(server)
-        print(f"  classroom {n}: {len(ready)} of {n} tabs ready, pressing Start", flush=True)
-        busy0, tree0, t0 = common.busy_seconds(), tree_cpu(), time.time()
+        print(f"  classroom {n}: {len(ready)} of {n} {students.kind} students ready, pressing Start", flush=True)
+        busy0, tree0, own0, t0 = common.busy_seconds(), tree_cpu(), students.cpu_seconds(), time.time()
         for tab in ready:
-            tab.get_by_role("button", name="Start", exact=True).click()
+            students.press(tab)
         end = time.monotonic() + DEADLINE
 
         def all_ended() -> bool:  # a lost press or a stuck run leaves the deadline to end the wait
@@ -364,15 +432,17 @@ def measure(browser, visitor, n: int, smoke: bool, repeats: int, folder: Path) -
 
         loads = PageLoads(visits, url, every=LOAD_EVERY, at_most=LOADING_AT_MOST)
         loads.until(all_ended)
-        busy1, tree1, t1 = common.busy_seconds(), tree_cpu(), time.time()
+        busy1, tree1, own1, t1 = common.busy_seconds(), tree_cpu(), students.cpu_seconds(), time.time()
         loads.finish()
-        shown = outcomes(tabs, within=120)
+        shown = students.outcomes(tabs, within=120)
         done = runs_done(server, singles)
         finished = sum(r["status"] == "finished" for r in done.values())
-        tab_errors = sum(bool(tab.errors) or tab.locator("[data-testid=stException]").count() > 0
-                         or tab.locator("[data-testid=stAlertContentError]").count() > 0 for tab in tabs)
-        page_errors = sorted({e.splitlines()[0][:120] for tab in tabs for e in tab.errors})
-        context.close()
+        defaults = on_defaults(server, done, smoke)
+        errors = [students.errors(tab) for tab in tabs]
+        tab_errors = sum(map(bool, errors))
+        page_errors = sorted({e.splitlines()[0][:120] for shown_errors in errors for e in shown_errors if e})
+        events = [students.events(tab) for tab in tabs]
+        students.close_sessions()
         visits.close()
         window = stats(server, t0, t1)
         log = server.log.read_text()
@@ -381,21 +451,22 @@ def measure(browser, visitor, n: int, smoke: bool, repeats: int, folder: Path) -
     dataset_loads = collections.Counter(re.findall(r"loaded dataset (\S+) \(seed", log))
     tracebacks = log.count("Traceback")
     first, last, cores = window[0], window[-1], os.cpu_count() or 1
-    server_cpu = last["cpu"] - first["cpu"]
+    server_cpu, trainer_cpu = last["cpu"] - first["cpu"], last["trainer"] - first["trainer"]
     span = last["t"] - first["t"]
     training, main = last["training"] - first["training"], last["main"] - first["main"]
     rss_peak = max(s["rss"] for s in window)
     sequential = n * common.stats(alone)["median"]
     title_times, start_times = [t for t, _ in loads.times], [s for _, s in loads.times]
     return {
-        "sessions": n, "max_jobs": n, "peak_running": max(s["running"] for s in window),
+        "sessions": n, "students": students.kind, "max_jobs": n, "peak_running": max(s["running"] for s in window),
         "epochs": max((r["epochs"] for r in done.values()), default=0),
-        "finished": f"{finished} of {n}", "errors": tab_errors + max(0, n - finished) + tracebacks,
+        "finished": f"{finished} of {n}", "on_defaults": f"{defaults} of {len(done)}",
+        "errors": tab_errors + max(0, n - finished) + tracebacks,
         "tabs_finished": f"{shown.count('Finished.')} of {n}",
         "tabs_not_finished": collections.Counter(t for t in shown if t != "Finished."),
-        "unfinished_tab_events": collections.Counter(line.split(": ", 1)[1] for tab, t in zip(tabs, shown)
-                                                     if t != "Finished." for line in tab.events),
-        "unfinished_tab_examples": [tab.events[-15:] for tab, t in zip(tabs, shown) if t != "Finished."][:3],
+        "unfinished_tab_events": collections.Counter(line.split(": ", 1)[1] for lines, t in zip(events, shown)
+                                                     if t != "Finished." for line in lines),
+        "unfinished_tab_examples": [lines[-15:] for lines, t in zip(events, shown) if t != "Finished."][:3],
         "tabs_with_errors": tab_errors, "page_errors": page_errors, "server_tracebacks": tracebacks,
         "tabs_ready": len(ready),
         "alone": common.stats(alone), "sequential": sequential, "at_once": at_once,
@@ -407,24 +478,27 @@ def measure(browser, visitor, n: int, smoke: bool, repeats: int, folder: Path) -
         "rss_idle": rss_idle, "rss_tabs": rss_tabs, "rss_peak": rss_peak, "per_session": (rss_peak - rss_idle) / n,
         "dataset_loads": ", ".join(f"{k} {v}" for k, v in sorted(dataset_loads.items())) or "none",
         "loaded_once": bool(dataset_loads) and set(dataset_loads.values()) == {1},
-        "server_cores": server_cpu / span, "trainer_cores": (last["trainer"] - first["trainer"]) / span,
+        "server_cores": server_cpu / span, "trainer_cores": trainer_cpu / span,
         "cpu_split": f"{100 * training / server_cpu:.0f} / {100 * main / server_cpu:.0f} / "
                      f"{100 * (server_cpu - training - main) / server_cpu:.0f}",
         **{f"{kind}_{key}": value for kind in ("page", "fragment") for key, value in zip(
             ("runs", "cpu_ms", "wall_ms", "going"), _script_runs(first[kind], last[kind], span))},
         "late_p95": 1000 * _percentile([s["late"] for s in window], 95),
         "late_core": 100 * sum(s["queued"] for s in window) / max(1e-9, sum(s["late"] for s in window)),
-        "browser_cores": ((tree1 - tree0) - server_cpu) / (t1 - t0),
+        "browser_cores": ((tree1 - tree0) - server_cpu - trainer_cpu) / (t1 - t0),
+        "student_cores": (own1 - own0) / (t1 - t0),
         "other_cpu": 100 * max(0.0, ((busy1 - busy0) - (tree1 - tree0)) / ((t1 - t0) * cores)),
     }
 
 
-COLUMNS = [("sessions", "sessions", 0), ("epochs", "epochs per run", 0), ("max_jobs", "VAE_LAB_MAX_JOBS", 0),
-           ("peak_running", "runs training at once (peak)", 0), ("finished", "runs finished", 0),
-           ("tabs_finished", "tabs showing Finished.", 0),
+COLUMNS = [("sessions", "sessions", 0), ("students", "students", 0), ("epochs", "epochs per run", 0),
+           ("max_jobs", "VAE_LAB_MAX_JOBS", 0), ("peak_running", "runs training at once (peak)", 0),
+           ("finished", "runs finished", 0), ("on_defaults", "runs on the default configuration", 0),
+           ("tabs_finished", "students' pages showing Finished.", 0),
            ("errors", "errors", 0), ("alone", "one run alone (s)", 1), ("sequential", "N one after another (s)", 0),
            ("at_once", "N at once (s)", 0), ("speedup", "one after another / at once", 2),
-           ("load_idle_p50", "page load idle, p50 (s)", 2), ("all_ready", "N tabs opened at once: all ready (s)", 1),
+           ("load_idle_p50", "page load idle, p50 (s)", 2),
+           ("all_ready", "N students opened at once: all ready (s)", 1),
            ("load_p50", "page load under load, p50 (s)", 2), ("load_p95", "page load under load, p95 (s)", 2),
            ("loads", "page loads sampled", 0),
            ("loads_timed_out", f"page loads over {TIMEOUT} s", 0),
@@ -439,14 +513,19 @@ CPU_COLUMNS = [("sessions", "sessions", 0), ("server_cores", "server CPU (cores)
                ("fragment_runs", "fragment runs per s", 1), ("fragment_cpu_ms", "fragment run CPU (ms)", 0),
                ("fragment_wall_ms", "fragment run wall (ms)", 0),
                ("late_p95", "a 0.25 s sleep wakes late, p95 (ms)", 0),
-               ("late_core", "of which waiting for a core (%)", 0), ("browser_cores", "browsers' CPU (cores)", 2),
+               ("late_core", "of which waiting for a core (%)", 0),
+               ("student_cores", "students' CPU (cores)", 2), ("browser_cores", "bench's own CPU (cores)", 2),
                ("other_cpu", "other processes' CPU %", 0)]
 
 KEYS = {k for k, _, _ in COLUMNS + CPU_COLUMNS}
 
 
-def run(smoke: bool = False, repeats: int = 3, sizes=None) -> dict:
-    title = "Classroom load: N tabs press Start at once on one Streamlit server"
+def run(smoke: bool = False, repeats: int = 3, sizes=None, students: str | None = None) -> dict:
+    """The classroom table; `students`: light or chromium (by default $BENCH_STUDENTS, else light)."""
+    students = students or os.environ.get("BENCH_STUDENTS", "light")
+    if students not in ("light", "chromium"):
+        raise ValueError(f"students must be light or chromium, not {students!r}")
+    title = "Classroom load: N students press Start at once on one Streamlit server"
     if not CHROMIUM.exists():
         reason = f"skipped: {CHROMIUM} is missing (apt-get install chromium)"
         return common.table(title, COLUMNS, [{**dict.fromkeys(KEYS), "sessions": reason}], [reason])
@@ -454,48 +533,49 @@ def run(smoke: bool = False, repeats: int = 3, sizes=None) -> dict:
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-classroom-") as tmp, sync_playwright() as driver:
-        niced = Path(tmp) / "chromium"
-        niced.write_text(f'#!/bin/sh\nexec nice -n 15 {CHROMIUM} "$@"\n')
-        niced.chmod(0o755)
-        browser = driver.chromium.launch(executable_path=str(niced), args=CHROMIUM_ARGS + LOOPBACK_ONLY)
+        pupils = LightStudents() if students == "light" else ChromiumStudents(driver, Path(tmp))
         visitor = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + LOOPBACK_ONLY)
         try:
             for n in sizes or (SMOKE_SIZES if smoke else SIZES):
                 try:
-                    rows.append(measure(browser, visitor, n, smoke, repeats, Path(tmp) / f"n{n}"))
+                    rows.append(measure(pupils, visitor, n, smoke, repeats, Path(tmp) / f"n{n}"))
                 except Exception as exc:  # noqa: BLE001 - keep the other sizes' figures; this one says why
                     traceback.print_exc()
-                    rows.append({**dict.fromkeys(KEYS), "sessions": n, "finished": f"failed: {exc}"[:200]})
+                    rows.append({**dict.fromkeys(KEYS), "sessions": n, "students": students,
+                                 "finished": f"failed: {exc}"[:200]})
+                    pupils.close_sessions()
                     continue
                 r = rows[-1]
                 print(f"  classroom {n}: {r['finished']} finished in {r['at_once']:.0f} s (one after another "
                       f"{r['sequential']:.0f} s), page load p95 {r['load_p95']:.2f} s, "
                       f"{r['per_session']:.1f} MB per session", flush=True)
         finally:
-            browser.close()
+            pupils.close()
             visitor.close()
     notes = [
-        "each tab is its own Streamlit session and runs the Train page's default configuration (digits, MLP "
+        "each student is its own Streamlit session and runs the Train page's default configuration (digits, MLP "
         "256-128, z 2, batch 32, 30 epochs" + (f"; here the link's {SMOKE_QUERY}" if smoke else "")
         + "); VAE_LAB_MAX_JOBS = N, so no run queues",
-        f"one run alone: one tab on the same server, median [min–max] of {repeats}"
+        f"one run alone: one student on the same server, median [min–max] of {repeats}"
         + ("" if smoke else " after a warm-up run") + "; N one after another = N × that median (not run)",
-        "N at once: from the first Start click to the last run's end; tabs showing Finished.: the students' tabs "
-        "after that, given 120 s in all to catch up (what the others show is in results.json); errors: tabs "
-        "showing an error or whose page threw, runs not finished, tracebacks in the server log",
-        "page load: a fresh tab in a second Chromium at normal priority (the students' tabs are in one at nice 15), "
+        "N at once: from the first Start click to the last run's end; students' pages showing Finished.: after "
+        "that, given 120 s in all to catch up (what the others show is in results.json); errors: students whose "
+        "page shows an exception or an error alert (or, for tabs, threw), runs not finished, tracebacks in the "
+        "server log; runs on the default configuration: their config.json",
+        "page load: a fresh tab in a real Chromium at normal priority (the visitor, apart from the students), "
         "from navigation to the Start button; while the runs train, one every "
         f"{LOAD_EVERY:g} s (at most {LOADING_AT_MOST} loading at once); the title's times are in results.json; "
-        f"a load over {TIMEOUT} s counts as {TIMEOUT} s; N tabs opened at once: from opening the first of the N "
-        "students' tabs to the last showing Start, before any run",
+        f"a load over {TIMEOUT} s counts as {TIMEOUT} s; N students opened at once: from opening the first of the "
+        "N students' sessions to the last showing Start, before any run",
         "MB per session: (peak − idle) / N of the VmRSS of the server and its trainer process; idle is after the "
         "single runs and idle page loads; "
         "the peak includes the closed page-load tabs' sessions, which Streamlit keeps for 120 s",
         "dataset loads: vae_core's log lines of real loads (cache misses) in the server's whole life: 1 = loaded once",
         "server CPU split: training threads / main thread (web server event loop) / the rest, mostly script runs",
-        "the students' Chromium runs at nice 15 on the same cores; targets: every run finishes, no error, "
-        "page load p95 < 2 s, "
-        "< 150 MB per session",
+        ("students: light = protocol-level clients (bench/students.py) on one event loop in the bench's process, "
+         "as if each ran on its student's laptop" if students == "light" else
+         "students: chromium = tabs of one headless Chromium at nice 15 on the server's cores")
+        + "; targets: every run finishes, no error, page load p95 < 2 s, < 150 MB per session",
     ]
     return common.table(title, COLUMNS, rows, notes)
 
@@ -509,10 +589,19 @@ def cpu_table(classroom: dict) -> dict:
              "runs ended",
              "a thread in the server sleeps 0.25 s again and again: how late it wakes is how long a thread waits to "
              "run Python there; the share spent runnable without a core is from /proc (schedstat), the rest is "
-             "waiting for the GIL"]
+             "waiting for the GIL",
+             "students' CPU: light, the students' event-loop thread in the bench's process; chromium, the niced "
+             "Chromium's processes; bench's own CPU: the bench's processes but the server and its trainer process "
+             "(the students, the visitor Chromium, Playwright's driver, this process), during the load"]
     return common.table("Classroom load: where the server's time went", CPU_COLUMNS, classroom["rows"], notes)
 
 
 if __name__ == "__main__":
     from bench.__main__ import main
-    main(["--only", "classroom", *sys.argv[1:]])
+
+    args = sys.argv[1:]
+    if "--students" in args:  # ours, not bench's: passed on as BENCH_STUDENTS
+        at = args.index("--students")
+        os.environ["BENCH_STUDENTS"] = args[at + 1]
+        del args[at:at + 2]
+    main(["--only", "classroom", *args])

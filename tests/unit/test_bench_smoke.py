@@ -29,7 +29,8 @@ def positive(x):
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "results.json"
-    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--out", str(out)], cwd=REPO,
+    env = {k: v for k, v in os.environ.items() if k != "BENCH_STUDENTS"}  # the default students: light
+    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--out", str(out)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return json.loads(out.read_text()), proc.stdout
@@ -108,3 +109,15 @@ def test_classroom_runs_finish_and_the_server_loads_the_data_once(smoke):
                                             "rss_peak", "server_cores"))
         assert r["load_p50"] <= r["load_p95"] and r["loads"] >= 1 and 0 <= r["other_cpu"] <= 100
         assert r["page_runs"] > 0 and positive(r["page_cpu_ms"]) and r["page_wall_ms"] >= r["page_cpu_ms"] * 0.9
+
+
+def test_light_students_train_the_default_configuration_and_see_it_finish(smoke):
+    results, _ = smoke
+    rows = results["tables"]["classroom"]["rows"]
+    if isinstance(rows[0]["sessions"], str):
+        pytest.skip(rows[0]["sessions"])
+    for r in rows:
+        n = r["sessions"]
+        assert r["students"] == "light" and r["on_defaults"] == f"{n} of {n}"
+        assert r["tabs_finished"] == f"{n} of {n}" and r["tabs_with_errors"] == 0 and r["page_errors"] == []
+        assert r["student_cores"] >= 0
