@@ -8,7 +8,7 @@ writes the server's own figures four times a second. Each student is one Streaml
   student's browser does (without rendering), all on one event loop of this process; in a classroom each
   browser runs on its student's laptop, so the students should cost the server's machine almost nothing;
 - chromium (`--students chromium`, or BENCH_STUDENTS=chromium for `python -m bench`): tabs of one headless
-  Chromium (loopback only) at nice 15 on the server's machine, which then measures a busy machine.
+  Chromium (loopback only) on the server's machine, which then measures a busy machine.
 
 For each N, on a fresh server:
 
@@ -250,15 +250,15 @@ def outcomes(tabs, within: float) -> list[str]:
 
 
 class ChromiumStudents:
-    """Students as tabs of one headless Chromium at nice 15, with the interface of students.LightStudents."""
+    """Students as tabs of one headless Chromium, with the interface of students.LightStudents. (Starting it at
+    nice 15 did not hold: Chromium sets its processes' priorities itself, down to nice -8 as root.)"""
 
     kind = "chromium"
 
-    def __init__(self, driver, folder: Path):
-        niced = folder / "chromium"
-        niced.write_text(f'#!/bin/sh\nexec nice -n 15 {CHROMIUM} "$@"\n')
-        niced.chmod(0o755)
-        self.browser = driver.chromium.launch(executable_path=str(niced), args=CHROMIUM_ARGS + LOOPBACK_ONLY)
+    def __init__(self, driver):
+        before = _browsers()
+        self.browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + LOOPBACK_ONLY)
+        self.pids = _browsers() - before
         self.context = None
 
     def open(self, url: str):
@@ -292,9 +292,8 @@ class ChromiumStudents:
             self.context.close()
         self.context = None
 
-    @staticmethod
-    def cpu_seconds() -> float:
-        return tree_cpu(niced=True)
+    def cpu_seconds(self) -> float:
+        return tree_cpu(self.pids)
 
     def close(self) -> None:
         self.browser.close()
@@ -363,24 +362,40 @@ def one_run(students, student, server) -> float:
 
 # --- CPU of this benchmark's processes -----------------------------------------------------------
 
-def tree_cpu(niced: bool = False) -> float:
-    """CPU seconds of this process and its living descendants (server, browsers), with the children each reaped;
-    `niced`: of those at nice 15 only (the Chromium students)."""
-    children, used, nice = collections.defaultdict(list), {}, {}
+def _processes() -> dict[int, tuple[int, str, int]]:
+    """Every process: (parent, name, CPU ticks of it and its reaped children)."""
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            text = stat.read_text()
         except OSError:
             continue
-        children[int(fields[1])].append(int(stat.parent.name))
-        used[int(stat.parent.name)] = sum(map(int, fields[11:15]))  # utime, stime, cutime, cstime
-        nice[int(stat.parent.name)] = int(fields[16])
-    todo, total = [os.getpid()], 0
+        head, fields = text.rsplit(")", 1)[0], text.rsplit(")", 1)[1].split()
+        found[int(stat.parent.name)] = (int(fields[1]), head.split("(", 1)[1], sum(map(int, fields[11:15])))
+    return found
+
+
+def _browsers() -> set[int]:
+    """Chromium browser processes (those whose parent is not a Chromium)."""
+    found = _processes()
+    return {pid for pid, (parent, name, _) in found.items()
+            if name == "chromium" and found.get(parent, (0, ""))[1] != "chromium"}
+
+
+def tree_cpu(roots=None) -> float:
+    """CPU seconds of `roots` (by default this process) and their living descendants (server, browsers), with the
+    children each reaped (utime, stime, cutime, cstime)."""
+    children = collections.defaultdict(list)
+    found = _processes()
+    for pid, (parent, _, _) in found.items():
+        children[parent].append(pid)
+    todo, total = list(roots or [os.getpid()]), 0
     while todo:
         pid = todo.pop()
-        total += used.get(pid, 0) if not niced or nice.get(pid) == 15 else 0
+        total += found.get(pid, (0, "", 0))[2]
         todo += children[pid]
     return total / os.sysconf("SC_CLK_TCK")
+
 
 
 # --- one classroom -------------------------------------------------------------------------------
@@ -533,7 +548,7 @@ def run(smoke: bool = False, repeats: int = 3, sizes=None, students: str | None 
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-classroom-") as tmp, sync_playwright() as driver:
-        pupils = LightStudents() if students == "light" else ChromiumStudents(driver, Path(tmp))
+        pupils = LightStudents() if students == "light" else ChromiumStudents(driver)
         visitor = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + LOOPBACK_ONLY)
         try:
             for n in sizes or (SMOKE_SIZES if smoke else SIZES):
@@ -574,7 +589,7 @@ def run(smoke: bool = False, repeats: int = 3, sizes=None, students: str | None 
         "server CPU split: training threads / main thread (web server event loop) / the rest, mostly script runs",
         ("students: light = protocol-level clients (bench/students.py) on one event loop in the bench's process, "
          "as if each ran on its student's laptop" if students == "light" else
-         "students: chromium = tabs of one headless Chromium at nice 15 on the server's cores")
+         "students: chromium = tabs of one headless Chromium on the server's cores")
         + "; targets: every run finishes, no error, page load p95 < 2 s, < 150 MB per session",
     ]
     return common.table(title, COLUMNS, rows, notes)
@@ -590,7 +605,7 @@ def cpu_table(classroom: dict) -> dict:
              "a thread in the server sleeps 0.25 s again and again: how late it wakes is how long a thread waits to "
              "run Python there; the share spent runnable without a core is from /proc (schedstat), the rest is "
              "waiting for the GIL",
-             "students' CPU: light, the students' event-loop thread in the bench's process; chromium, the niced "
+             "students' CPU: light, the students' event-loop thread in the bench's process; chromium, their "
              "Chromium's processes; bench's own CPU: the bench's processes but the server and its trainer process "
              "(the students, the visitor Chromium, Playwright's driver, this process), during the load"]
     return common.table("Classroom load: where the server's time went", CPU_COLUMNS, classroom["rows"], notes)
