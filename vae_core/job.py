@@ -337,10 +337,10 @@ def _save_failure(exc: OSError) -> str:
 
 def _thread_count(running: int, on_main_thread: bool) -> int:
     """Intra-op threads for a job's next step: on a process's main thread, its share of the cores among the
-    jobs running; on any other thread, one. Measured on 2 cores (bench/README.md, "Thread effects"): once any
-    other thread has used 2 threads (OpenMP then has two teams), 2 threads on a worker thread ran MNIST's MLP
-    at 0.45-0.7 times and the digits conv at 0.46 times the speed of one, while on the main thread 2 threads
-    ran them 1.5-1.6 and 1.3 times faster than one."""
+    jobs running; on any other thread, one. Measured on 2 cores: once the main thread has used 2 threads
+    (OpenMP then keeps a team for it), 2 threads on a worker thread ran the digits MLP at 0.36, the digits conv
+    at 0.46 and MNIST's MLP at 0.8 times the speed of one (only MNIST's conv gained, 1.2-1.3 times), while on
+    the main thread they ran MNIST's MLP 1.6, its conv 1.5 and the digits conv 1.25 times faster than one."""
     if not on_main_thread:
         return 1
     return max(1, CORES // max(1, running))

@@ -313,9 +313,10 @@ def _serve(inbox: Connection, outbox: Connection) -> None:
     """The trainer process: start and control jobs as the server asks, send their progress back. Ends
     (stopping its jobs) when the server says so, closes the pipe or exits.
 
-    The main thread trains: a job started while it is free runs there, with torch's full thread behaviour
-    (see job._thread_count); a job started while it is busy gets a thread of its own. The other threads
-    here use numpy, not torch, so that the main thread's OpenMP team stays the only one."""
+    The main thread trains: a job started while it is free runs there, with torch's threads (see
+    job._thread_count); a job started while it is busy gets a thread of its own and one torch thread. The
+    inbox and push threads copy tensors through numpy, so that the main thread's OpenMP team stays the only
+    one."""
     from vae_core.schedules import warm_up
 
     warm_up()
