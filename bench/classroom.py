@@ -481,7 +481,7 @@ def measure(students, visitor, n: int, smoke: bool, repeats: int, folder: Path) 
         "tabs_not_finished": collections.Counter(t for t in shown if t != "Finished."),
         "unfinished_tab_events": collections.Counter(line.split(": ", 1)[1] for lines, t in zip(events, shown)
                                                      if t != "Finished." for line in lines),
-        "unfinished_tab_examples": [lines[-15:] for lines, t in zip(events, shown) if t != "Finished."][:3],
+        "unfinished_tab_examples": [lines[-25:] for lines, t in zip(events, shown) if t != "Finished."][:3],
         "tabs_with_errors": tab_errors, "page_errors": page_errors, "server_tracebacks": tracebacks,
         "tabs_ready": len(ready),
         "alone": common.stats(alone), "sequential": sequential, "at_once": at_once,

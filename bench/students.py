@@ -26,6 +26,7 @@ the components' and Plotly's scripts, reconnecting after a dropped connection, r
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import threading
 import time
@@ -42,6 +43,19 @@ from websockets.protocol import State
 FINISHED_EARLY = ForwardMsg.ScriptFinishedStatus.FINISHED_EARLY_FOR_RERUN
 MAX_MESSAGE = 200 * 2**20  # bytes: the server's own limit on a message is about this size
 TEXT = {"alert": "body", "markdown": "body", "heading": "body", "text": "body", "progress": "text"}
+LOGGED = ("new_session", "script_finished", "auto_rerun", "stop_auto_rerun")  # kept in Student.protocol
+PROTOCOL_LINES = 20
+
+
+def _describe(kind: str, msg: ForwardMsg) -> str:
+    """The run (and its fragments) or the timer a logged message is about."""
+    run = msg.metadata.run
+    if kind == "auto_rerun":
+        return f"{msg.auto_rerun.fragment_id[:8]} every {msg.auto_rerun.interval:g} s"
+    if kind == "stop_auto_rerun":
+        return " ".join(f[:8] for f in msg.stop_auto_rerun.fragment_ids)
+    status = f" {ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished)}" if kind == "script_finished" else ""
+    return f"run {run.script_run_id[:8]} " + (" ".join(f[:8] for f in run.fragment_ids) or "page") + status
 
 
 def widget_value(kind: str, element, known: WidgetState | None) -> WidgetState | None:
@@ -90,6 +104,7 @@ class Student:
         self.running, self.closed, self.ended = True, False, False
         self.errors: list[str] = []  # what the page showed as errors, and protocol trouble
         self.events: list[str] = []  # (seconds since opening: text), as the Chromium tabs' events
+        self.protocol = collections.deque(maxlen=PROTOCOL_LINES)  # the latest runs and timers, the same way
         self.opened = time.monotonic()
         self.socket = None
 
@@ -124,6 +139,9 @@ class Student:
     def _event(self, text: str) -> None:
         self.events.append(f"{time.monotonic() - self.opened:.0f} s: {text[:200]}")
 
+    def _log(self, text: str) -> None:
+        self.protocol.append(f"{time.monotonic() - self.opened:.2f} s: {text}")
+
     # --- the protocol ---
     async def run(self) -> None:
         """Connect, ask for the page, and handle the server's messages until the connection ends."""
@@ -156,6 +174,7 @@ class Student:
         info = state.context_info
         info.timezone, info.locale, info.url, info.color_scheme = "UTC", "en-US", self.url, "light"
         self.new_session_seen = False
+        self._log(f"> rerun {fragment_id[:8] or 'page'}" + (" (timer)" if auto else "") + (" Start" if trigger else ""))
         await self.socket.send(msg.SerializeToString())
 
     async def press_start(self) -> None:
@@ -175,6 +194,8 @@ class Student:
             kind = msg.WhichOneof("type")
         elif msg.metadata.cacheable and msg.hash not in self.cache:
             self.cache[msg.hash] = [msg, self.cache_runs, msg.delta.fragment_id]
+        if kind in LOGGED:
+            self._log(f"< {kind} {_describe(kind, msg)}")
         if kind == "new_session":
             self.new_session(msg)
         elif kind == "delta":
@@ -321,7 +342,8 @@ class LightStudents:
 
     @staticmethod
     def events(student: Student) -> list[str]:
-        return student.events
+        """Its events, then its latest protocol lines (what a page that stopped updating last saw)."""
+        return student.events + list(student.protocol)
 
     def close_sessions(self) -> None:
         """Close every student's connection."""

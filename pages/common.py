@@ -155,16 +155,17 @@ def describe(config: TrainConfig) -> str:
 # --- drawing -------------------------------------------------------------------------------------
 # st.plotly_chart gives a chart a new identity whenever its figure changes, so a chart redrawn while
 # training is remounted on every poll: it blinks and forgets the user's zoom. This component keeps one
-# element and updates it with Plotly.react, which honours the figure's uirevision. It uses the plotly.js
-# that Streamlit loads for st.plotly_chart, waiting for it if need be; on a page that has no
-# st.plotly_chart (Explore on an image dataset opened by its address) it loads Streamlit's own copy.
+# element and updates it with Plotly.react, which honours the figure's uirevision. Half a second after its
+# first draw it imports Streamlit's own plotly.js bundle, the module st.plotly_chart loads (the same URL,
+# so the same module where a page has both), and draws once window.Plotly is set, trying again (a failed
+# import too) for up to a minute.
 # Given `images` (a data URI per point index, the points' customdata), the point under the pointer is
 # shown beside it, its image above its trace's name and index (instead of Plotly's label); with `pick`,
 # a click on a point sends its index (trigger "pick").
 _LIVE_JS = """
 const loadPlotly = (src) => {
   if (!window.vaeLabPlotly && src) {
-    window.vaeLabPlotly = import(new URL(src, document.baseURI).href).catch(() => null);
+    window.vaeLabPlotly = import(new URL(src, document.baseURI).href).catch(() => { window.vaeLabPlotly = null; });
   }
 };
 
@@ -225,11 +226,11 @@ export default function (component) {
                           {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"]})
         .then(() => { if (!plot.vaeListening) { plot.vaeListening = true; listen(plot); } });
     } else if (tries > 0) {
-      if (tries === 390) loadPlotly(data.plotly);  // not there after half a second: load it
+      if (tries <= 1190) loadPlotly(data.plotly);  // after the page's first paint: parsing it takes a while
       setTimeout(() => draw(tries - 1), 50);
     }
   };
-  draw(400);
+  draw(1200);
 }
 """
 _live_plot = st.components.v2.component("vae_lab_live_plot", js=_LIVE_JS, isolate_styles=False)

@@ -206,11 +206,9 @@ def _schedule_plots(config: TrainConfig, steps_per_epoch: int, beta_box, lr_box)
     steps = np.linspace(0, total, min(total, 300) + 1).astype(int).tolist()
     if config.mode == "vae":
         betas = [beta_at(s, config.beta, config, steps_per_epoch) for s in steps]
-        beta_box.plotly_chart(figures.schedule_figure(steps, betas, "β"), key="beta_schedule",
-                              config={"displayModeBar": False})
+        beta_box.image(figures.schedule_svg(steps, betas, "β"))
     lr_steps, lrs = _lr_curve(config.to_json(), steps_per_epoch)
-    lr_box.plotly_chart(figures.schedule_figure(lr_steps, lrs, "learning rate"), key="lr_schedule",
-                        config={"displayModeBar": False})
+    lr_box.image(figures.schedule_svg(lr_steps, lrs, "learning rate"))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

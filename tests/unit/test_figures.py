@@ -4,6 +4,8 @@ import base64
 import io
 import json
 import math
+import re
+from xml.etree import ElementTree
 
 import numpy as np
 import plotly.graph_objects as go
@@ -147,26 +149,35 @@ def test_live_figures_keep_their_uirevision_from_the_empty_view_to_a_finished_ru
                (after.layout.uirevision, after.layout.yaxis.uirevision)
 
 
-def test_schedule_figures_draw_the_beta_warm_up_and_the_cosine_learning_rate(digits):
+def _polyline(svg: str) -> list[tuple[float, float]]:
+    """The (x, y) points of an SVG chart's line, in the SVG's pixels."""
+    points = re.search(r'<polyline points="([^"]+)"', svg).group(1)
+    return [tuple(map(float, point.split(","))) for point in points.split()]
+
+
+def test_schedule_charts_draw_the_beta_warm_up_and_the_cosine_learning_rate(digits):
     config = TrainConfig(beta=4.0, beta_schedule="warmup", beta_warmup_epochs=2, lr_schedule="cosine", epochs=10)
     steps_per_epoch = math.ceil(len(digits.train) / config.batch_size)
     total = config.epochs * steps_per_epoch
     steps = np.linspace(0, total, min(total, 300) + 1).astype(int).tolist()
     betas = [beta_at(s, config.beta, config, steps_per_epoch) for s in steps]
-    beta_fig = drawn.schedule_figure(steps, betas, "β")
-    (beta,) = beta_fig.data
-    assert beta.name == "β" and len(beta.x) == 301 and list(beta.x) == steps and list(beta.y) == betas
-    assert (beta.y[0], beta.y[-1]) == (0.0, 4.0)
-    assert (beta_fig.layout.xaxis.title.text, beta_fig.layout.yaxis.title.text) == ("training step", "β")
-    assert beta_fig.layout.yaxis.rangemode == "tozero" and beta_fig.layout.showlegend is False
+    beta_svg = drawn.schedule_svg(steps, betas, "β")
+    ElementTree.fromstring(beta_svg)  # well-formed
+    line = _polyline(beta_svg)
+    assert len(line) == 301 and [x for x, _ in line] == sorted(x for x, _ in line)
+    warm = 2 * steps_per_epoch * 300 // total  # the point where the warm-up ends
+    assert line[0][1] > line[warm // 2][1] > line[warm + 2][1] == line[-1][1]  # rises (SVG y points down), then flat
+    assert ">4<" in beta_svg and ">0<" in beta_svg and f">{total:,}<" in beta_svg and "training step" in beta_svg
 
     lr_steps, lrs = lr_curve(config, steps_per_epoch)
-    lr_fig = drawn.schedule_figure(lr_steps, lrs, "learning rate", log_y=True)
-    (lr,) = lr_fig.data
-    assert list(lr.x) == lr_steps and list(lr.y) == lrs
-    assert lr.y[0] == pytest.approx(config.lr) and lr.y[-1] < config.lr / 100
-    assert lr_fig.layout.yaxis.type == "log" and lr_fig.layout.yaxis.title.text == "learning rate"
-    assert lr_fig.layout.uirevision != beta_fig.layout.uirevision
+    lr_svg = drawn.schedule_svg(lr_steps, lrs, "learning rate")
+    ys = [y for _, y in _polyline(lr_svg)]
+    assert ys[0] == min(ys) and ys[-1] == pytest.approx(max(ys), abs=1.5)  # from the top down to about zero
+    assert all(a <= b + 1e-9 for a, b in zip(ys, ys[1:]))  # cosine: never rises
+    assert f">{config.lr:.3g}<" in lr_svg and "learning rate over the training steps" in lr_svg
+    assert _polyline(drawn.schedule_svg([0, 10], [0.0, 0.0], "β"))  # a constant 0 still draws
+    empty = ElementTree.fromstring(drawn.schedule_svg([], [], "β"))  # nothing to draw: still a chart
+    assert empty.find("{http://www.w3.org/2000/svg}polyline").get("points") == ""
 
 
 def test_latent_figure_colours_the_scatter_by_digit_and_keeps_each_points_index(digits, digits_job):
@@ -331,7 +342,6 @@ def test_runs_figure_overlays_one_metric_of_the_saved_runs_per_epoch(compared):
 @pytest.mark.parametrize("build", [
     lambda: figures.loss_figure([], []),
     lambda: figures.loss_figure([], [], log_y=True),
-    lambda: figures.schedule_figure([], [], "β"),
     lambda: figures.points_figure(np.zeros((0, 2)), np.zeros((0, 2)), "reconstructions", connect=True),
     lambda: figures.latent_figure(np.zeros((0, 2)), None, ("0", "1"), ("z₁", "z₂")),
     lambda: figures.latent_figure(np.zeros((0, 2)), np.zeros(0, int), ("0", "1")),
@@ -341,7 +351,7 @@ def test_runs_figure_overlays_one_metric_of_the_saved_runs_per_epoch(compared):
     lambda: figures.rate_distortion_figure({"a run with no epoch yet": []}),
     lambda: figures.runs_figure({}, "val_kl"),
     lambda: figures.runs_figure({"a run with no epoch yet": []}, "val_kl", log_y=True),
-], ids=["loss", "loss-log", "schedule", "points", "latent", "latent-labelled", "kl", "paths", "rate-distortion",
+], ids=["loss", "loss-log", "points", "latent", "latent-labelled", "kl", "paths", "rate-distortion",
         "rate-distortion-no-epochs", "runs", "runs-no-epochs"])
 def test_empty_inputs_give_an_empty_but_drawable_figure(build):
     fig = _drawable(build())
