@@ -27,6 +27,7 @@ def status_line(watch: bool) -> None:
     common.touch()
     if not watch:
         return
+    common.keep_timer(STATUS_SECONDS)
     work = common.work()
     if work is None or not work.alive:
         st.rerun()  # it ended: redraw the page without the line

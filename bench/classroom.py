@@ -63,6 +63,7 @@ LOAD_EVERY, LOADING_AT_MOST = 2.0, 1
 # (the live views' images too) through this process's one thread, which delayed page loads by tens of seconds.
 LOOPBACK_ONLY = ["--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
 TIMEOUT = 60  # seconds for one sampled page load; a load that times out counts as this long
+MIN_WINDOW = 1.0  # seconds the load lasts at least, for the server's figures (sampled every 0.25 s)
 PATIENCE = 600  # seconds the N students' tabs may take to show Start
 DEADLINE = 1200  # seconds for N runs to finish
 LAUNCHER = r"""
@@ -447,6 +448,7 @@ def measure(students, visitor, n: int, smoke: bool, repeats: int, folder: Path) 
 
         loads = PageLoads(visits, url, every=LOAD_EVERY, at_most=LOADING_AT_MOST)
         loads.until(all_ended)
+        time.sleep(max(0.0, t0 + MIN_WINDOW - time.time()))  # the server's figures need two samples at least
         busy1, tree1, own1, t1 = common.busy_seconds(), tree_cpu(), students.cpu_seconds(), time.time()
         loads.finish()
         shown = students.outcomes(tabs, within=120)

@@ -8,8 +8,10 @@ import uuid
 from pathlib import Path
 
 import streamlit as st
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
+from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState
 
 from vae_core import figures, runs, sessions
 from vae_core.config import ConfigError, TrainConfig
@@ -78,6 +80,23 @@ def init_session() -> None:
 def touch() -> None:
     """Tell the registry this browser session is still here, and how to ask whether its tab is still open."""
     sessions.registry().touch(session_id(), connected=_connection_probe())
+
+
+def keep_timer(every: float | None) -> None:
+    """From inside a fragment with run_every=`every`: send the browser the fragment's timer again.
+
+    Streamlit sends a fragment's timer (an auto_rerun message) only from whole-page runs, and the browser
+    drops every timer when a whole-page run starts. When runs pile up (30 students pressing Start at once),
+    a new run clears the session's outgoing queue of the last whole-page run's messages, its timer too:
+    the page then stops redrawing (bench/README.md, "A page that stops redrawing"). Sent from every run of
+    the fragment, the timer comes back with the next one; the browser ignores a timer it already has.
+    (Streamlit internals, pinned at 1.67.0.)"""
+    ctx, fragment_id = get_script_run_ctx(), ThreadState.get().fragment_id
+    if every is None or ctx is None or fragment_id is None:
+        return
+    msg = ForwardMsg()
+    msg.auto_rerun.interval, msg.auto_rerun.fragment_id = every, fragment_id
+    ctx.enqueue(msg)
 
 
 def _connection_probe():

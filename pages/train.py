@@ -440,6 +440,7 @@ def run_panel(config: TrainConfig, data: Dataset | None, every: float | None) ->
     rerun itself again and again."""
     started = time.thread_time()
     common.touch()
+    common.keep_timer(every)
     job = common.job()
     wanted = redraw_every(job)
     if not st.session_state.pop(WHOLE_PAGE_RUN, False) and (

@@ -93,8 +93,10 @@ class TrainingJob:
 
     # --- control, from any thread -------------------------------------------------------------
     def start(self, runner: Callable[[Callable[[], None]], None] | None = None) -> "TrainingJob":
-        """Train on a thread of its own, or hand `run` to `runner`, which runs it on its own thread."""
+        """Train on a thread of its own, or hand `run` to `runner`, which runs it on its own thread. The job
+        takes its place in the slot queue now: jobs started one after another queue in that order."""
         self._started_at = time.perf_counter()
+        self.pool.enqueue(self)
         if runner is None:
             threading.Thread(target=self.run, name="vae-lab-training", daemon=True).start()
         else:
@@ -182,6 +184,7 @@ class TrainingJob:
             if self.trainer is not None:
                 self._save(None)  # the folder says the run failed; its weights stay those of the last epoch
         finally:
+            self.pool.leave(self)  # its place in the queue, when it ended before taking a slot
             self._ended_at = time.perf_counter()
 
     def _load(self) -> bool:

@@ -14,10 +14,24 @@ class SlotPool:
         self._running: set[object] = set()
         self._queue: list[object] = []
 
+    def enqueue(self, owner: object) -> None:
+        """Take a place in the queue now (acquire keeps it), so that owners queue in the order they start."""
+        with self._cond:
+            if owner not in self._queue:
+                self._queue.append(owner)
+
+    def leave(self, owner: object) -> None:
+        """Give up a place taken with enqueue, without waiting for a slot."""
+        with self._cond:
+            if owner in self._queue:
+                self._queue.remove(owner)
+                self._cond.notify_all()
+
     def acquire(self, owner: object, cancelled: threading.Event) -> bool:
         """Wait for a free slot in queue order; False if `cancelled` is set first."""
         with self._cond:
-            self._queue.append(owner)
+            if owner not in self._queue:
+                self._queue.append(owner)
             try:
                 while not (len(self._running) < self.limit and self._queue[0] is owner):
                     if cancelled.is_set():
@@ -35,9 +49,12 @@ class SlotPool:
             self._cond.notify_all()
 
     def position(self, owner: object) -> int:
-        """1 for the next job to start, 2 for the one after...; 0 when not waiting."""
+        """1 for the next job to start once a slot frees up, 2 for the one after...; 0 when not waiting for
+        one (a slot is free for it, it has one, or it is not queued)."""
         with self._cond:
-            return self._queue.index(owner) + 1 if owner in self._queue else 0
+            if owner not in self._queue:
+                return 0
+            return max(0, self._queue.index(owner) + 1 - (self.limit - len(self._running)))
 
     @property
     def running(self) -> int:

@@ -130,6 +130,31 @@ def test_a_queued_job_can_be_stopped_before_it_starts(digits):
     assert first.join(2)
 
 
+def test_jobs_queue_in_the_order_they_start_whichever_thread_gets_there_first(digits):
+    pool, holder = SlotPool(1), object()
+    assert pool.acquire(holder, threading.Event())
+    first = TrainingJob(LONG, digits, pool=pool).start(lambda run: threading.Timer(0.5, run).start())
+    second = TrainingJob(LONG, digits, pool=pool).start()  # its thread asks for the slot first
+    try:
+        assert (first.view().queue_position, second.view().queue_position) == (1, 2)
+        time.sleep(0.6)
+        pool.release(holder)
+        assert wait_for(lambda: first.view().status == "running" and second.view().queue_position == 1)
+    finally:
+        for job in (first, second):
+            job.stop()
+            assert job.join(5)
+
+
+def test_a_job_that_fails_before_its_turn_gives_its_place_up():
+    pool, holder = SlotPool(1), object()
+    assert pool.acquire(holder, threading.Event())
+    job = TrainingJob(TrainConfig(dataset="no-such-set"), pool=pool).start()
+    assert job.join(10) and job.view().status == "failed"
+    assert pool.position(job) == 0 and job.view().queue_position == 0
+    pool.release(holder)
+
+
 def test_an_unknown_dataset_fails_with_the_data_message():
     job = TrainingJob(TrainConfig(dataset="no-such-set"), pool=SlotPool(1)).start()
     assert job.join(10)
