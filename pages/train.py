@@ -319,8 +319,17 @@ def _metrics(view: JobView | None, config: TrainConfig) -> None:
     cols[1].metric("Reconstruction", f"{last['recon']:.2f}" if last else "–")
     cols[2].metric("KL", f"{last['kl']:.2f}" if last else "–")
     cols[3].metric("Validation −ELBO", f"{val['val_neg_elbo']:.2f}" if val else "–")
-    cols[4].metric("Learning rate", f"{view.lr if view else config.lr:.3g}")
-    cols[5].metric("β now", f"{view.beta if view else config.beta:.3g}")
+    cols[4].metric("Learning rate", _short(view.lr if view else config.lr))
+    cols[5].metric("β now", _short(view.beta if view else config.beta))
+
+
+def _short(x: float) -> str:
+    """A number that fits a metric's narrow column: 3 significant digits, or 2 and an exponent below 0.01
+    (0.00198 reads 2e-3, where the column showed "0.00…")."""
+    if x == 0 or abs(x) >= 0.01:
+        return f"{x:.3g}"
+    mantissa, exponent = f"{x:.1e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
 
 
 def _collapse_warning(view: JobView, config: TrainConfig) -> None:

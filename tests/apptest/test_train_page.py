@@ -159,7 +159,7 @@ def test_pause_resume_stop_and_live_lr_and_beta_control_the_job(app, session_wor
     assert (job.view().lr, job.view().beta) == (0.001, 3.0)
     app.run()
     metrics = {m.label: m.value for m in app.metric}
-    assert (metrics["Learning rate"], metrics["β now"]) == ("0.001", "3")
+    assert (metrics["Learning rate"], metrics["β now"]) == ("1e-3", "3")
     assert _button(app, "resume").disabled and not _button(app, "pause").disabled
     # Changed while it runs: applied at the next step.
     app.number_input(key="live_beta").set_value(0.5)
