@@ -87,10 +87,10 @@ def keep_timer(every: float | None) -> None:
 
     Streamlit sends a fragment's timer (an auto_rerun message) only from whole-page runs, and the browser
     drops every timer when a whole-page run starts. When runs pile up (30 students pressing Start at once),
-    a new run clears the session's outgoing queue of the last whole-page run's messages, its timer too:
-    the page then stops redrawing (bench/README.md, "A page that stops redrawing"). Sent from every run of
-    the fragment, the timer comes back with the next one; the browser ignores a timer it already has.
-    (Streamlit internals, pinned at 1.67.0.)"""
+    a whole-page run's timer can go missing (a run's start clears the session's outgoing queue of all but
+    lifecycle messages), and the page stopped redrawing (bench/README.md, "A page that stops redrawing").
+    Sent from every run of the fragment, the timer comes back with the next one; the browser ignores a
+    timer it already has. (Streamlit internals, pinned at 1.67.0.)"""
     ctx, fragment_id = get_script_run_ctx(), ThreadState.get().fragment_id
     if every is None or ctx is None or fragment_id is None:
         return
