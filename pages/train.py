@@ -338,7 +338,8 @@ def _collapse_warning(view: JobView, config: TrainConfig) -> None:
         return
     recent = view.step_history[-20:]
     kl = sum(r["kl"] for r in recent) / max(1, len(recent))
-    if kl < 0.05 or view.snapshot.active_units == 0:
+    # Active units only from a snapshot of a trained model: the untrained one at step 0 has none.
+    if kl < 0.05 or (view.snapshot.epoch >= 1 and view.snapshot.active_units == 0):
         st.warning(
             f"**Posterior collapse:** the KL term is {kl:.3f} nats and {view.snapshot.active_units} latent units are "
             "active, so the decoder is ignoring z and every input gets the same code. Remedies: a lower β, a β "

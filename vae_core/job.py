@@ -291,7 +291,8 @@ class TrainingJob:
 
     def _take_snapshot(self, maker: SnapshotMaker, force: bool = False) -> None:
         """A snapshot at most every snapshot_interval, and all of them within SNAPSHOT_SHARE of the time (the
-        last one's cost counted ahead)."""
+        last throttled one's cost counted ahead: a forced first one also pays the model's first inference,
+        and counted ahead it held a fresh trainer's live view at step 0 for seconds)."""
         now = time.perf_counter()
         if not force and (now - self._last_snapshot_end < self.snapshot_interval or self._snapshot_spent
                           + self._snapshot_cost > SNAPSHOT_SHARE * (now - self._train_started)):
@@ -299,8 +300,9 @@ class TrainingJob:
         trainer = self.trainer
         self._snapshot = maker.take(trainer.model, trainer.step, trainer.epoch)
         self._last_snapshot_end = time.perf_counter()
-        self._snapshot_cost = self._last_snapshot_end - now
-        self._snapshot_spent += self._snapshot_cost
+        self._snapshot_spent += self._last_snapshot_end - now
+        if not force:
+            self._snapshot_cost = self._last_snapshot_end - now
 
     def _end(self, status: str, message: str, maker: SnapshotMaker, restored: bool = False) -> None:
         """End the run; its last snapshot shows the weights kept (`restored`: other weights than the last step's)."""

@@ -396,3 +396,6 @@ if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on the server's terminal: the server ends, then this
     os.nice(NICE)
     _serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
+    # Its jobs have ended and saved their runs. Skip the interpreter's teardown: after training on the main
+    # thread, torch's C++ teardown aborted the process ("terminate called without an active exception").
+    os._exit(0)

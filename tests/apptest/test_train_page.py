@@ -1,6 +1,7 @@
 """The Train page in AppTest: settings become the config and the URL; Start trains and shows the results."""
 
 import base64
+import dataclasses
 import io
 import json
 import time
@@ -8,6 +9,8 @@ import time
 import numpy as np
 
 from vae_core.job import FINISHED
+from vae_core.models import build_model
+from vae_core.snapshots import SnapshotMaker
 
 
 def _errors(at):
@@ -229,6 +232,23 @@ def test_a_collapsed_posterior_is_warned_about_with_its_remedies(app, session_wo
     for remedy in ("a lower β", "a β warm-up (β schedule → warmup)", "free bits", "the capacity objective",
                    "a weaker decoder"):
         assert remedy in warning
+
+
+def test_no_collapse_warning_from_the_untrained_models_snapshot(app, session_work, digits):
+    """The live view can still hold the first snapshot, of the untrained model (no unit active), after an epoch
+    of training: the KL says whether the posterior collapsed, not that snapshot."""
+    app.query_params.update({"epochs": "15"})  # KL about 2 nats by then
+    app.run()
+    _button(app, "start").click().run()
+    job = session_work(app)
+    assert job.join(60)
+    view = job.view()
+    untrained = SnapshotMaker(digits.val, digits.val_labels, job.config.latent_dim, 0).take(
+        build_model(job.config, digits.sample_shape), 0, 0)
+    assert untrained.active_units == 0 and view.step_history[-1]["kl"] > 0.5
+    job.view = lambda: dataclasses.replace(view, snapshot=untrained)
+    app.run()
+    assert not app.exception and not [w for w in app.warning if "Posterior collapse" in w.value]
 
 
 def test_a_pace_that_changes_during_the_page_run_does_not_rerun_the_page_again(app, session_work, monkeypatch):
