@@ -27,7 +27,6 @@ def status_line(watch: bool) -> None:
     common.touch()
     if not watch:
         return
-    common.keep_timer(STATUS_SECONDS)
     work = common.work()
     if work is None or not work.alive:
         st.rerun()  # it ended: redraw the page without the line
@@ -44,5 +43,5 @@ def status_line(watch: bool) -> None:
 work = common.work()
 watch = page.title != "Train" and work is not None and work.alive
 with st.sidebar:
-    st.fragment(run_every=STATUS_SECONDS if watch else None)(status_line)(watch)
+    common.fragment(status_line, STATUS_SECONDS if watch else None)(watch)
 page.run()

@@ -58,7 +58,7 @@ QUERY, SMOKE_QUERY = "", "?epochs=1"  # the Train page's default configuration (
 IDLE_LOADS, SMOKE_IDLE_LOADS = 5, 2
 # Under load, a fresh page load every 2 s, one at a time: each renders in the visitor's Chromium on this machine, and
 # several at once would measure that browser's rendering on shared cores, where students' browsers have their own.
-LOAD_EVERY, LOADING_AT_MOST = 2.0, 1
+LOAD_EVERY = 2.0
 # Loopback only, blocked by the browser's own resolver: a Playwright route would send every request of every tab
 # (the live views' images too) through this process's one thread, which delayed page loads by tens of seconds.
 LOOPBACK_ONLY = ["--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
@@ -301,17 +301,17 @@ class ChromiumStudents:
 
 
 class PageLoads:
-    """Fresh tabs on url, a new one every `every` seconds while fewer than `at_most` are loading; for each, the
+    """Fresh tabs on url, one at a time, a new one at most every `every` seconds; for each, the
     seconds from navigation to the Train page's title and to its Start button (polled, so to about 0.1 s)."""
 
-    def __init__(self, context, url: str, every: float, at_most: int):
-        self.context, self.url, self.every, self.at_most = context, url, every, at_most
+    def __init__(self, context, url: str, every: float):
+        self.context, self.url, self.every = context, url, every
         self.loading, self.times, self.due = [], [], 0.0
 
     def poll(self) -> None:
         from playwright.sync_api import Error as PlaywrightError
 
-        if time.perf_counter() >= self.due and len(self.loading) < self.at_most:
+        if time.perf_counter() >= self.due and not self.loading:
             tab = self.context.new_page()
             self.loading.append([tab, time.perf_counter(), None])
             tab.evaluate("url => setTimeout(() => { location.href = url })", self.url)  # no waiting: a busy
@@ -426,7 +426,7 @@ def measure(students, visitor, n: int, smoke: bool, repeats: int, folder: Path) 
             raise RuntimeError(f"the Train page did not load on the idle server:\n{server.log.read_text()[-3000:]}")
         alone = [one_run(students, student, server) for _ in range(repeats + 1 - smoke)][1 - smoke:]  # after a
         students.close_sessions()  # warm-up run
-        idle = PageLoads(visits, url, every=0, at_most=1)
+        idle = PageLoads(visits, url, every=0)
         idle.until(lambda: len(idle.times) >= (SMOKE_IDLE_LOADS if smoke else IDLE_LOADS))
         idle.finish()
         rss_idle = latest_rss(server)
@@ -446,7 +446,7 @@ def measure(students, visitor, n: int, smoke: bool, repeats: int, folder: Path) 
         def all_ended() -> bool:  # a lost press or a stuck run leaves the deadline to end the wait
             return len(runs_done(server, singles)) >= len(ready) or time.monotonic() > end
 
-        loads = PageLoads(visits, url, every=LOAD_EVERY, at_most=LOADING_AT_MOST)
+        loads = PageLoads(visits, url, every=LOAD_EVERY)
         loads.until(all_ended)
         time.sleep(max(0.0, t0 + MIN_WINDOW - time.time()))  # the server's figures need two samples at least
         busy1, tree1, own1, t1 = common.busy_seconds(), tree_cpu(), students.cpu_seconds(), time.time()
@@ -581,7 +581,7 @@ def run(smoke: bool = False, repeats: int = 3, sizes=None, students: str | None 
         "server log; runs on the default configuration: their config.json",
         "page load: a fresh tab in a real Chromium at normal priority (the visitor, apart from the students), "
         "from navigation to the Start button; while the runs train, one every "
-        f"{LOAD_EVERY:g} s (at most {LOADING_AT_MOST} loading at once); the title's times are in results.json; "
+        f"{LOAD_EVERY:g} s (one loading at a time); the title's times are in results.json; "
         f"a load over {TIMEOUT} s counts as {TIMEOUT} s; N students opened at once: from opening the first of the "
         "N students' sessions to the last showing Start, before any run",
         "MB per session: (peak − idle) / N of the VmRSS of the server and its trainer process; idle is after the "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import uuid
 from pathlib import Path
@@ -82,21 +83,25 @@ def touch() -> None:
     sessions.registry().touch(session_id(), connected=_connection_probe())
 
 
-def keep_timer(every: float | None) -> None:
-    """From inside a fragment with run_every=`every`: send the browser the fragment's timer again.
+def fragment(body, run_every: float | None):
+    """st.fragment(run_every=run_every)(body), whose every run also sends the browser the fragment's timer.
 
     Streamlit sends a fragment's timer (an auto_rerun message) only from whole-page runs, and the browser
     drops every timer when a whole-page run starts. When runs pile up (30 students pressing Start at once),
     a whole-page run's timer can go missing (a run's start clears the session's outgoing queue of all but
     lifecycle messages), and the page stopped redrawing (bench/README.md, "A page that stops redrawing").
     Sent from every run of the fragment, the timer comes back with the next one; the browser ignores a
-    timer it already has. (Streamlit internals, pinned at 1.67.0.)"""
-    ctx, fragment_id = get_script_run_ctx(), ThreadState.get().fragment_id
-    if every is None or ctx is None or fragment_id is None:
-        return
-    msg = ForwardMsg()
-    msg.auto_rerun.interval, msg.auto_rerun.fragment_id = every, fragment_id
-    ctx.enqueue(msg)
+    timer it already has. (Streamlit internals, pinned at 1.67.0.) The fragment keeps body's name, and so
+    its identity."""
+    @functools.wraps(body)
+    def timed(*args, **kwargs):
+        ctx, fragment_id = get_script_run_ctx(), ThreadState.get().fragment_id
+        if run_every is not None and ctx is not None and fragment_id is not None:
+            msg = ForwardMsg()
+            msg.auto_rerun.interval, msg.auto_rerun.fragment_id = run_every, fragment_id
+            ctx.enqueue(msg)
+        return body(*args, **kwargs)
+    return st.fragment(run_every=run_every)(timed)
 
 
 def _connection_probe():

@@ -169,7 +169,7 @@ def page() -> None:
     with pair:
         st.markdown("**A lesson's runs side by side**")
         lesson_form()
-    st.fragment(run_every=POLL_SECONDS if polling else None)(series_panel)(polling)
+    common.fragment(series_panel, POLL_SECONDS if polling else None)(polling)
     _select_finished_series()
     saved = list_runs(common.runs_dir())
     if not saved:

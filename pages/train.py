@@ -450,7 +450,6 @@ def run_panel(config: TrainConfig, data: Dataset | None, every: float | None) ->
     rerun itself again and again."""
     started = time.thread_time()
     common.touch()
-    common.keep_timer(every)
     job = common.job()
     wanted = redraw_every(job)
     if not st.session_state.pop(WHOLE_PAGE_RUN, False) and (
@@ -536,7 +535,7 @@ def page() -> None:
     controls(job, config, data)
     live_controls(job)
     st.session_state[WHOLE_PAGE_RUN] = True
-    st.fragment(run_every=every)(run_panel)(config or common.draft_config(), data, every)
+    common.fragment(run_panel, every)(config or common.draft_config(), data, every)
     if job is not None:
         downloads(job)
 

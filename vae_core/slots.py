@@ -10,7 +10,7 @@ from vae_core import limits
 class SlotPool:
     def __init__(self, limit: int):
         self.limit = limit
-        self._cond = threading.Condition()
+        self._cond = threading.Condition()  # re-entrant: acquire calls enqueue
         self._running: set[object] = set()
         self._queue: list[object] = []
 
@@ -30,8 +30,7 @@ class SlotPool:
     def acquire(self, owner: object, cancelled: threading.Event) -> bool:
         """Wait for a free slot in queue order; False if `cancelled` is set first."""
         with self._cond:
-            if owner not in self._queue:
-                self._queue.append(owner)
+            self.enqueue(owner)
             try:
                 while not (len(self._running) < self.limit and self._queue[0] is owner):
                     if cancelled.is_set():
