@@ -182,7 +182,11 @@ def test_the_trainer_trains_a_job_on_its_main_thread_and_one_started_meanwhile_o
         try:
             send("start", 1, LONG.replace(seed=1).to_json(), digits, None, None)
             reached.append(wait_for(lambda: latest(1)["step"] > 20))
-            send("start", 2, SMALL.replace(seed=2).to_json(), digits, None, None)
+            send("start", 2, LONG.replace(seed=2).to_json(), digits, None, None)
+            reached.append(wait_for(lambda: latest(2)["step"] > 0))
+            steps = latest(1)["step"]
+            reached.append(wait_for(lambda: latest(1)["step"] > steps + 20))  # beside the second job
+            send("stop", 2)
             reached.append(wait_for(lambda: latest(2)["done"]))
             steps = latest(1)["step"]
             reached.append(wait_for(lambda: latest(1)["step"] > steps + 20))  # on its own again
@@ -199,6 +203,6 @@ def test_the_trainer_trains_a_job_on_its_main_thread_and_one_started_meanwhile_o
     finally:
         torch.set_num_threads(before)
     driver.join(5)
-    assert reached == [True] * 4
-    assert updates[1][-1]["status"] == STOPPED and updates[2][-1]["status"] == FINISHED
+    assert reached == [True] * 6
+    assert updates[1][-1]["status"] == STOPPED and updates[2][-1]["status"] == STOPPED
     assert seen == {1: {(True, 2), (True, 1)}, 2: {(False, 1)}}
