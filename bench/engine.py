@@ -4,8 +4,10 @@ For every dataset × model × batch size, in one process, alternating, `repeats`
   job           TrainingJob(config, data, pool=SlotPool(1)) run on the main thread, as the trainer process
                 and the CLI run a job: the thread count it picks (`_thread_count`), live history,
                 throttled UI snapshots, a validation pass and a weights copy per epoch;
-  plain         bench/plain.py's loop on the main thread with torch's default thread count
-                (what a user's script gets), so job / plain is the engine's own overhead;
+  plain         bench/plain.py's loop on the main thread with torch's default thread count and torch's
+                default Adam (what a user's script gets);
+  plain fused   the same loop with fused Adam, the optimiser kernel the engine uses, so job / plain fused
+                is the engine's own overhead;
   trainer       the same job as the app runs it: a RemoteJob in a trainer process (started once per
                 row, as a server starts one), timed on the trainer's clock from the job's start to its
                 end (the data's trip through the pipe before, and the last update's after, excluded).
@@ -102,13 +104,14 @@ def measure(name: str, data, model: str, base: TrainConfig, batch: int, repeats:
             variants = {
                 "job": lambda: run_job(config, data),
                 "main": lambda: plain.train(config, data, common.DEFAULT_THREADS),
+                "fused": lambda: plain.train(config, data, common.DEFAULT_THREADS, fused=True),
                 "trainer": lambda: run_remote(config, data, trainer),
             }
             names = list(variants)
             runs: dict[str, list[dict]] = {k: [] for k in names}
             run_remote(config.replace(epochs=1), data, trainer)  # the trainer's first job warms it up
             for r in range(repeats):
-                for k in names[r % 3:] + names[:r % 3]:  # rotate the order so none is always first
+                for k in names[r % len(names):] + names[:r % len(names)]:  # rotate the order so none is always first
                     runs[k].append(variants[k]())
         finally:
             trainer.close()
@@ -122,8 +125,9 @@ def measure(name: str, data, model: str, base: TrainConfig, batch: int, repeats:
 
     return {"dataset": name, "model": model, "params": common_params, "batch": batch, "epochs": config.epochs,
             "job": common.stats(rate("job")), "main": common.stats(rate("main")),
-            "trainer": common.stats(rate("trainer")), "ratio_trainer": common.stats(ratio("trainer", "main")),
-            "ratio_main": common.stats(ratio("job", "main")),
+            "fused": common.stats(rate("fused")), "trainer": common.stats(rate("trainer")),
+            "ratio_trainer": common.stats(ratio("trainer", "main")), "ratio_main": common.stats(ratio("job", "main")),
+            "ratio_fused": common.stats(ratio("job", "fused")),
             "snapshot_share": common.stats([100 * r["snapshot_seconds"] / r["seconds"] for r in runs["job"]]),
             "snapshots": common.stats([r["snapshots"] for r in runs["job"]]), "other_cpu": 100 * load.share}
 
@@ -144,8 +148,9 @@ def run(smoke: bool = False, repeats: int = 3, datasets=DATASETS) -> dict:
                       flush=True)
     columns = [("dataset", "dataset", 0), ("model", "model", 0), ("batch", "batch", 0), ("epochs", "epochs", 0),
                ("job", "job samples/s", 0), ("main", f"plain ({common.DEFAULT_THREADS} thr) samples/s", 0),
-               ("trainer", "trainer process job samples/s", 0), ("ratio_main", "job / plain", 2),
-               ("ratio_trainer", "trainer job / plain", 2), ("snapshot_share", "snapshots % of job", 1),
+               ("fused", "plain fused Adam samples/s", 0), ("trainer", "trainer process job samples/s", 0),
+               ("ratio_main", "job / plain", 2), ("ratio_trainer", "trainer job / plain", 2),
+               ("ratio_fused", "job / plain fused Adam", 2), ("snapshot_share", "snapshots % of job", 1),
                ("other_cpu", "other processes' CPU %", 0)]
     notes += [f"median [min–max] of {repeats} alternating repeats; ratios are per repeat; each run trains whole "
               "epochs (about a second of work) and includes building the model and a validation pass per epoch",
@@ -153,6 +158,8 @@ def run(smoke: bool = False, repeats: int = 3, datasets=DATASETS) -> dict:
               "and as the CLI runs one), with torch's default thread count, live history and UI snapshots",
               "plain: hand-built nn.Sequential model, same architecture (parameter counts checked), Adam, "
               "randperm batches, BCE+KL, loss.item() every step, on the main thread with torch's default threads",
+              "plain fused Adam: the same loop with Adam(fused=True), as the engine builds it: job / plain fused "
+              "Adam is the engine's own overhead, job / plain adds what the fused kernel saves",
               "trainer process job: the job as the app runs it, a RemoteJob in a trainer process (the same "
               "TrainingJob, on the trainer's main thread), on the trainer's clock; the trainer's first job is an "
               "unmeasured warm-up"]

@@ -1,7 +1,9 @@
 """What a user would write instead of VAE Lab: the same VAE built by hand with nn.Sequential and a
 plain PyTorch loop in the shape of pytorch/examples' VAE (a training pass, then a validation pass
 per epoch), with the engine's defaults: Adam (lr 2e-3), randperm batches, BCE-on-logits + KL
-(β = 1), and `loss.item()` after every step as a user logging the loss would.
+(β = 1), and `loss.item()` after every step as a user logging the loss would. Adam is torch's default
+implementation, as a user gets it; `fused=True` gives the fused kernel the engine uses, so the engine's
+own overhead can be told apart from what the kernel saves.
 
 The models are written out here rather than taken from vae_core.models, so the comparison is against
 code that owes nothing to the engine; `check_same_architecture` proves the parameter counts agree.
@@ -70,11 +72,11 @@ def vae_loss(raw, x, mu, logvar):
 
 
 class PlainLoop:
-    def __init__(self, config: TrainConfig, data, seed: int = 0):
+    def __init__(self, config: TrainConfig, data, seed: int = 0, fused: bool = False):
         torch.manual_seed(seed)
         self.config, self.data = config, data
         self.model = build(config, data.sample_shape)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=fused)
         self.losses: list[float] = []
 
     def step(self, x) -> float:
@@ -103,12 +105,12 @@ class PlainLoop:
         return total / len(self.data.val)
 
 
-def train(config: TrainConfig, data, threads: int) -> dict:
+def train(config: TrainConfig, data, threads: int, fused: bool = False) -> dict:
     """The whole plain run (model built, config.epochs epochs) with `threads` intra-op threads:
     its wall-clock seconds, and the CPU seconds of the calling thread (all of the work with one thread)."""
     torch.set_num_threads(threads)
     t0, cpu0 = time.perf_counter(), time.thread_time()
-    loop = PlainLoop(config, data)
+    loop = PlainLoop(config, data, fused=fused)
     for _ in range(config.epochs):
         val = loop.epoch()
     seconds, cpu = time.perf_counter() - t0, time.thread_time() - cpu0

@@ -56,7 +56,8 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
         self.optimizer = build_optimizer(self.model.parameters(), config)
         self.schedule = LRSchedule(self.optimizer, config, self.steps_per_epoch)
-        self.disc_optimizer = (torch.optim.Adam(self.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.disc_optimizer = (torch.optim.Adam(self.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999),
+                                                fused=True)
                                if self.discriminator else None)
         self.beta = config.beta  # the base β; live changes replace it, the schedule shapes it
         self.step = 0

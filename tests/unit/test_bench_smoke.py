@@ -54,9 +54,10 @@ def test_throughput_figures_are_positive_and_consistent(smoke):
     rows = results["tables"]["throughput"]["rows"]
     assert {r["model"].split()[0] for r in rows} == {"mlp", "conv"}
     for r in rows:
-        job, main, trainer = median(r["job"]), median(r["main"]), median(r["trainer"])
-        assert all(positive(v) for v in (job, main, trainer))
+        job, main, fused, trainer = (median(r[k]) for k in ("job", "main", "fused", "trainer"))
+        assert all(positive(v) for v in (job, main, fused, trainer))
         assert math.isclose(median(r["ratio_main"]), job / main, rel_tol=1e-6)  # one repeat: the ratio of the rates
+        assert math.isclose(median(r["ratio_fused"]), job / fused, rel_tol=1e-6)
         assert math.isclose(median(r["ratio_trainer"]), trainer / main, rel_tol=1e-6)
         assert 0 < median(r["snapshot_share"]) < 100 and median(r["snapshots"]) >= 2  # at least start and end
         assert r["epochs"] >= 1 and r["other_cpu"] >= 0

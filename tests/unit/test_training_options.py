@@ -359,6 +359,26 @@ def test_sgd_momentum_and_nesterov_follow_their_update_rules(momentum, nesterov)
     assert p.item() == pytest.approx(-0.1 * sum(steps))
 
 
+@pytest.mark.parametrize("config,reference", [
+    (TrainConfig(optimizer="adam", weight_decay=0.01), lambda p: torch.optim.Adam(p, lr=2e-3, weight_decay=0.01)),
+    (TrainConfig(optimizer="adamw", weight_decay=0.01), lambda p: torch.optim.AdamW(p, lr=2e-3, weight_decay=0.01)),
+    (TrainConfig(optimizer="sgd", momentum=0.9, nesterov=True, weight_decay=0.01),
+     lambda p: torch.optim.SGD(p, lr=2e-3, momentum=0.9, nesterov=True, weight_decay=0.01)),
+])
+def test_fused_optimizers_make_the_update_of_torchs_default_ones(config, reference):
+    torch.manual_seed(0)
+    start, grads = torch.randn(3, 50), [torch.randn(3, 50) for _ in range(5)]
+    fused, plain = start.clone().requires_grad_(), start.clone().requires_grad_()
+    ours, theirs = build_optimizer([fused], config), reference([plain])
+    assert ours.defaults["fused"] and not theirs.defaults["fused"]
+    for g in grads:
+        fused.grad, plain.grad = g.clone(), g.clone()
+        ours.step()
+        theirs.step()
+    assert not torch.equal(fused, start)
+    torch.testing.assert_close(fused, plain)
+
+
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_rmsprop_momentum_accumulates_its_steps(momentum):
     p = torch.zeros(1, requires_grad=True)
