@@ -10,7 +10,7 @@ import torch
 from vae_core.explore import project_2d
 from vae_core.models import VAE
 from vae_core.objectives import kl_per_dim
-from vae_core.train import active_units
+from vae_core.train import active_units, chunk_rows
 
 N_IMAGES = 16  # originals, reconstructions and prior samples shown for image data
 N_POINTS = 1000  # latent points, and prior samples for 2-D data
@@ -46,7 +46,8 @@ class SnapshotMaker:
     def take(self, model: VAE, step: int, epoch: int) -> Snapshot:
         was_training = model.training
         model.eval()
-        mu, logvar = model.encode(self.x)
+        encoded = [model.encode(xb) for xb in self.x.split(chunk_rows(self.x[0]))]
+        mu, logvar = (torch.cat(parts) for parts in zip(*encoded))
         recon = model.output_mean(model.decode(mu[self.shown]))
         samples = model.output_mean(model.decode(self.prior_z))
         kl_dims = kl_per_dim(mu, logvar).mean(0) if model.variational else torch.zeros(mu.shape[1])

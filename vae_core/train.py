@@ -25,7 +25,9 @@ from vae_core.objectives import beta_at, capacity_at, kl_per_dim, objective, rec
 from vae_core.schedules import LRSchedule, build_optimizer
 
 _seed_lock = threading.Lock()  # model initialisation reads the global RNG: one job at a time
-EVAL_VALUES = 2**20  # input values per evaluation chunk: about 0.6 s for a 4-layer conv model on 64×64 images
+# Input values per inference chunk. Small chunks keep a conv model's activations in cache: 1,000 MNIST images
+# go through the 32-64 conv encoder in 12 ms in chunks of 160 rows, and in 30 ms in chunks of 320 or more.
+CHUNK_VALUES = 2**17
 
 
 def check_compatible(config: TrainConfig, data: Dataset) -> None:
@@ -140,9 +142,7 @@ class Trainer:
         noise = torch.Generator().manual_seed(0)
         recon_sum, kl_dims_sum = 0.0, torch.zeros(model.latent_dim, dtype=torch.float64)
         mus = []
-        # At most 1024 rows, in multiples of 16: torch draws normal noise in blocks of 16, so the noise
-        # does not depend on the chunk size.
-        chunk = max(16, min(1024, EVAL_VALUES // x[0].numel()) // 16 * 16)
+        chunk = chunk_rows(x[0])
         for start in range(0, len(x), chunk):
             if stop is not None and stop.is_set():
                 return None
@@ -171,6 +171,13 @@ class Trainer:
 
     def load_weights(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)
+
+
+def chunk_rows(sample: torch.Tensor) -> int:
+    """Rows per inference chunk for inputs like `sample`: CHUNK_VALUES input values, at most 1024 rows, in
+    multiples of 16 (torch draws normal noise in blocks of 16, so noise drawn chunk by chunk does not depend
+    on the chunk size)."""
+    return max(16, min(1024, CHUNK_VALUES // sample.numel()) // 16 * 16)
 
 
 def active_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
