@@ -24,7 +24,7 @@ from vae_core.history import History
 from vae_core.models import build_model, parameter_count
 from vae_core.slots import SlotPool, default_pool
 from vae_core.snapshots import Snapshot, SnapshotMaker
-from vae_core.train import Trainer
+from vae_core.train import Posterior, Trainer
 
 QUEUED, RUNNING, PAUSED, FINISHED, STOPPED, FAILED = "queued", "running", "paused", "finished", "stopped", "failed"
 DONE = (FINISHED, STOPPED, FAILED)
@@ -230,7 +230,8 @@ class TrainingJob:
                 for k in sums:
                     sums[k] += row[k]
                 count += 1
-                self._take_snapshot(maker)
+                if count < trainer.steps_per_epoch:  # the epoch's end takes one from the validation pass
+                    self._take_snapshot(maker)
             val = trainer.evaluate(data.val, self._stop)
             if val is None:
                 return self._end(STOPPED, "Stopped by the user.", maker)
@@ -248,7 +249,7 @@ class TrainingJob:
                 best_val, best, bad_epochs, self.best_epoch = val["neg_elbo"], last_good, 0, epoch + 1
             else:
                 bad_epochs += 1
-            self._take_snapshot(maker)
+            self._take_snapshot(maker, posterior=trainer.posterior)  # the validation pass encoded its points
             self._save(last_good)
             if config.early_stopping and bad_epochs >= config.patience:
                 trainer.load_weights(best)
@@ -289,24 +290,26 @@ class TrainingJob:
             torch.set_num_threads(threads)
             self._threads = threads
 
-    def _take_snapshot(self, maker: SnapshotMaker, force: bool = False) -> None:
-        """A snapshot at most every snapshot_interval, and all of them within SNAPSHOT_SHARE of the time (the
-        last throttled one's cost counted ahead: a forced first one also pays the model's first inference,
-        and counted ahead it held a fresh trainer's live view at step 0 for seconds)."""
+    def _take_snapshot(self, maker: SnapshotMaker, force: bool = False, posterior: Posterior | None = None) -> None:
+        """A snapshot at most every snapshot_interval, and all of them within SNAPSHOT_SHARE of the time. The
+        cost counted ahead is the last throttled one's that encoded its points: a forced first one also pays
+        the model's first inference (counted ahead, it held a fresh trainer's live view at step 0 for
+        seconds), and one from a validation pass's `posterior` costs next to nothing."""
         now = time.perf_counter()
         if not force and (now - self._last_snapshot_end < self.snapshot_interval or self._snapshot_spent
                           + self._snapshot_cost > SNAPSHOT_SHARE * (now - self._train_started)):
             return
         trainer = self.trainer
-        self._snapshot = maker.take(trainer.model, trainer.step, trainer.epoch)
+        self._snapshot = maker.take(trainer.model, trainer.step, trainer.epoch, posterior)
         self._last_snapshot_end = time.perf_counter()
         self._snapshot_spent += self._last_snapshot_end - now
-        if not force:
+        if not force and posterior is None:
             self._snapshot_cost = self._last_snapshot_end - now
 
     def _end(self, status: str, message: str, maker: SnapshotMaker, restored: bool = False) -> None:
         """End the run; its last snapshot shows the weights kept (`restored`: other weights than the last step's)."""
-        self._take_snapshot(maker, force=restored or self._snapshot.step != self.trainer.step)
+        self._take_snapshot(maker, force=restored or self._snapshot.step != self.trainer.step,
+                            posterior=None if restored else self.trainer.posterior)
         self.status, self.message = status, message
         self._save(self.trainer.weights())
         if self.save_error:

@@ -10,7 +10,7 @@ import torch
 from vae_core.explore import project_2d
 from vae_core.models import VAE
 from vae_core.objectives import kl_per_dim
-from vae_core.train import active_units, chunk_rows
+from vae_core.train import Posterior, active_units, chunk_rows
 
 N_IMAGES = 16  # originals, reconstructions and prior samples shown for image data
 N_POINTS = 1000  # latent points, and prior samples for 2-D data
@@ -35,6 +35,7 @@ class SnapshotMaker:
     """Holds the fixed evaluation inputs and prior draws, so successive snapshots are comparable."""
 
     def __init__(self, val: torch.Tensor, labels: torch.Tensor | None, latent_dim: int, seed: int):
+        self.val = val
         self.x = val[:N_POINTS]
         self.labels = None if labels is None else labels[:N_POINTS].numpy()
         is_image = val.dim() == 4
@@ -43,11 +44,15 @@ class SnapshotMaker:
         self.prior_z = torch.randn(n_shown, latent_dim, generator=torch.Generator().manual_seed(seed + 1))
 
     @torch.inference_mode()
-    def take(self, model: VAE, step: int, epoch: int) -> Snapshot:
+    def take(self, model: VAE, step: int, epoch: int, posterior: Posterior | None = None) -> Snapshot:
+        """The snapshot at `step`; a `posterior` of the validation split at this step saves encoding it again."""
         was_training = model.training
         model.eval()
-        encoded = [model.encode(xb) for xb in self.x.split(chunk_rows(self.x[0]))]
-        mu, logvar = (torch.cat(parts) for parts in zip(*encoded))
+        if posterior is not None and posterior.split is self.val and posterior.step == step:
+            mu, logvar = posterior.mu[:len(self.x)], posterior.logvar[:len(self.x)]
+        else:
+            encoded = [model.encode(xb) for xb in self.x.split(chunk_rows(self.x[0]))]
+            mu, logvar = (torch.cat(parts) for parts in zip(*encoded))
         recon = model.output_mean(model.decode(mu[self.shown]))
         samples = model.output_mean(model.decode(self.prior_z))
         kl_dims = kl_per_dim(mu, logvar).mean(0) if model.variational else torch.zeros(mu.shape[1])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +42,15 @@ def check_compatible(config: TrainConfig, data: Dataset) -> None:
             raise ConfigError("architecture: the convolutional model needs image data; use mlp for 2-D points")
 
 
+@dataclass(frozen=True)
+class Posterior:
+    """q(z|x) of every row of a split, as the model was at a training step."""
+    split: torch.Tensor
+    mu: torch.Tensor
+    logvar: torch.Tensor
+    step: int
+
+
 class Trainer:
     """One run's model and optimisation state, advanced one step at a time."""
 
@@ -62,6 +72,7 @@ class Trainer:
                                                 fused=True)
                                if self.discriminator else None)
         self.beta = config.beta  # the base β; live changes replace it, the schedule shapes it
+        self.posterior: Posterior | None = None  # of the split `evaluate` saw last, with the weights it saw
         self.step = 0
         self.epoch = 0
 
@@ -132,7 +143,7 @@ class Trainer:
     @torch.inference_mode()
     def evaluate(self, x: torch.Tensor, stop: threading.Event | None = None) -> dict[str, float] | None:
         """Mean losses over a whole split (one z per input, drawn from a fixed seed) and active units;
-        None when `stop` is set before the last chunk.
+        None when `stop` is set before the last chunk. Keeps the split's posterior in `self.posterior`.
 
         "loss" is the objective trained on (β, capacity or free bits at the current step) over the whole
         split; the adversarial and L1 terms are left out, as they measure the networks, not the data.
@@ -141,7 +152,7 @@ class Trainer:
         model.eval()
         noise = torch.Generator().manual_seed(0)
         recon_sum, kl_dims_sum = 0.0, torch.zeros(model.latent_dim, dtype=torch.float64)
-        mus = []
+        mus, logvars = [], []
         chunk = chunk_rows(x[0])
         for start in range(0, len(x), chunk):
             if stop is not None and stop.is_set():
@@ -153,13 +164,15 @@ class Trainer:
             if model.variational:
                 kl_dims_sum += kl_per_dim(mu, logvar).sum(0)
             mus.append(mu)
+            logvars.append(logvar)
+        self.posterior = Posterior(x, torch.cat(mus), torch.cat(logvars), self.step)
         n = len(x)
         recon, kl_dims = recon_sum / n, kl_dims_sum / n
         loss = objective(torch.tensor(recon, dtype=torch.float64), kl_dims, config, self.current_beta(),
                          capacity_at(self.step, config, self.steps_per_epoch))
         kl = kl_dims.sum().item()
         return {"recon": recon, "kl": kl, "neg_elbo": recon + kl, "loss": loss.item(),
-                "active_units": active_units(torch.cat(mus))}
+                "active_units": active_units(self.posterior.mu)}
 
     def end_epoch(self, val_loss: float) -> None:
         self.epoch += 1

@@ -4,6 +4,7 @@ import math
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,6 +13,7 @@ from vae_core.config import OPTIMIZERS, TrainConfig
 from vae_core.data import Dataset
 from vae_core.job import TrainingJob
 from vae_core.slots import SlotPool
+from vae_core.snapshots import SnapshotMaker
 from vae_core.train import Trainer
 
 LONG = TrainConfig(epochs=200, batch_size=16, hidden=[256, 256])
@@ -84,6 +86,41 @@ def test_snapshots_carry_what_the_ui_draws(digits):
     assert snap.latent_mu.shape == (len(digits.val), 5) and snap.latent_2d.shape == (len(digits.val), 2)
     assert snap.labels.shape == (len(digits.val),) and snap.kl_per_dim.shape == (5,)
     assert snap.epoch == 2 and 0 <= snap.active_units <= 5
+
+
+def test_a_snapshot_from_the_validation_pass_equals_one_that_encodes_its_points(digits, monkeypatch):
+    trainer = Trainer(TrainConfig(latent_dim=5), digits)
+    for x in trainer.batches():
+        trainer.train_step(x)
+    trainer.evaluate(digits.val)
+    maker = SnapshotMaker(digits.val, digits.val_labels, 5, seed=0)
+    encoded = maker.take(trainer.model, trainer.step, 1)
+    monkeypatch.setattr(trainer.model, "encode", lambda x: pytest.fail("encoded the points again"))
+    reused = maker.take(trainer.model, trainer.step, 1, trainer.posterior)
+    for field in ("latent_mu", "latent_logvar", "latent_2d", "kl_per_dim", "reconstructions", "samples"):
+        np.testing.assert_allclose(getattr(reused, field), getattr(encoded, field), atol=1e-6)
+    assert reused.active_units == encoded.active_units
+    with pytest.raises(pytest.fail.Exception, match="encoded the points again"):  # a posterior of another step
+        maker.take(trainer.model, trainer.step + 1, 1, trainer.posterior)
+
+
+def test_a_job_encodes_the_snapshot_points_only_between_validation_passes(digits, monkeypatch):
+    takes, real = [], SnapshotMaker.take
+
+    def take(maker, model, step, epoch, posterior=None):
+        takes.append((step, posterior is not None and posterior.step == step))
+        return real(maker, model, step, epoch, posterior)
+
+    monkeypatch.setattr(SnapshotMaker, "take", take)
+    monkeypatch.setattr(vae_core.job, "SNAPSHOT_SHARE", 1.0)  # no time budget: a snapshot whenever one may be taken
+    job = TrainingJob(TrainConfig(epochs=3), digits, pool=SlotPool(1), snapshot_interval=0)
+    job.run()
+    steps_per_epoch = job.trainer.steps_per_epoch
+    assert takes[0] == (0, False)  # the untrained model's
+    ends = [step for step, reused in takes if reused]
+    assert set(ends) == {steps_per_epoch, 2 * steps_per_epoch, 3 * steps_per_epoch}  # every epoch's end, reused
+    assert all(step % steps_per_epoch for step, reused in takes[1:] if not reused)  # the rest within epochs
+    assert job.view().snapshot.step == 3 * steps_per_epoch
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
