@@ -28,8 +28,9 @@ from vae_core.train import Posterior, Trainer
 
 QUEUED, RUNNING, PAUSED, FINISHED, STOPPED, FAILED = "queued", "running", "paused", "finished", "stopped", "failed"
 DONE = (FINISHED, STOPPED, FAILED)
-SNAPSHOT_SHARE = 0.04  # throttled snapshots take at most this share of the training thread's time: the forced first
-# and last ones come on top, and the target for all of them is 5 %
+# Snapshots up to the last take at most this share of the training thread's time; a forced last one may come on
+# top, and the target for all of them is 5 %.
+SNAPSHOT_SHARE = 0.04
 # A loss this many times the first step's counts as diverged. Measured on the digits: Adam at LR 1000
 # reaches 1e26 times it; spikes that recover (Adam 0.1, RMSprop 0.01) stay below 2,000 times.
 DIVERGENCE_FACTOR = 1e6
