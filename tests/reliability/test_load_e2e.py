@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from vae_core import runs
-from chromium import CHROMIUM, CHROMIUM_ARGS
+from chromium import CHROMIUM_ARGS, launcher
 from local_server import streamlit_server
 from reliability_helpers import REPO, wait_for
 
@@ -105,9 +105,7 @@ def _steady_threads(pid: int, quiet: float = 2.0, timeout: float = 20.0) -> int:
 
 @pytest.fixture(scope="module")
 def chromium(playwright, tmp_path_factory):
-    nice = tmp_path_factory.mktemp("bin") / "chromium"
-    nice.write_text(f'#!/bin/sh\nexec nice -n 15 {CHROMIUM} "$@"\n')
-    nice.chmod(0o755)
+    nice = launcher(tmp_path_factory.mktemp("bin"), nice=15)
     browser = playwright.chromium.launch(executable_path=str(nice), args=CHROMIUM_ARGS)
     yield browser
     browser.close()
