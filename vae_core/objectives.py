@@ -17,12 +17,16 @@ from vae_core.config import TrainConfig
 _LOG_2PI = math.log(2 * math.pi)
 
 
-def reconstruction_nll(raw: torch.Tensor, x: torch.Tensor, config: TrainConfig, is_image: bool) -> torch.Tensor:
-    """−log p(x|z) per sample: Bernoulli (BCE on logits), Gaussian with σ = mse_sigma (MSE), or a mix."""
-    dims = tuple(range(1, x.dim()))
+def reconstruction_nll(raw: torch.Tensor, x: torch.Tensor, config: TrainConfig, is_image: bool,
+                       per_sample: bool = True) -> torch.Tensor:
+    """−log p(x|z) per sample, or summed over the batch: Bernoulli (BCE on logits), Gaussian with
+    σ = mse_sigma (MSE), or a mix."""
+    dims = tuple(range(1, x.dim())) if per_sample else None
 
     def bce():
-        return F.binary_cross_entropy_with_logits(raw, x, reduction="none").sum(dims)
+        if per_sample:
+            return F.binary_cross_entropy_with_logits(raw, x, reduction="none").sum(dims)
+        return F.binary_cross_entropy_with_logits(raw, x, reduction="sum")  # one fused op, forward and backward
 
     def gaussian():
         mean = torch.sigmoid(raw) if is_image else raw
@@ -64,27 +68,27 @@ class LossTerms:
     loss: torch.Tensor  # the weighted objective actually optimised (batch mean)
     recon: torch.Tensor  # batch mean of reconstruction nats
     kl: torch.Tensor  # batch mean of KL nats (0 for an autoencoder)
-    kl_dims: torch.Tensor  # batch mean KL per latent dimension
 
 
-def objective(recon: torch.Tensor, kl_dims: torch.Tensor, config: TrainConfig, beta: float,
+def objective(recon: torch.Tensor, kl: torch.Tensor, kl_dims: torch.Tensor, config: TrainConfig, beta: float,
               capacity: float) -> torch.Tensor:
-    """The weighted loss from mean reconstruction nats and mean KL per dimension: β-VAE, capacity
-    (γ·|KL − C|) or free bits; an autoencoder optimises reconstruction only."""
+    """The weighted loss from mean reconstruction nats, mean KL and mean KL per dimension (read by free bits
+    only): β-VAE, capacity (γ·|KL − C|) or free bits; an autoencoder optimises reconstruction only."""
     if config.mode == "ae":
         return recon
     if config.capacity:
-        return recon + config.capacity_gamma * (kl_dims.sum() - capacity).abs()
+        return recon + config.capacity_gamma * (kl - capacity).abs()
     if config.free_bits > 0:
         return recon + beta * kl_dims.clamp_min(config.free_bits).sum()
-    return recon + beta * kl_dims.sum()
+    return recon + beta * kl
 
 
 def vae_loss(raw, x, mu, logvar, config: TrainConfig, is_image: bool, beta: float, capacity: float) -> LossTerms:
     """The batch's loss terms, its loss given by `objective`."""
-    recon = reconstruction_nll(raw, x, config, is_image).mean()
+    recon = reconstruction_nll(raw, x, config, is_image, per_sample=False) / len(x)
     if config.mode == "ae":
         kl_dims = torch.zeros(mu.shape[1], device=mu.device)
     else:
         kl_dims = kl_per_dim(mu, logvar).mean(0)
-    return LossTerms(objective(recon, kl_dims, config, beta, capacity), recon, kl_dims.sum(), kl_dims)
+    kl = kl_dims.sum()
+    return LossTerms(objective(recon, kl, kl_dims, config, beta, capacity), recon, kl)

@@ -99,7 +99,8 @@ class Trainer:
     def train_step(self, x: torch.Tensor) -> dict[str, float]:
         """One optimisation step on batch x; returns its losses as plain floats."""
         config, model = self.config, self.model
-        model.train()
+        if not model.training:  # after a validation pass (train() walks every module: 2 % of a digits step)
+            model.train()
         beta = self.current_beta()
         raw, mu, logvar, _ = model(x, self.generator)
         terms = vae_loss(raw, x, mu, logvar, config, model.is_image, beta,
@@ -160,7 +161,7 @@ class Trainer:
             xb = x[start:start + chunk]
             mu, logvar = model.encode(xb)
             raw = model.decode(model.reparameterize(mu, logvar, noise))
-            recon_sum += reconstruction_nll(raw, xb, config, model.is_image).sum().item()
+            recon_sum += reconstruction_nll(raw, xb, config, model.is_image, per_sample=False).item()
             if model.variational:
                 kl_dims_sum += kl_per_dim(mu, logvar).sum(0)
             mus.append(mu)
@@ -168,9 +169,10 @@ class Trainer:
         self.posterior = Posterior(x, torch.cat(mus), torch.cat(logvars), self.step)
         n = len(x)
         recon, kl_dims = recon_sum / n, kl_dims_sum / n
-        loss = objective(torch.tensor(recon, dtype=torch.float64), kl_dims, config, self.current_beta(),
+        kl = kl_dims.sum()
+        loss = objective(torch.tensor(recon, dtype=torch.float64), kl, kl_dims, config, self.current_beta(),
                          capacity_at(self.step, config, self.steps_per_epoch))
-        kl = kl_dims.sum().item()
+        kl = kl.item()
         return {"recon": recon, "kl": kl, "neg_elbo": recon + kl, "loss": loss.item(),
                 "active_units": active_units(self.posterior.mu)}
 

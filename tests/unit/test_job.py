@@ -209,10 +209,10 @@ def test_stop_during_the_end_of_epoch_evaluation_returns_within_a_second(digits,
 
     evaluating, real = threading.Event(), vae_core.train.reconstruction_nll
 
-    def slow(*args):  # the evaluation's reconstruction term only; training steps do not use this name
+    def slow(*args, **kwargs):  # the evaluation's reconstruction term only; training steps do not use this name
         evaluating.set()
         time.sleep(0.3)
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(vae_core.train, "reconstruction_nll", slow)
     big_val = digits.train.repeat(8, 1, 1, 1)  # 10,056 images: 10 chunks, 3 s of (slowed) evaluation
