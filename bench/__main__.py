@@ -1,6 +1,6 @@
 """Run the benchmarks and print their tables:
 
-    python -m bench                     # everything, about 8 minutes on 2 cores; writes bench/results.json
+    python -m bench                     # everything, about 10 minutes on 2 cores; writes bench/results.json
     python -m bench --smoke             # a few steps at tiny sizes: checks that every benchmark runs
     python -m bench --only engine,threads --repeats 5 --out /tmp/results.json
     python -m bench --readme            # also put the tables into bench/README.md
