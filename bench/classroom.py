@@ -1,8 +1,9 @@
 """Part 4: classroom load: N students open the Train page of one real Streamlit server and press Start at once.
 
-The server is `streamlit run app.py` on 127.0.0.1 (file watcher off, a fresh runs folder, VAE_LAB_MAX_JOBS = N
-so every run trains at once), started through LAUNCHER, which sends vae_core's log lines to the server log and
-writes the server's own figures four times a second. Each student is one Streamlit session:
+The server is `streamlit run app.py` on 127.0.0.1 (file watcher off, a fresh runs folder; VAE_LAB_MAX_JOBS = N
+so every run trains at once, then for 30 students the app's default, where the runs queue), started through
+LAUNCHER, which sends vae_core's log lines to the server log and writes the server's own figures four times a
+second. Each student is one Streamlit session:
 
 - light (the default): bench/students.py's protocol-level clients, which do over the websocket what a
   student's browser does (without rendering), all on one event loop of this process; in a classroom each
@@ -52,8 +53,10 @@ from tests.chromium import CHROMIUM, CHROMIUM_ARGS, launcher
 from tests.local_server import streamlit_server
 from vae_core.config import TrainConfig
 from vae_core.job import DONE
+from vae_core.limits import DEFAULT_MAX_JOBS
 
-SIZES, SMOKE_SIZES = (10, 30), (2,)
+# (students, VAE_LAB_MAX_JOBS): all training at once, then the app's default, where the runs queue
+CASES, SMOKE_CASES = ((10, 10), (30, 30), (30, DEFAULT_MAX_JOBS)), ((2, 2),)
 QUERY, SMOKE_QUERY = "", "?epochs=1"  # the Train page's default configuration (smoke: one epoch of it)
 IDLE_LOADS, SMOKE_IDLE_LOADS = 5, 2
 # Under load, a fresh page load every 2 s, one at a time: each renders in the visitor's Chromium on this machine, and
@@ -414,12 +417,12 @@ def _script_runs(first, last, span: float) -> tuple[float, float | None, float |
             last[3] - last[0])
 
 
-def measure(students, visitor, n: int, smoke: bool, repeats: int, folder: Path) -> dict:
+def measure(students, visitor, n: int, max_jobs: int, smoke: bool, repeats: int, folder: Path) -> dict:
     """Everything in the table for N sessions, on a fresh server: the `students` (LightStudents or
     ChromiumStudents), the timed page loads in `visitor` (a Chromium at normal priority)."""
     common.wait_for_quiet()
     url_query = SMOKE_QUERY if smoke else QUERY
-    with serve(folder, max_jobs=n) as server:
+    with serve(folder, max_jobs=max_jobs) as server:
         visits = visitor.new_context(viewport={"width": 1200, "height": 900})
         url = server.url + url_query
         student = students.open(url)
@@ -476,7 +479,8 @@ def measure(students, visitor, n: int, smoke: bool, repeats: int, folder: Path) 
     sequential = n * common.stats(alone)["median"]
     title_times, start_times = [t for t, _ in loads.times], [s for _, s in loads.times]
     return {
-        "sessions": n, "students": students.kind, "max_jobs": n, "peak_running": max(s["running"] for s in window),
+        "sessions": n, "students": students.kind, "max_jobs": max_jobs,
+        "peak_running": max(s["running"] for s in window),
         "epochs": max((r["epochs"] for r in done.values()), default=0),
         "finished": f"{finished} of {n}", "on_defaults": f"{defaults} of {len(done)}",
         "errors": tab_errors + max(0, n - finished) + tracebacks,
@@ -523,7 +527,7 @@ COLUMNS = [("sessions", "sessions", 0), ("students", "students", 0), ("epochs", 
            ("rss_idle", "server + trainer RSS idle (MB)", 0), ("rss_peak", "server + trainer RSS peak (MB)", 0),
            ("per_session", "MB per session", 1), ("dataset_loads", "dataset loads in the server", 0),
            ("other_cpu", "other processes' CPU %", 0)]
-CPU_COLUMNS = [("sessions", "sessions", 0), ("server_cores", "server CPU (cores)", 2),
+CPU_COLUMNS = [("sessions", "sessions", 0), ("max_jobs", "VAE_LAB_MAX_JOBS", 0), ("server_cores", "server CPU (cores)", 2),
                ("trainer_cores", "trainer process CPU (cores)", 2),
                ("cpu_split", "training / main thread / rest (%)", 0), ("page_runs", "page runs per s", 1),
                ("page_cpu_ms", "page run CPU (ms)", 0), ("page_wall_ms", "page run wall (ms)", 0),
@@ -538,7 +542,7 @@ CPU_COLUMNS = [("sessions", "sessions", 0), ("server_cores", "server CPU (cores)
 KEYS = {k for k, _, _ in COLUMNS + CPU_COLUMNS}
 
 
-def run(smoke: bool = False, repeats: int = 3, sizes=None, students: str | None = None) -> dict:
+def run(smoke: bool = False, repeats: int = 3, cases=None, students: str | None = None) -> dict:
     """The classroom table; `students`: light or chromium (by default $BENCH_STUDENTS, else light)."""
     students = students or os.environ.get("BENCH_STUDENTS", "light")
     if students not in ("light", "chromium"):
@@ -555,18 +559,19 @@ def run(smoke: bool = False, repeats: int = 3, sizes=None, students: str | None 
         visitor = driver.chromium.launch(executable_path=str(launcher(Path(tmp), nice=0)),
                                          args=CHROMIUM_ARGS + LOOPBACK_ONLY)
         try:
-            for n in sizes or (SMOKE_SIZES if smoke else SIZES):
+            for n, max_jobs in cases or (SMOKE_CASES if smoke else CASES):
                 try:
-                    rows.append(measure(pupils, visitor, n, smoke, repeats, Path(tmp) / f"n{n}"))
-                except Exception as exc:  # noqa: BLE001 - keep the other sizes' figures; this one says why
+                    folder = Path(tmp) / f"n{n}-jobs{max_jobs}"
+                    rows.append(measure(pupils, visitor, n, max_jobs, smoke, repeats, folder))
+                except Exception as exc:  # noqa: BLE001 - keep the other cases' figures; this one says why
                     traceback.print_exc()
-                    rows.append({**dict.fromkeys(KEYS), "sessions": n, "students": students,
+                    rows.append({**dict.fromkeys(KEYS), "sessions": n, "students": students, "max_jobs": max_jobs,
                                  "finished": f"failed: {exc}"[:200]})
                     pupils.close_sessions()
                     continue
                 r = rows[-1]
-                print(f"  classroom {n}: {r['finished']} finished in {r['at_once']:.0f} s (one after another "
-                      f"{r['sequential']:.0f} s), page load p95 {r['load_p95']:.2f} s, "
+                print(f"  classroom {n}, {max_jobs} at a time: {r['finished']} finished in {r['at_once']:.0f} s "
+                      f"(one after another {r['sequential']:.0f} s), page load p95 {r['load_p95']:.2f} s, "
                       f"{r['per_session']:.1f} MB per session", flush=True)
         finally:
             pupils.close()
@@ -574,7 +579,8 @@ def run(smoke: bool = False, repeats: int = 3, sizes=None, students: str | None 
     notes = [
         "each student is its own Streamlit session and runs the Train page's default configuration (digits, MLP "
         "256-128, z 2, batch 32, 30 epochs" + (f"; here the link's {SMOKE_QUERY}" if smoke else "")
-        + "); VAE_LAB_MAX_JOBS = N, so no run queues",
+        + "); VAE_LAB_MAX_JOBS = N, so no run queues" + ("" if smoke else f"; then the app's default, "
+                                                        f"{DEFAULT_MAX_JOBS}, where the runs queue for their turns"),
         f"one run alone: one student on the same server, median [min–max] of {repeats}"
         + ("" if smoke else " after a warm-up run") + "; N one after another = N × that median (not run)",
         "N at once: from the first Start click to the last run's end; students' pages showing Finished.: after "

@@ -22,6 +22,9 @@ def _env_int(name: str, default: int) -> int:
     return value
 
 
+DEFAULT_MAX_JOBS = 2  # runs training at once in a process; more wait in a queue
+
+
 @dataclass(frozen=True)
 class Limits:
     max_jobs: int  # VAE_LAB_MAX_JOBS: training jobs running at once in this process
@@ -36,7 +39,7 @@ class Limits:
 def current() -> Limits:
     """The limits in force now, from the environment, with defaults that suit a 2-core laptop."""
     return Limits(
-        max_jobs=_env_int("VAE_LAB_MAX_JOBS", 2),
+        max_jobs=_env_int("VAE_LAB_MAX_JOBS", DEFAULT_MAX_JOBS),
         max_epochs=_env_int("VAE_LAB_MAX_EPOCHS", 500),
         max_latent=_env_int("VAE_LAB_MAX_LATENT", 64),
         max_params=_env_int("VAE_LAB_MAX_PARAMS", 20_000_000),
