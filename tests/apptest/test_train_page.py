@@ -4,6 +4,7 @@ import base64
 import dataclasses
 import io
 import json
+import threading
 import time
 
 import numpy as np
@@ -249,6 +250,30 @@ def test_no_collapse_warning_from_the_untrained_models_snapshot(app, session_wor
     job.view = lambda: dataclasses.replace(view, snapshot=untrained)
     app.run()
     assert not app.exception and not [w for w in app.warning if "Posterior collapse" in w.value]
+
+
+def test_a_run_that_is_still_building_its_model_says_so(app, session_work, monkeypatch):
+    """A first run on a fresh server can take a second or two to build its model: no "step 0 of 0"."""
+    import vae_core.job
+
+    building, built, real = threading.Event(), threading.Event(), vae_core.job.Trainer
+
+    def slow_trainer(*args, **kwargs):
+        building.set()
+        built.wait(20)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(vae_core.job, "Trainer", slow_trainer)
+    app.run()
+    _button(app, "start").click().run()
+    job = session_work(app)
+    try:
+        assert building.is_set() and job.view().status == "running" and job.view().total_steps == 0
+        assert app.progress[0].text == "Loading the data and building the model…", app.progress[0].text
+    finally:
+        built.set()
+        job.stop()
+        job.join(10)
 
 
 def test_a_pace_that_changes_during_the_page_run_does_not_rerun_the_page_again(app, session_work, monkeypatch):
