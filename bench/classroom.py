@@ -14,8 +14,8 @@ second. Each student is one Streamlit session:
 For each N, on a fresh server:
 
 - one run alone: one student presses Start on the default configuration; seconds from the click to the run's
-  meta.json saying "finished" (its file time), after one unmeasured warm-up run. N one after another is N ×
-  the median of these (not measured directly).
+  meta.json saying "finished" (its file time), after one unmeasured warm-up run, while the visitor loads a page
+  every 2 s as during the load (below). N one after another is N × the median of these (not measured directly).
 - N at once: N students load the page, then each presses Start; from the first click to the last run's
   "finished"; then whether each student's page shows "Finished.", and whether it shows an error.
 - page load: while they train, a fresh tab opens the page again and again; seconds from navigation to the
@@ -348,8 +348,9 @@ class PageLoads:
         self.until(lambda: not self.loading)
 
 
-def one_run(students, student, server) -> float:
-    """Press Start for a ready student; seconds from the click to the run's end (its meta.json's time)."""
+def one_run(students, student, server, loads: PageLoads | None = None) -> float:
+    """Press Start for a ready student; seconds from the click to the run's end (its meta.json's time), with
+    `loads` going on meanwhile."""
     before = set(runs_done(server))
     clicked = time.time()
     students.press(student)
@@ -357,6 +358,8 @@ def one_run(students, student, server) -> float:
     while not (new := runs_done(server, before)):
         if time.monotonic() > end:
             raise RuntimeError("a single run did not finish")
+        if loads is not None:
+            loads.poll()
         time.sleep(0.1)
     run = next(iter(new.values()))
     if run["status"] != "finished":
@@ -428,8 +431,12 @@ def measure(students, visitor, n: int, max_jobs: int, smoke: bool, repeats: int,
         student = students.open(url)
         if not students.ready(student, PATIENCE):
             raise RuntimeError(f"the Train page did not load on the idle server:\n{server.log.read_text()[-3000:]}")
-        alone = [one_run(students, student, server) for _ in range(repeats + 1 - smoke)][1 - smoke:]  # after a
-        students.close_sessions()  # warm-up run
+        if not smoke:
+            one_run(students, student, server)  # a warm-up run
+        beside = PageLoads(visits, url, every=LOAD_EVERY)  # the same background as the load's: one after another
+        alone = [one_run(students, student, server, beside) for _ in range(repeats)]  # is timed beside it too
+        beside.finish()
+        students.close_sessions()
         idle = PageLoads(visits, url, every=0)
         idle.until(lambda: len(idle.times) >= (SMOKE_IDLE_LOADS if smoke else IDLE_LOADS))
         idle.finish()
@@ -582,7 +589,8 @@ def run(smoke: bool = False, repeats: int = 3, cases=None, students: str | None 
         + "); VAE_LAB_MAX_JOBS = N, so no run queues" + ("" if smoke else f"; then the app's default, "
                                                         f"{DEFAULT_MAX_JOBS}, where the runs queue for their turns"),
         f"one run alone: one student on the same server, median [min–max] of {repeats}"
-        + ("" if smoke else " after a warm-up run") + "; N one after another = N × that median (not run)",
+        + ("" if smoke else " after a warm-up run") + f", beside the visitor's page loads (one every {LOAD_EVERY:g} "
+        "s, as during the load); N one after another = N × that median (not run)",
         "N at once: from the first Start click to the last run's end; students' pages showing Finished.: after "
         "that, given 120 s in all to catch up (what the others show is in results.json); errors: students whose "
         "page shows an exception or an error alert (or, for tabs, threw), runs not finished, tracebacks in the "
