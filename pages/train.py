@@ -294,7 +294,7 @@ def progress(view: JobView | None, every: float | None) -> None:
     if view is None:
         st.progress(0.0, text="Ready: press Start to train. The charts below fill in as the model learns.")
         return
-    if view.status == QUEUED or (view.status == RUNNING and not view.total_steps):  # a slot, no model yet
+    if view.status == QUEUED:
         text = (f"Waiting for a free training slot: you are number {view.queue_position} in the queue."
                 if view.queue_position else "Loading the data and building the model…")
         st.progress(0.0, text=text)

@@ -24,7 +24,7 @@ from vae_core.history import History
 from vae_core.models import build_model, parameter_count
 from vae_core.slots import SlotPool, default_pool
 from vae_core.snapshots import Snapshot, SnapshotMaker
-from vae_core.train import Posterior, Trainer
+from vae_core.train import Trainer
 
 QUEUED, RUNNING, PAUSED, FINISHED, STOPPED, FAILED = "queued", "running", "paused", "finished", "stopped", "failed"
 DONE = (FINISHED, STOPPED, FAILED)
@@ -176,7 +176,6 @@ class TrainingJob:
                 self.message = "Stopped before it started."
                 return
             try:
-                self.status = RUNNING
                 self._train(self.data)
             finally:
                 self.pool.release(self)
@@ -202,6 +201,7 @@ class TrainingJob:
         with torch.device("meta"):  # refuse a model over VAE_LAB_MAX_PARAMS before allocating it
             build_model(config, data.sample_shape)
         self.trainer = trainer = Trainer(config, data)
+        self.status = RUNNING  # until the model exists, the job shows as queued: "building the model"
         maker = SnapshotMaker(data.val, data.val_labels, config.latent_dim, config.seed)
         if self.runs_dir is not None:
             try:
@@ -251,7 +251,7 @@ class TrainingJob:
                 best_val, best, bad_epochs, self.best_epoch = val["neg_elbo"], last_good, 0, epoch + 1
             else:
                 bad_epochs += 1
-            self._take_snapshot(maker, posterior=trainer.posterior)  # the validation pass encoded its points
+            self._take_snapshot(maker)  # its points from the validation pass just run
             self._save(last_good)
             if config.early_stopping and bad_epochs >= config.patience:
                 trainer.load_weights(best)
@@ -292,16 +292,18 @@ class TrainingJob:
             torch.set_num_threads(threads)
             self._threads = threads
 
-    def _take_snapshot(self, maker: SnapshotMaker, force: bool = False, posterior: Posterior | None = None) -> None:
-        """A snapshot at most every snapshot_interval, and all of them within SNAPSHOT_SHARE of the time. The
-        cost counted ahead is the last throttled one's that encoded its points: a forced first one also pays
-        the model's first inference (counted ahead, it held a fresh trainer's live view at step 0 for
-        seconds), and one from a validation pass's `posterior` costs next to nothing."""
+    def _take_snapshot(self, maker: SnapshotMaker, force: bool = False) -> None:
+        """A snapshot at most every snapshot_interval, and all of them within SNAPSHOT_SHARE of the time. Right
+        after a validation pass it takes the points from the trainer's posterior. The cost counted ahead is
+        the last throttled one's that encoded its points: a forced first one also pays the model's first
+        inference (counted ahead, it held a fresh trainer's live view at step 0 for seconds), and one from a
+        posterior costs next to nothing."""
         now = time.perf_counter()
         if not force and (now - self._last_snapshot_end < self.snapshot_interval or self._snapshot_spent
                           + self._snapshot_cost > SNAPSHOT_SHARE * (now - self._train_started)):
             return
         trainer = self.trainer
+        posterior = trainer.posterior
         self._snapshot = maker.take(trainer.model, trainer.step, trainer.epoch, posterior)
         self._last_snapshot_end = time.perf_counter()
         self._snapshot_spent += self._last_snapshot_end - now
@@ -310,8 +312,7 @@ class TrainingJob:
 
     def _end(self, status: str, message: str, maker: SnapshotMaker, restored: bool = False) -> None:
         """End the run; its last snapshot shows the weights kept (`restored`: other weights than the last step's)."""
-        self._take_snapshot(maker, force=restored or self._snapshot.step != self.trainer.step,
-                            posterior=None if restored else self.trainer.posterior)
+        self._take_snapshot(maker, force=restored or self._snapshot.step != self.trainer.step)
         self.status, self.message = status, message
         self._save(self.trainer.weights())
         if self.save_error:

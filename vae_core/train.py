@@ -72,7 +72,7 @@ class Trainer:
                                                 fused=True)
                                if self.discriminator else None)
         self.beta = config.beta  # the base β; live changes replace it, the schedule shapes it
-        self.posterior: Posterior | None = None  # of the split `evaluate` saw last, with the weights it saw
+        self._posterior: Posterior | None = None  # of the split `evaluate` saw last
         self.step = 0
         self.epoch = 0
 
@@ -144,7 +144,7 @@ class Trainer:
     @torch.inference_mode()
     def evaluate(self, x: torch.Tensor, stop: threading.Event | None = None) -> dict[str, float] | None:
         """Mean losses over a whole split (one z per input, drawn from a fixed seed) and active units;
-        None when `stop` is set before the last chunk. Keeps the split's posterior in `self.posterior`.
+        None when `stop` is set before the last chunk. Keeps the split's posterior (see `posterior`).
 
         "loss" is the objective trained on (β, capacity or free bits at the current step) over the whole
         split; the adversarial and L1 terms are left out, as they measure the networks, not the data.
@@ -166,7 +166,7 @@ class Trainer:
                 kl_dims_sum += kl_per_dim(mu, logvar).sum(0)
             mus.append(mu)
             logvars.append(logvar)
-        self.posterior = Posterior(x, torch.cat(mus), torch.cat(logvars), self.step)
+        self._posterior = Posterior(x, torch.cat(mus), torch.cat(logvars), self.step)
         n = len(x)
         recon, kl_dims = recon_sum / n, kl_dims_sum / n
         kl = kl_dims.sum()
@@ -174,7 +174,7 @@ class Trainer:
                          capacity_at(self.step, config, self.steps_per_epoch))
         kl = kl.item()
         return {"recon": recon, "kl": kl, "neg_elbo": recon + kl, "loss": loss.item(),
-                "active_units": active_units(self.posterior.mu)}
+                "active_units": active_units(self._posterior.mu)}
 
     def end_epoch(self, val_loss: float) -> None:
         self.epoch += 1
@@ -186,6 +186,13 @@ class Trainer:
 
     def load_weights(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)
+        self._posterior = None  # of other weights
+
+    @property
+    def posterior(self) -> Posterior | None:
+        """q(z|x) of the split the last validation pass saw, while the weights are still the ones it saw."""
+        fresh = self._posterior is not None and self._posterior.step == self.step
+        return self._posterior if fresh else None
 
 
 def chunk_rows(sample: torch.Tensor) -> int:

@@ -268,7 +268,7 @@ def test_a_run_that_is_still_building_its_model_says_so(app, session_work, monke
     _button(app, "start").click().run()
     job = session_work(app)
     try:
-        assert building.is_set() and job.view().status == "running" and job.view().total_steps == 0
+        assert building.is_set() and job.view().status == "queued" and job.view().total_steps == 0  # a slot, no model
         assert app.progress[0].text == "Loading the data and building the model…", app.progress[0].text
     finally:
         built.set()

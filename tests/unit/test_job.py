@@ -102,6 +102,12 @@ def test_a_snapshot_from_the_validation_pass_equals_one_that_encodes_its_points(
     assert reused.active_units == encoded.active_units
     with pytest.raises(pytest.fail.Exception, match="encoded the points again"):  # a posterior of another step
         maker.take(trainer.model, trainer.step + 1, 1, trainer.posterior)
+    monkeypatch.undo()
+    trainer.load_weights(trainer.weights())  # other weights (the best epoch's, say): the posterior is stale
+    assert trainer.posterior is None
+    trainer.evaluate(digits.val)
+    trainer.train_step(digits.train[:32])  # a step on: stale too
+    assert trainer.posterior is None
 
 
 def test_a_job_encodes_the_snapshot_points_only_between_validation_passes(digits, monkeypatch):
