@@ -257,7 +257,7 @@ def _start(config: TrainConfig, data: Dataset | None) -> None:
 
 def _pause(job: common.Job) -> None:
     job.pause()
-    st.session_state.paused = job.status == RUNNING  # a queued job cannot pause
+    st.session_state.paused = True  # a queued job starts paused
 
 
 def _resume(job: common.Job) -> None:
@@ -297,6 +297,8 @@ def progress(view: JobView | None, every: float | None) -> None:
     if view.status == QUEUED:
         text = (f"Waiting for a free training slot: you are number {view.queue_position} in the queue."
                 if view.queue_position else "Loading the data and building the model…")
+        if st.session_state.get("paused"):
+            text += " Paused: it will not train until you press Resume."
         st.progress(0.0, text=text)
         return
     in_epoch = view.total_steps and view.step > view.epoch * view.total_steps / view.epochs  # a partial epoch

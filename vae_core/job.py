@@ -91,7 +91,9 @@ class TrainingJob:
         self._threads = 0  # torch's intra-op threads on the training thread, once set
         self._started_at: float | None = None
         self._ended_at: float | None = None
-        self._paused_for = 0.0
+        self._paused_for = 0.0  # seconds paused, before the pause going on (from _paused_at) if any
+        self._paused_at: float | None = None
+        self._pace_from: tuple[float, int] | None = None  # (active seconds, step) after the first step
 
     # --- control, from any thread -------------------------------------------------------------
     def start(self, runner: Callable[[Callable[[], None]], None] | None = None) -> "TrainingJob":
@@ -115,8 +117,8 @@ class TrainingJob:
             self._ended.set()
 
     def pause(self) -> None:
-        if self.status == RUNNING:
-            self._running.clear()
+        """Hold the job before its next step; a queued job starts paused once it has its slot."""
+        self._running.clear()
 
     def resume(self) -> None:
         self._running.set()
@@ -152,8 +154,10 @@ class TrainingJob:
         step = trainer.step if trainer else 0
         total = trainer.total_steps if trainer else 0
         elapsed = ((self._ended_at or time.perf_counter()) - self._started_at) if self._started_at else 0.0
-        active = elapsed - self._paused_for
-        eta = active / step * (total - step) if step and self.status in (RUNNING, PAUSED) else None
+        eta = None
+        if self._pace_from is not None and self.status in (RUNNING, PAUSED) and step > self._pace_from[1]:
+            active, first_step = self._pace_from
+            eta = (self._active_seconds() - active) / (step - first_step) * (total - step)
         return JobView(
             status=self.status, message=self.message, epoch=trainer.epoch if trainer else 0,
             epochs=self.config.epochs, step=step, total_steps=total, elapsed=elapsed, eta=eta,
@@ -162,6 +166,11 @@ class TrainingJob:
             queue_position=self.pool.position(self), step_history=self.history.steps(),
             epoch_history=self.history.epochs(), snapshot=self._snapshot,
             run_dir=str(self.run_dir) if self.run_dir else None, best_epoch=self.best_epoch)
+
+    def _active_seconds(self) -> float:
+        """Seconds since the start, less those spent paused (a pause going on included)."""
+        now, paused_at = time.perf_counter(), self._paused_at
+        return now - self._started_at - self._paused_for - (now - paused_at if paused_at is not None else 0.0)
 
     def model(self):
         """The model as trained so far, None before it exists (read it while the job is paused or done)."""
@@ -222,6 +231,8 @@ class TrainingJob:
                     return self._end(STOPPED, "Stopped by the user.", maker)
                 self._fit_threads()
                 row = trainer.train_step(x)
+                if self._pace_from is None:  # the ETA's pace leaves out the wait, the loading and the warm-up
+                    self._pace_from = (self._active_seconds(), trainer.step)
                 first_loss = row["loss"] if first_loss is None else first_loss
                 problem = _divergence(row["loss"], first_loss)
                 if problem:
@@ -268,9 +279,10 @@ class TrainingJob:
         """Block while paused; apply live LR / β changes; False when asked to stop."""
         if not self._running.is_set():
             self.status = PAUSED
-            paused_at = time.perf_counter()
+            self._paused_at = time.perf_counter()
             self._running.wait()
-            self._paused_for += time.perf_counter() - paused_at
+            self._paused_for += time.perf_counter() - self._paused_at
+            self._paused_at = None
             self.status = RUNNING
         if self._stop.is_set():
             return False

@@ -252,8 +252,9 @@ def test_no_collapse_warning_from_the_untrained_models_snapshot(app, session_wor
     assert not app.exception and not [w for w in app.warning if "Posterior collapse" in w.value]
 
 
-def test_a_run_that_is_still_building_its_model_says_so(app, session_work, monkeypatch):
-    """A first run on a fresh server can take a second or two to build its model: no "step 0 of 0"."""
+def test_a_run_that_is_still_building_its_model_says_so_and_can_be_paused(app, session_work, monkeypatch):
+    """A first run on a fresh server can take a second or two to build its model: no "step 0 of 0". Pause
+    then holds it before its first step."""
     import vae_core.job
 
     building, built, real = threading.Event(), threading.Event(), vae_core.job.Trainer
@@ -270,6 +271,16 @@ def test_a_run_that_is_still_building_its_model_says_so(app, session_work, monke
     try:
         assert building.is_set() and job.view().status == "queued" and job.view().total_steps == 0  # a slot, no model
         assert app.progress[0].text == "Loading the data and building the model…", app.progress[0].text
+        _button(app, "pause").click().run()
+        assert app.progress[0].text == ("Loading the data and building the model… Paused: it will not train until "
+                                        "you press Resume.")
+        assert not _button(app, "resume").disabled and _button(app, "pause").disabled
+        built.set()
+        assert _until(lambda: job.view().status == "paused")
+        time.sleep(0.2)
+        assert job.view().step == 0
+        _button(app, "resume").click().run()
+        assert _until(lambda: job.view().step > 0)
     finally:
         built.set()
         job.stop()

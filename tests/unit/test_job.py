@@ -173,6 +173,42 @@ def test_a_queued_job_can_be_stopped_before_it_starts(digits):
     assert first.join(2)
 
 
+def test_a_job_paused_in_the_queue_takes_its_slot_paused_and_trains_on_resume(digits):
+    pool, holder = SlotPool(1), object()
+    assert pool.acquire(holder, threading.Event())
+    job = TrainingJob(LONG, digits, pool=pool).start()
+    assert wait_for(lambda: job.view().queue_position == 1)
+    job.pause()
+    pool.release(holder)
+    assert wait_for(lambda: job.view().status == "paused")
+    time.sleep(0.2)
+    assert job.view().step == 0
+    job.resume()
+    assert wait_for(lambda: job.view().step > 0)
+    job.stop()
+    assert job.join(5)
+
+
+def test_the_eta_follows_the_pace_of_training_not_the_wait_before_it(digits, monkeypatch):
+    """On a fake clock: 100 s queued and loading, a first step of 50 s (the warm-up), then 1 s a step."""
+    clock, etas = [0.0], []
+    monkeypatch.setattr(vae_core.job.time, "perf_counter", lambda: clock[0])
+    real_step = Trainer.train_step
+
+    def step(trainer, x):
+        etas.append((trainer.step, job.view().eta))  # the ETA the page shows before this step
+        clock[0] += 50.0 if trainer.step == 0 else 1.0
+        return real_step(trainer, x)
+
+    monkeypatch.setattr(Trainer, "train_step", step)
+    job = TrainingJob(TrainConfig(epochs=2, batch_size=128), digits, pool=SlotPool(1))
+    job.start(lambda run: (clock.__setitem__(0, 100.0), run()))
+    total = job.view().total_steps
+    assert job.view().status == "finished" and total == 2 * math.ceil(len(digits.train) / 128)
+    assert [eta for done, eta in etas[:2]] == [None, None]  # no pace yet before the second step
+    assert all(eta == pytest.approx(total - done) for done, eta in etas[2:])
+
+
 def test_jobs_queue_in_the_order_they_start_whichever_thread_gets_there_first(digits):
     pool, holder = SlotPool(1), object()
     assert pool.acquire(holder, threading.Event())
