@@ -328,10 +328,16 @@ def _serve(inbox: Connection, outbox: Connection) -> None:
     def send(*message) -> None:
         payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         with send_lock:
-            outbox.send_bytes(payload)
+            try:
+                outbox.send_bytes(payload)
+            except OSError:  # the server has gone; the inbox's end of file ends this process
+                pass
 
     def push_until_the_end() -> None:
-        while not ended.wait(PUSH_SECONDS):
+        """Every PUSH_SECONDS, and once more at the end: the jobs' final states reach the server."""
+        last = False
+        while not last:
+            last = ended.wait(PUSH_SECONDS)
             with lock:
                 items = list(jobs.items())
             for job_id, (job, sent) in items:
@@ -383,13 +389,15 @@ def _serve(inbox: Connection, outbox: Connection) -> None:
             job.join(5)  # stopped runs are saved as such
         for_main.put(None)
 
-    threading.Thread(target=push_until_the_end, name="vae-lab-trainer-push", daemon=True).start()
+    pusher = threading.Thread(target=push_until_the_end, name="vae-lab-trainer-push", daemon=True)
+    pusher.start()
     threading.Thread(target=receive_forever, name="vae-lab-trainer-inbox", daemon=True).start()
     while (run := for_main.get()) is not None:
         run()
         with lock:
             main_free[0] = True
     ended.set()
+    pusher.join(5)
 
 
 if __name__ == "__main__":

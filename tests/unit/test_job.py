@@ -37,7 +37,7 @@ def test_stop_mid_epoch_returns_within_a_second_and_leaves_no_thread(digits):
     assert job.join(1.0), "the job did not stop within a second"
     assert time.monotonic() - t0 < 1.0
     assert job.view().status == "stopped"
-    assert threading.active_count() == before
+    assert wait_for(lambda: threading.active_count() == before, 5)  # the thread ends just after join
 
 
 def test_pause_holds_the_step_count_and_resume_continues(digits):
@@ -61,7 +61,8 @@ def test_live_lr_and_beta_changes_apply_from_the_next_step(digits):
     job.set_beta(3.0)
     assert wait_for(lambda: job.history.steps()[-1]["beta"] == 3.0)
     last = job.history.steps()[-1]
-    assert math.isclose(last["lr"], 1e-4) and job.live_changes[0]["beta"] == 3.0
+    applied = {k: v for change in job.live_changes for k, v in change.items() if k != "step"}
+    assert math.isclose(last["lr"], 1e-4) and applied == {"lr": 1e-4, "beta": 3.0}  # on one step or two
     job.stop()
     assert job.join(2)
 
@@ -267,7 +268,7 @@ def test_stop_during_the_end_of_epoch_evaluation_returns_within_a_second(digits,
     assert job.join(1.0), "the job did not stop within a second of evaluating"
     assert time.monotonic() - t0 < 1.0
     assert job.view().status == "stopped" and job.view().epoch_history == []
-    assert threading.active_count() == before
+    assert wait_for(lambda: threading.active_count() == before, 5)  # the thread ends just after join
 
 
 def test_stop_while_waiting_for_the_data_returns_within_a_second(monkeypatch, tmp_path):
