@@ -294,7 +294,7 @@ def progress(view: JobView | None, every: float | None) -> None:
     if view is None:
         st.progress(0.0, text="Ready: press Start to train. The charts below fill in as the model learns.")
         return
-    if view.status == QUEUED:
+    if view.status == QUEUED and not view.total_steps:  # before its model exists
         text = (f"Waiting for a free training slot: you are number {view.queue_position} in the queue."
                 if view.queue_position else "Loading the data and building the model…")
         if st.session_state.get("paused"):
@@ -304,8 +304,13 @@ def progress(view: JobView | None, every: float | None) -> None:
     in_epoch = view.total_steps and view.step > view.epoch * view.total_steps / view.epochs  # a partial epoch
     epoch = min(view.epoch + bool(in_epoch), view.epochs)
     text = f"Epoch {epoch} of {view.epochs} · step {view.step:,} of {view.total_steps:,}"
-    if view.status in (RUNNING, PAUSED):
-        text += f" · {_clock(view.eta)} left" + (" · paused" if view.status == PAUSED else "")
+    if view.status in (RUNNING, PAUSED, QUEUED):
+        text += f" · {_clock(view.eta)} left"
+        if view.status == PAUSED:
+            text += " · paused"
+        if view.status == QUEUED:  # resumed after a pause, which gave its slot to the queue
+            text += " · waiting for a free training slot" + (
+                f": number {view.queue_position} in the queue" if view.queue_position else "")
         if every and every > sessions.REDRAW_LEVELS[0]:
             text += f" · redrawn every {every:g} s while the server trains many runs"
     else:

@@ -117,7 +117,7 @@ class TrainingJob:
             self._ended.set()
 
     def pause(self) -> None:
-        """Hold the job before its next step; a queued job starts paused once it has its slot."""
+        """Hold the job before its next step, and give its slot to the queue; a queued job starts paused."""
         self._running.clear()
 
     def resume(self) -> None:
@@ -155,7 +155,7 @@ class TrainingJob:
         total = trainer.total_steps if trainer else 0
         elapsed = ((self._ended_at or time.perf_counter()) - self._started_at) if self._started_at else 0.0
         eta = None
-        if self._pace_from is not None and self.status in (RUNNING, PAUSED) and step > self._pace_from[1]:
+        if self._pace_from is not None and self.status not in DONE and step > self._pace_from[1]:
             active, first_step = self._pace_from
             eta = (self._active_seconds() - active) / (step - first_step) * (total - step)
         return JobView(
@@ -276,11 +276,16 @@ class TrainingJob:
         self._end(FINISHED, "Finished.", maker)
 
     def _wait_and_apply_changes(self) -> bool:
-        """Block while paused; apply live LR / β changes; False when asked to stop."""
+        """Block while paused, its slot left to the queue, and on resume until it has a slot again; apply live
+        LR / β changes; False when asked to stop."""
         if not self._running.is_set():
             self.status = PAUSED
             self._paused_at = time.perf_counter()
+            self.pool.release(self)
             self._running.wait()
+            self.status = QUEUED  # behind the jobs already waiting
+            if not self.pool.acquire(self, self._stop):
+                return False
             self._paused_for += time.perf_counter() - self._paused_at
             self._paused_at = None
             self.status = RUNNING

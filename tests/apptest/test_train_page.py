@@ -288,6 +288,33 @@ def test_a_run_that_is_still_building_its_model_says_so_and_can_be_paused(app, s
         job.join(10)
 
 
+def test_a_paused_run_gives_its_slot_away_and_on_resume_says_it_waits_for_one(app, session_work):
+    app.run()
+    app.sidebar.number_input(key="cfg_epochs").set_value(200).run()
+    _button(app, "start").click().run()
+    job = session_work(app)
+    holders = []
+    try:
+        assert _until(lambda: job.view().step > 0)
+        _button(app, "pause").click().run()
+        assert _until(lambda: job.view().status == "paused")
+        while job.pool.running < job.pool.limit:  # other sessions' runs take every slot
+            holders.append(object())
+            assert job.pool.acquire(holders[-1], threading.Event())
+        _button(app, "resume").click().run()
+        assert _until(lambda: job.view().status == "queued")
+        app.run()
+        assert app.progress[0].text.endswith(" left · waiting for a free training slot: number 1 in the queue"), \
+            app.progress[0].text
+        assert not _button(app, "pause").disabled and _button(app, "resume").disabled
+    finally:
+        for holder in holders:
+            job.pool.release(holder)
+    assert _until(lambda: job.view().status == "running")
+    job.stop()
+    assert job.join(10)
+
+
 def test_a_pace_that_changes_during_the_page_run_does_not_rerun_the_page_again(app, session_work, monkeypatch):
     """Sessions starting at once change the pace between the page's own reading of it and the live view's:
     the page must still draw the run, not rerun itself again and again."""

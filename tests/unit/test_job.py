@@ -190,6 +190,26 @@ def test_a_job_paused_in_the_queue_takes_its_slot_paused_and_trains_on_resume(di
     assert job.join(5)
 
 
+def test_a_paused_job_gives_its_slot_to_the_queue_and_queues_again_on_resume(digits):
+    pool = SlotPool(1)
+    first = TrainingJob(LONG, digits, pool=pool).start()
+    assert wait_for(lambda: first.view().step > 0)
+    second = TrainingJob(LONG, digits, pool=pool).start()
+    assert wait_for(lambda: second.view().queue_position == 1)
+    first.pause()
+    assert wait_for(lambda: second.view().step > 0) and first.view().status == "paused"
+    first.resume()
+    assert wait_for(lambda: first.view().status == "queued" and first.view().queue_position == 1)
+    held = first.view().step
+    time.sleep(0.2)
+    assert first.view().step == held and first.view().eta is not None  # the ETA stays through the wait
+    second.stop()
+    assert second.join(5)
+    assert wait_for(lambda: first.view().status == "running" and first.view().step > held)
+    first.stop()
+    assert first.join(5) and first.view().status == "stopped"
+
+
 def test_the_eta_follows_the_pace_of_training_not_the_wait_before_it(digits, monkeypatch):
     """On a fake clock: 100 s queued and loading, a first step of 50 s (the warm-up), then 1 s a step."""
     clock, etas = [0.0], []
