@@ -304,17 +304,51 @@ class ChromiumStudents:
         self.browser.close()
 
 
+class ServerLoads:
+    """The server's part of a page load: fresh light sessions (bench/students.py) on url, one at a time, a new one
+    at most every `every` seconds, the first `delay` seconds in; for each, the seconds from opening it to its page
+    showing Start with its script run ended (polled, so to about 0.1 s). What a student's own browser waits for,
+    without rendering the page on the server's cores."""
+
+    def __init__(self, visitor: LightStudents, url: str, every: float, delay: float):
+        self.visitor, self.url, self.every = visitor, url, every
+        self.loading, self.times, self.due = None, [], time.perf_counter() + delay
+
+    def poll(self) -> None:
+        if self.loading is None and time.perf_counter() >= self.due:
+            self.loading = self.visitor.open(self.url), time.perf_counter()
+            self.due = time.perf_counter() + self.every
+        if self.loading is not None:
+            student, t0 = self.loading
+            elapsed = min(time.perf_counter() - t0, TIMEOUT)
+            if elapsed >= TIMEOUT or self.visitor.ready(student, 0):
+                self.times.append(elapsed)
+                self.visitor.close_session(student)
+                self.loading = None
+
+    def finish(self) -> None:
+        """Start no more (but one, if none has started)."""
+        if not self.times and self.loading is None:
+            self.due = 0.0
+            self.poll()
+        self.due = math.inf
+
+
 class PageLoads:
     """Fresh tabs on url, one at a time, a new one at most every `every` seconds; for each, the
-    seconds from navigation to the Train page's title and to its Start button (polled, so to about 0.1 s)."""
+    seconds from navigation to the Train page's title and to its Start button (polled, so to about 0.1 s).
+    With `server`, its light sessions are timed alongside, half a period later."""
 
-    def __init__(self, context, url: str, every: float):
+    def __init__(self, context, url: str, every: float, server: LightStudents | None = None):
         self.context, self.url, self.every = context, url, every
         self.loading, self.times, self.due = [], [], 0.0
+        self.server = ServerLoads(server, url, every, delay=every / 2) if server is not None else None
 
     def poll(self) -> None:
         from playwright.sync_api import Error as PlaywrightError
 
+        if self.server is not None:
+            self.server.poll()
         if time.perf_counter() >= self.due and not self.loading:
             tab = self.context.new_page()
             self.loading.append([tab, time.perf_counter(), None])
@@ -345,7 +379,9 @@ class PageLoads:
     def finish(self) -> None:
         """Start no more, and let the pages still loading finish."""
         self.due = math.inf
-        self.until(lambda: not self.loading)
+        if self.server is not None:
+            self.server.finish()
+        self.until(lambda: not self.loading and (self.server is None or self.server.loading is None))
 
 
 def one_run(students, student, server, loads: PageLoads | None = None) -> float:
@@ -420,9 +456,11 @@ def _script_runs(first, last, span: float) -> tuple[float, float | None, float |
             last[3] - last[0])
 
 
-def measure(students, visitor, n: int, max_jobs: int, smoke: bool, repeats: int, folder: Path) -> dict:
+def measure(students, visitor, probe: LightStudents, n: int, max_jobs: int, smoke: bool, repeats: int,
+            folder: Path) -> dict:
     """Everything in the table for N sessions, on a fresh server: the `students` (LightStudents or
-    ChromiumStudents), the timed page loads in `visitor` (a Chromium at normal priority)."""
+    ChromiumStudents), the timed page loads in `visitor` (a Chromium at normal priority) and, beside them, the
+    server's part of a page load in `probe`."""
     common.wait_for_quiet()
     url_query = SMOKE_QUERY if smoke else QUERY
     with serve(folder, max_jobs=max_jobs) as server:
@@ -433,7 +471,7 @@ def measure(students, visitor, n: int, max_jobs: int, smoke: bool, repeats: int,
             raise RuntimeError(f"the Train page did not load on the idle server:\n{server.log.read_text()[-3000:]}")
         if not smoke:
             one_run(students, student, server)  # a warm-up run
-        beside = PageLoads(visits, url, every=LOAD_EVERY)  # the same background as the load's: one after another
+        beside = PageLoads(visits, url, every=LOAD_EVERY, server=probe)  # the same background as the load's: one after another
         alone = [one_run(students, student, server, beside) for _ in range(repeats)]  # is timed beside it too
         beside.finish()
         students.close_sessions()
@@ -457,7 +495,7 @@ def measure(students, visitor, n: int, max_jobs: int, smoke: bool, repeats: int,
         def all_ended() -> bool:  # a lost press or a stuck run leaves the deadline to end the wait
             return len(runs_done(server, singles)) >= len(ready) or time.monotonic() > end
 
-        loads = PageLoads(visits, url, every=LOAD_EVERY)
+        loads = PageLoads(visits, url, every=LOAD_EVERY, server=probe)
         loads.until(all_ended)
         time.sleep(max(0.0, t0 + MIN_WINDOW - time.time()))  # the server's figures need two samples at least
         busy1, tree1, own1, t1 = common.busy_seconds(), tree_cpu(), students.cpu_seconds(), time.time()
@@ -503,6 +541,7 @@ def measure(students, visitor, n: int, max_jobs: int, smoke: bool, repeats: int,
         "load_idle_p50": _percentile([s for _, s in idle.times], 50), "all_ready": all_ready,
         "load_p50": _percentile(start_times, 50), "load_p95": _percentile(start_times, 95),
         "title_p50": _percentile(title_times, 50), "title_p95": _percentile(title_times, 95),
+        "server_load_p50": _percentile(loads.server.times, 50), "server_load_p95": _percentile(loads.server.times, 95),
         "loads": len(start_times), "loads_timed_out": sum(s >= TIMEOUT for s in start_times),
         "rss_idle": rss_idle, "rss_tabs": rss_tabs, "rss_peak": rss_peak, "per_session": (rss_peak - rss_idle) / n,
         "dataset_loads": ", ".join(f"{k} {v}" for k, v in sorted(dataset_loads.items())) or "none",
@@ -530,6 +569,8 @@ COLUMNS = [("sessions", "sessions", 0), ("students", "students", 0), ("epochs", 
            ("all_ready", "N students opened at once: all ready (s)", 1),
            ("load_p50", "page load under load, p50 (s)", 2), ("load_p95", "page load under load, p95 (s)", 2),
            ("loads", "page loads sampled", 0),
+           ("server_load_p50", "server's part of a page load, p50 (s)", 2),
+           ("server_load_p95", "server's part of a page load, p95 (s)", 2),
            ("loads_timed_out", f"page loads over {TIMEOUT} s", 0),
            ("rss_idle", "server + trainer RSS idle (MB)", 0), ("rss_peak", "server + trainer RSS peak (MB)", 0),
            ("per_session", "MB per session", 1), ("dataset_loads", "dataset loads in the server", 0),
@@ -565,11 +606,12 @@ def run(smoke: bool = False, repeats: int = 3, cases=None, students: str | None 
         pupils = LightStudents() if students == "light" else ChromiumStudents(driver, Path(tmp))
         visitor = driver.chromium.launch(executable_path=str(launcher(Path(tmp), nice=0)),
                                          args=CHROMIUM_ARGS + LOOPBACK_ONLY)
+        probe = LightStudents()
         try:
             for n, max_jobs in cases or (SMOKE_CASES if smoke else CASES):
                 try:
                     folder = Path(tmp) / f"n{n}-jobs{max_jobs}"
-                    rows.append(measure(pupils, visitor, n, max_jobs, smoke, repeats, folder))
+                    rows.append(measure(pupils, visitor, probe, n, max_jobs, smoke, repeats, folder))
                 except Exception as exc:  # noqa: BLE001 - keep the other cases' figures; this one says why
                     traceback.print_exc()
                     rows.append({**dict.fromkeys(KEYS), "sessions": n, "students": students, "max_jobs": max_jobs,
@@ -582,6 +624,7 @@ def run(smoke: bool = False, repeats: int = 3, cases=None, students: str | None 
                       f"{r['per_session']:.1f} MB per session", flush=True)
         finally:
             pupils.close()
+            probe.close()
             visitor.close()
     notes = [
         "each student is its own Streamlit session and runs the Train page's default configuration (digits, MLP "
@@ -598,7 +641,10 @@ def run(smoke: bool = False, repeats: int = 3, cases=None, students: str | None 
         "page load: a fresh tab in a real Chromium at normal priority (the visitor, apart from the students), "
         "from navigation to the Start button; while the runs train, one every "
         f"{LOAD_EVERY:g} s (one loading at a time); the title's times are in results.json; "
-        f"a load over {TIMEOUT} s counts as {TIMEOUT} s; N students opened at once: from opening the first of the "
+        f"a load over {TIMEOUT} s counts as {TIMEOUT} s; the server's part of a page load: a fresh light session "
+        "(as the light students), from opening it to its page showing Start with its script run ended, one every "
+        f"{LOAD_EVERY:g} s between the tabs' loads: what a student's own browser waits for, before rendering the "
+        "page on its own cores; N students opened at once: from opening the first of the "
         "N students' sessions to the last showing Start, before any run",
         "MB per session: (peak − idle) / N of the VmRSS of the server and its trainer process; idle is after the "
         "single runs and idle page loads; "

@@ -345,13 +345,17 @@ class LightStudents:
         """Its events, then its latest protocol lines (what a page that stopped updating last saw)."""
         return student.events + list(student.protocol)
 
+    def close_session(self, student: Student) -> None:
+        """Close one student's connection."""
+        student.closed = True
+        if student.socket is not None:
+            asyncio.run_coroutine_threadsafe(student.socket.close(), self.loop).result(10)
+        self.students.remove(student)
+
     def close_sessions(self) -> None:
         """Close every student's connection."""
-        for student in self.students:
-            student.closed = True
-            if student.socket is not None:
-                asyncio.run_coroutine_threadsafe(student.socket.close(), self.loop).result(10)
-        self.students = []
+        for student in list(self.students):
+            self.close_session(student)
 
     def cpu_seconds(self) -> float:
         """CPU seconds of the students' event loop thread: all the students' work."""
