@@ -478,6 +478,10 @@ def measure(students, visitor, probe: LightStudents, n: int, max_jobs: int, smok
         idle = PageLoads(visits, url, every=0)
         idle.until(lambda: len(idle.times) >= (SMOKE_IDLE_LOADS if smoke else IDLE_LOADS))
         idle.finish()
+        server_idle = ServerLoads(probe, url, every=0, delay=0)
+        while len(server_idle.times) < len(idle.times):
+            server_idle.poll()
+            time.sleep(0.02)
         rss_idle = latest_rss(server)
         singles = set(runs_done(server))
 
@@ -541,6 +545,7 @@ def measure(students, visitor, probe: LightStudents, n: int, max_jobs: int, smok
         "load_idle_p50": _percentile([s for _, s in idle.times], 50), "all_ready": all_ready,
         "load_p50": _percentile(start_times, 50), "load_p95": _percentile(start_times, 95),
         "title_p50": _percentile(title_times, 50), "title_p95": _percentile(title_times, 95),
+        "server_load_idle_p50": _percentile(server_idle.times, 50),
         "server_load_p50": _percentile(loads.server.times, 50), "server_load_p95": _percentile(loads.server.times, 95),
         "loads": len(start_times), "loads_timed_out": sum(s >= TIMEOUT for s in start_times),
         "rss_idle": rss_idle, "rss_tabs": rss_tabs, "rss_peak": rss_peak, "per_session": (rss_peak - rss_idle) / n,
@@ -569,6 +574,7 @@ COLUMNS = [("sessions", "sessions", 0), ("students", "students", 0), ("epochs", 
            ("all_ready", "N students opened at once: all ready (s)", 1),
            ("load_p50", "page load under load, p50 (s)", 2), ("load_p95", "page load under load, p95 (s)", 2),
            ("loads", "page loads sampled", 0),
+           ("server_load_idle_p50", "server's part of a page load idle, p50 (s)", 2),
            ("server_load_p50", "server's part of a page load, p50 (s)", 2),
            ("server_load_p95", "server's part of a page load, p95 (s)", 2),
            ("loads_timed_out", f"page loads over {TIMEOUT} s", 0),
