@@ -28,7 +28,11 @@ For each N, on a fresh server:
   is counted apart), its main thread (the web server's event loop) and the rest (mostly script runs), and how
   late the stats thread's 0.25 s sleeps wake (waiting for the GIL or a core).
 
-    python -m bench.classroom [--smoke] [--repeats N] [--students light|chromium]
+    python -m bench.classroom [--smoke] [--repeats N] [--students light|chromium] [--split-cores]
+
+With --split-cores (BENCH_SPLIT_CORES=1 for `python -m bench`), the server and its trainer process run on the
+first core and the visitor's Chromium on the second: the page loads are then timed as from a one-core machine
+of the visitor's own, beside a server with one core.
 """
 
 from __future__ import annotations
@@ -156,14 +160,22 @@ sys.exit(main())
 # --- the server ----------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def serve(folder: Path, max_jobs: int):
-    """A server with its runs in folder/runs, its log in folder/server.log, its figures in folder/stats.jsonl."""
+def serve(folder: Path, max_jobs: int, cores: set[int] | None = None):
+    """A server with its runs in folder/runs, its log in folder/server.log, its figures in folder/stats.jsonl;
+    on `cores` if given (its trainer process too)."""
     folder.mkdir(parents=True)
     server = type("Server", (), {"runs": folder / "runs",
                                  "log": folder / "server.log", "stats": folder / "stats.jsonl"})
     env = {**os.environ, "VAE_LAB_RUNS": str(server.runs), "VAE_LAB_MAX_JOBS": str(max_jobs),
            "CLASSROOM_STATS": str(server.stats)}
-    with streamlit_server(env, server.log, launcher=["-c", LAUNCHER], timeout=120) as (server.url, process):
+    with contextlib.ExitStack() as stack:
+        mask = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, cores or mask)  # this thread's: the processes it starts inherit it
+        try:
+            server.url, process = stack.enter_context(
+                streamlit_server(env, server.log, launcher=["-c", LAUNCHER], timeout=120))
+        finally:
+            os.sched_setaffinity(0, mask)
         server.pid = process.pid
         yield server
 
@@ -457,13 +469,13 @@ def _script_runs(first, last, span: float) -> tuple[float, float | None, float |
 
 
 def measure(students, visitor, probe: LightStudents, n: int, max_jobs: int, smoke: bool, repeats: int,
-            folder: Path) -> dict:
+            folder: Path, server_cores: set[int] | None = None) -> dict:
     """Everything in the table for N sessions, on a fresh server: the `students` (LightStudents or
     ChromiumStudents), the timed page loads in `visitor` (a Chromium at normal priority) and, beside them, the
     server's part of a page load in `probe`."""
     common.wait_for_quiet()
     url_query = SMOKE_QUERY if smoke else QUERY
-    with serve(folder, max_jobs=max_jobs) as server:
+    with serve(folder, max_jobs=max_jobs, cores=server_cores) as server:
         visits = visitor.new_context(viewport={"width": 1200, "height": 900})
         url = server.url + url_query
         student = students.open(url)
@@ -596,11 +608,18 @@ CPU_COLUMNS = [("sessions", "sessions", 0), ("max_jobs", "VAE_LAB_MAX_JOBS", 0),
 KEYS = {k for k, _, _ in COLUMNS + CPU_COLUMNS}
 
 
-def run(smoke: bool = False, repeats: int = 3, cases=None, students: str | None = None) -> dict:
-    """The classroom table; `students`: light or chromium (by default $BENCH_STUDENTS, else light)."""
+def run(smoke: bool = False, repeats: int = 3, cases=None, students: str | None = None,
+        split_cores: bool | None = None) -> dict:
+    """The classroom table; `students`: light or chromium (by default $BENCH_STUDENTS, else light);
+    `split_cores` (by default $BENCH_SPLIT_CORES = 1): the server and its trainer on the first core, the
+    visitor's Chromium on the second, as if the visitor browsed from a one-core machine of its own."""
     students = students or os.environ.get("BENCH_STUDENTS", "light")
     if students not in ("light", "chromium"):
         raise ValueError(f"students must be light or chromium, not {students!r}")
+    split_cores = os.environ.get("BENCH_SPLIT_CORES") == "1" if split_cores is None else split_cores
+    first, second, *_ = sorted(os.sched_getaffinity(0)) + [None]
+    if split_cores and second is None:
+        raise ValueError("split cores needs 2 cores at least")
     title = "Classroom load: N students press Start at once on one Streamlit server"
     if not CHROMIUM.exists():
         reason = f"skipped: {CHROMIUM} is missing (apt-get install chromium)"
@@ -610,14 +629,16 @@ def run(smoke: bool = False, repeats: int = 3, cases=None, students: str | None 
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-classroom-") as tmp, sync_playwright() as driver:
         pupils = LightStudents() if students == "light" else ChromiumStudents(driver, Path(tmp))
-        visitor = driver.chromium.launch(executable_path=str(launcher(Path(tmp), nice=0)),
-                                         args=CHROMIUM_ARGS + LOOPBACK_ONLY)
+        visitor = driver.chromium.launch(
+            executable_path=str(launcher(Path(tmp), nice=0, cores=str(second) if split_cores else None)),
+            args=CHROMIUM_ARGS + LOOPBACK_ONLY)
         probe = LightStudents()
         try:
             for n, max_jobs in cases or (SMOKE_CASES if smoke else CASES):
                 try:
                     folder = Path(tmp) / f"n{n}-jobs{max_jobs}"
-                    rows.append(measure(pupils, visitor, probe, n, max_jobs, smoke, repeats, folder))
+                    rows.append(measure(pupils, visitor, probe, n, max_jobs, smoke, repeats, folder,
+                                        {first} if split_cores else None))
                 except Exception as exc:  # noqa: BLE001 - keep the other cases' figures; this one says why
                     traceback.print_exc()
                     rows.append({**dict.fromkeys(KEYS), "sessions": n, "students": students, "max_jobs": max_jobs,
@@ -661,7 +682,8 @@ def run(smoke: bool = False, repeats: int = 3, cases=None, students: str | None 
          "as if each ran on its student's laptop" if students == "light" else
          "students: chromium = tabs of one headless Chromium on the server's cores")
         + "; targets: every run finishes, no error, page load p95 < 2 s, < 150 MB per session",
-    ]
+    ] + ([f"split cores: the server and its trainer process on core {first} only, the visitor's Chromium on core "
+          f"{second} only (the students and this process on either)"] if split_cores else [])
     return common.table(title, COLUMNS, rows, notes)
 
 
@@ -689,4 +711,7 @@ if __name__ == "__main__":
         at = args.index("--students")
         os.environ["BENCH_STUDENTS"] = args[at + 1]
         del args[at:at + 2]
+    if "--split-cores" in args:  # likewise, as BENCH_SPLIT_CORES
+        args.remove("--split-cores")
+        os.environ["BENCH_SPLIT_CORES"] = "1"
     main(["--only", "classroom", *args])
