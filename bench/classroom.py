@@ -319,8 +319,8 @@ class ChromiumStudents:
 class ServerLoads:
     """The server's part of a page load: fresh light sessions (bench/students.py) on url, one at a time, a new one
     at most every `every` seconds, the first `delay` seconds in; for each, the seconds from opening it to its page
-    showing Start with its script run ended (polled, so to about 0.1 s). What a student's own browser waits for,
-    without rendering the page on the server's cores."""
+    showing Start with its script run ended (stamped on the students' event loop). What a student's browser,
+    with the frontend's files cached, waits for before it renders the page on its own cores."""
 
     def __init__(self, visitor: LightStudents, url: str, every: float, delay: float):
         self.visitor, self.url, self.every = visitor, url, every
@@ -332,9 +332,8 @@ class ServerLoads:
             self.due = time.perf_counter() + self.every
         if self.loading is not None:
             student, t0 = self.loading
-            elapsed = min(time.perf_counter() - t0, TIMEOUT)
-            if elapsed >= TIMEOUT or self.visitor.ready(student, 0):
-                self.times.append(elapsed)
+            if student.ready_at is not None or student.ended or time.perf_counter() - t0 >= TIMEOUT:
+                self.times.append(min(student.ready_at - t0, TIMEOUT) if student.ready_at is not None else TIMEOUT)
                 self.visitor.close_session(student)
                 self.loading = None
 
@@ -670,8 +669,8 @@ def run(smoke: bool = False, repeats: int = 3, cases=None, students: str | None 
         f"{LOAD_EVERY:g} s (one loading at a time); the title's times are in results.json; "
         f"a load over {TIMEOUT} s counts as {TIMEOUT} s; the server's part of a page load: a fresh light session "
         "(as the light students), from opening it to its page showing Start with its script run ended, one every "
-        f"{LOAD_EVERY:g} s between the tabs' loads: what a student's own browser waits for, before rendering the "
-        "page on its own cores; N students opened at once: from opening the first of the "
+        f"{LOAD_EVERY:g} s, half a period after each tab's: what a student's browser (with the frontend's files "
+        "cached) waits for, before it renders the page on its own cores; N students opened at once: from opening the first of the "
         "N students' sessions to the last showing Start, before any run",
         "MB per session: (peak − idle) / N of the VmRSS of the server and its trainer process; idle is after the "
         "single runs and idle page loads; "

@@ -102,6 +102,7 @@ class Student:
         self.fetched: set[str] = set()
         self.fetches: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
         self.running, self.closed, self.ended = True, False, False
+        self.ready_at: float | None = None  # time.perf_counter() when its page was first ready()
         self.errors: list[str] = []  # what the page showed as errors, and protocol trouble
         self.events: list[str] = []  # (seconds since opening: text), as the Chromium tabs' events
         self.protocol = collections.deque(maxlen=PROTOCOL_LINES)  # the latest runs and timers, the same way
@@ -149,6 +150,8 @@ class Student:
         try:
             async with connect(ws_url, subprotocols=["streamlit", "PLACEHOLDER_AUTH_TOKEN"], origin=self.origin,
                                max_size=MAX_MESSAGE, ping_interval=None) as self.socket:  # pings: the server's
+                if self.closed:  # closed while it connected
+                    return
                 await self.rerun()
                 async for data in self.socket:
                     self.handle(ForwardMsg.FromString(data))
@@ -210,6 +213,8 @@ class Student:
             self.auto_rerun(msg.auto_rerun.fragment_id, msg.auto_rerun.interval)
         elif kind == "stop_auto_rerun":
             self.stop_timers(msg.stop_auto_rerun.fragment_ids)
+        if self.ready_at is None and kind in ("script_finished", "session_status_changed") and self.ready():
+            self.ready_at = time.perf_counter()
 
     def new_session(self, msg: ForwardMsg) -> None:
         session = msg.new_session

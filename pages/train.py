@@ -311,6 +311,7 @@ def progress(view: JobView | None, every: float | None) -> None:
         if view.status == QUEUED:  # resumed after a pause, which gave its slot to the queue
             text += " · waiting for a free training slot" + (
                 f": number {view.queue_position} in the queue" if view.queue_position else "")
+            text += " · paused" if st.session_state.get("paused") else ""
         if every and every > sessions.REDRAW_LEVELS[0]:
             text += f" · redrawn every {every:g} s while the server trains many runs"
     else:

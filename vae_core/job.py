@@ -91,8 +91,9 @@ class TrainingJob:
         self._threads = 0  # torch's intra-op threads on the training thread, once set
         self._started_at: float | None = None
         self._ended_at: float | None = None
-        self._paused_for = 0.0  # seconds paused, before the pause going on (from _paused_at) if any
-        self._paused_at: float | None = None
+        # (seconds held before, start of the hold going on or None): paused, then waiting for a slot again.
+        # One tuple, replaced whole, so that another thread never reads half an update.
+        self._held: tuple[float, float | None] = (0.0, None)
         self._pace_from: tuple[float, int] | None = None  # (active seconds, step) after the first step
 
     # --- control, from any thread -------------------------------------------------------------
@@ -117,7 +118,8 @@ class TrainingJob:
             self._ended.set()
 
     def pause(self) -> None:
-        """Hold the job before its next step, and give its slot to the queue; a queued job starts paused."""
+        """Hold the job before its next step, and give its slot to the queue. A job paused while queued
+        still takes its turn: it builds its model, then gives the slot back."""
         self._running.clear()
 
     def resume(self) -> None:
@@ -168,9 +170,9 @@ class TrainingJob:
             run_dir=str(self.run_dir) if self.run_dir else None, best_epoch=self.best_epoch)
 
     def _active_seconds(self) -> float:
-        """Seconds since the start, less those spent paused (a pause going on included)."""
-        now, paused_at = time.perf_counter(), self._paused_at
-        return now - self._started_at - self._paused_for - (now - paused_at if paused_at is not None else 0.0)
+        """Seconds since the start, less those held by a pause (a hold going on included)."""
+        now, (held, since) = time.perf_counter(), self._held
+        return now - self._started_at - held - (now - since if since is not None else 0.0)
 
     def model(self):
         """The model as trained so far, None before it exists (read it while the job is paused or done)."""
@@ -276,18 +278,21 @@ class TrainingJob:
         self._end(FINISHED, "Finished.", maker)
 
     def _wait_and_apply_changes(self) -> bool:
-        """Block while paused, its slot left to the queue, and on resume until it has a slot again; apply live
-        LR / β changes; False when asked to stop."""
+        """Block while paused, its slot left to the queue, and on resume until it has a slot again (paused
+        again meanwhile: hold on); apply live LR / β changes; False when asked to stop."""
         if not self._running.is_set():
-            self.status = PAUSED
-            self._paused_at = time.perf_counter()
-            self.pool.release(self)
-            self._running.wait()
-            self.status = QUEUED  # behind the jobs already waiting
-            if not self.pool.acquire(self, self._stop):
-                return False
-            self._paused_for += time.perf_counter() - self._paused_at
-            self._paused_at = None
+            self._held = (self._held[0], time.perf_counter())
+            while not self._running.is_set():
+                self.pool.release(self)
+                self.status = PAUSED  # once its slot is free
+                self._running.wait()
+                if self._stop.is_set():
+                    return False
+                self.status = QUEUED  # behind the jobs already waiting
+                if not self.pool.acquire(self, self._stop):
+                    return False
+            held, since = self._held
+            self._held = (held + time.perf_counter() - since, None)
             self.status = RUNNING
         if self._stop.is_set():
             return False

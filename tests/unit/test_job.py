@@ -3,6 +3,7 @@
 import math
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -198,22 +199,31 @@ def test_a_paused_job_gives_its_slot_to_the_queue_and_queues_again_on_resume(dig
     assert wait_for(lambda: second.view().queue_position == 1)
     first.pause()
     assert wait_for(lambda: second.view().step > 0) and first.view().status == "paused"
+    assert pool.running == 1  # the second's: the paused job gave its own back
     first.resume()
     assert wait_for(lambda: first.view().status == "queued" and first.view().queue_position == 1)
     held = first.view().step
+    first.pause()  # paused again while it waits: it keeps its place, and holds on once it has the slot
     time.sleep(0.2)
     assert first.view().step == held and first.view().eta is not None  # the ETA stays through the wait
     second.stop()
     assert second.join(5)
+    assert wait_for(lambda: first.view().status == "paused") and pool.running == 0
+    time.sleep(0.2)
+    assert first.view().step == held
+    first.resume()
     assert wait_for(lambda: first.view().status == "running" and first.view().step > held)
-    first.stop()
+    first.pause()
+    assert wait_for(lambda: first.view().status == "paused")
+    first.stop()  # while paused
     assert first.join(5) and first.view().status == "stopped"
 
 
 def test_the_eta_follows_the_pace_of_training_not_the_wait_before_it(digits, monkeypatch):
     """On a fake clock: 100 s queued and loading, a first step of 50 s (the warm-up), then 1 s a step."""
     clock, etas = [0.0], []
-    monkeypatch.setattr(vae_core.job.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(vae_core.job, "time", types.SimpleNamespace(perf_counter=lambda: clock[0],
+                                                                     strftime=time.strftime))  # the job's only
     real_step = Trainer.train_step
 
     def step(trainer, x):
