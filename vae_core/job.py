@@ -28,6 +28,7 @@ from vae_core.train import Trainer
 
 QUEUED, RUNNING, PAUSED, FINISHED, STOPPED, FAILED = "queued", "running", "paused", "finished", "stopped", "failed"
 DONE = (FINISHED, STOPPED, FAILED)
+BY_THE_USER = "Stopped by the user."  # a stopped job's message, unless stop() gives another reason
 # Snapshots up to the last take at most this share of the training thread's time; a forced last one may come on
 # top, and the target for all of them is 5 %.
 SNAPSHOT_SHARE = 0.04
@@ -85,6 +86,7 @@ class TrainingJob:
         self._lock = threading.Lock()
         self._pending: dict[str, float] = {}
         self._stop = threading.Event()
+        self._stop_message = BY_THE_USER
         self._running = threading.Event()
         self._running.set()
         self._ended = threading.Event()
@@ -125,9 +127,10 @@ class TrainingJob:
     def resume(self) -> None:
         self._running.set()
 
-    def stop(self) -> None:
+    def stop(self, why: str = BY_THE_USER) -> None:
         """Ask the job to stop: before its next step or evaluation chunk (within about a second), or
-        while its data loads (see load_dataset)."""
+        while its data loads (see load_dataset); `why` becomes its message."""
+        self._stop_message = why
         self._stop.set()
         self._running.set()
 
@@ -230,7 +233,7 @@ class TrainingJob:
             sums, count = {"loss": 0.0, "recon": 0.0, "kl": 0.0}, 0
             for x in trainer.batches():
                 if not self._wait_and_apply_changes():
-                    return self._end(STOPPED, "Stopped by the user.", maker)
+                    return self._end(STOPPED, self._stop_message, maker)
                 self._fit_threads()
                 row = trainer.train_step(x)
                 if self._pace_from is None:  # the ETA's pace leaves out the wait, the loading and the warm-up
@@ -249,7 +252,7 @@ class TrainingJob:
                     self._take_snapshot(maker)
             val = trainer.evaluate(data.val, self._stop)
             if val is None:
-                return self._end(STOPPED, "Stopped by the user.", maker)
+                return self._end(STOPPED, self._stop_message, maker)
             if not math.isfinite(val["neg_elbo"]):
                 trainer.load_weights(last_good)
                 return self._end(FAILED, _diverged_message("became NaN or infinite", trainer.step, epoch + 1,

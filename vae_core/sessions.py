@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from vae_core.config import TrainConfig
-from vae_core.job import DONE, FAILED, FINISHED, RUNNING, STOPPED, JobView, TrainingJob
+from vae_core.job import BY_THE_USER, DONE, FAILED, FINISHED, RUNNING, STOPPED, JobView, TrainingJob
 
 GRACE_ENV = "VAE_LAB_SESSION_GRACE"
 DEFAULT_GRACE = 120.0
@@ -28,7 +28,7 @@ REDRAW_SHARE = 0.75  # the share of the server process all redraws together may 
 
 class Work(Protocol):
     def start(self): ...
-    def stop(self) -> None: ...
+    def stop(self, why: str = BY_THE_USER) -> None: ...
     def join(self, timeout: float | None = None) -> bool: ...
     @property
     def alive(self) -> bool: ...
@@ -79,7 +79,7 @@ class SessionRegistry:
             self._work[session_id] = work
             self._seen[session_id] = self._clock()
         if old is not None:
-            old.stop()
+            old.stop("Stopped: a new run was started in its place.")
         work.start()
         return work
 
@@ -119,7 +119,7 @@ class SessionRegistry:
                 del self._seen[s]
                 self._connected.pop(s, None)
         for work in stale:
-            work.stop()
+            work.stop("Stopped: its browser tab was closed.")
         return gone
 
     def _reap_forever(self) -> None:
@@ -199,13 +199,16 @@ class JobSeries:
         self.jobs: list = []
         self.status = RUNNING
         self._stop = threading.Event()
+        self._stop_message = BY_THE_USER
         self._thread = threading.Thread(target=self._run, name="vae-lab-series", daemon=True)
 
     def start(self) -> "JobSeries":
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, why: str = BY_THE_USER) -> None:
+        """Stop the running job (`why`: its message) and skip the rest."""
+        self._stop_message = why
         self._stop.set()
 
     def join(self, timeout: float | None = None) -> bool:
@@ -235,7 +238,7 @@ class JobSeries:
                 job.start()
                 while not job.join(self.poll):
                     if self._stop.is_set():
-                        job.stop()
+                        job.stop(self._stop_message)
             self.status = STOPPED if self._stop.is_set() else FINISHED
         except Exception:  # the thread must never die silently; each job reports its own failure
             self.status = FAILED

@@ -29,7 +29,7 @@ import torch
 from vae_core.config import TrainConfig
 from vae_core.data import DataError, Dataset, load_dataset
 from vae_core.history import History
-from vae_core.job import DONE, FAILED, PAUSED, QUEUED, JobView, TrainingJob, check_live_value
+from vae_core.job import BY_THE_USER, DONE, FAILED, PAUSED, QUEUED, JobView, TrainingJob, check_live_value
 from vae_core.models import VAE, build_model
 from vae_core.snapshots import Snapshot
 
@@ -201,8 +201,8 @@ class RemoteJob:
     def resume(self) -> None:
         self._tell("resume")
 
-    def stop(self) -> None:
-        self._tell("stop")
+    def stop(self, why: str = BY_THE_USER) -> None:
+        self._tell("stop", why)
 
     def set_lr(self, lr: float) -> None:
         self._tell("set_lr", check_live_value("lr", lr))
@@ -378,13 +378,13 @@ def _serve(inbox: Connection, outbox: Connection) -> None:
                 paused = job is not None and job.trainer is not None and job.status in DONE + (PAUSED,)
                 send("reply", args[0], _numpy(job.trainer.model.state_dict()) if paused else None)
             elif job is not None and kind in ("pause", "resume", "stop"):
-                getattr(job, kind)()
+                getattr(job, kind)(*args)
             elif job is not None and kind in ("set_lr", "set_beta"):
                 getattr(job, kind)(args[0])
         with lock:
             running = [job for job, _ in jobs.values()]
         for job in running:
-            job.stop()
+            job.stop("Stopped: the server shut down.")
         for job in running:
             job.join(5)  # stopped runs are saved as such
         for_main.put(None)

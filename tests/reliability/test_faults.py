@@ -119,7 +119,7 @@ def test_start_and_stop_hammered_keep_one_job_per_session_and_leave_no_thread(di
     everything = [j for jobs in started.values() for j in jobs]
     assert all(j.join(3) for j in everything), "a stopped job's thread is still running"
     assert {j.view().status for j in everything} <= {STOPPED}
-    assert wait_for(lambda: len(training_threads()) == before, 5)  # a thread ends just after its job's join
+    assert wait_for(lambda: len(training_threads()) <= before, 5)  # a thread ends just after its job's join
     assert pool.running == 0 and all(pool.position(j) == 0 for j in everything)
 
 
@@ -144,7 +144,7 @@ def test_start_and_stop_clicked_quickly_on_the_train_page_leave_one_job_and_no_t
     at.button(key="reset").click().run()
     assert mine(at) is None
     assert all(j.join(3) for j in set(seen))
-    assert wait_for(lambda: len(training_threads()) == before, 5)
+    assert wait_for(lambda: len(training_threads()) <= before, 5)
 
 
 # --- the process killed mid-run ----------------------------------------------------------------------

@@ -81,7 +81,7 @@ def test_an_abandoned_session_is_reaped_and_leaks_no_thread_and_no_memory(digits
     assert wait_for(released, 5), "a reaped job is still referenced somewhere"
     registry.clear("open tab")
     assert kept_alive.join(3)
-    assert wait_for(lambda: len(training_threads()) == before, 5) and pool.running == 0
+    assert wait_for(lambda: len(training_threads()) <= before, 5) and pool.running == 0
     with registry._lock:
         assert not any(s.startswith("closed") for s in registry._seen)  # nothing kept of the closed tabs
 

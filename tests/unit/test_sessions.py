@@ -1,6 +1,7 @@
 """vae_core.sessions: one live job per browser session, reaping of silent sessions, job series."""
 
 import threading
+import time
 
 import pytest
 
@@ -19,8 +20,8 @@ class FakeWork:
         self.started = True
         return self
 
-    def stop(self):
-        self.stopped = True
+    def stop(self, why="Stopped by the user."):
+        self.stopped = why
 
     def join(self, timeout=None):
         return True
@@ -44,7 +45,8 @@ def test_start_stops_the_sessions_old_work_only():
     reg.start("a", a1)
     reg.start("b", b)
     reg.start("a", a2)
-    assert a1.stopped and a2.started and not a2.stopped and not b.stopped
+    assert a1.stopped == "Stopped: a new run was started in its place."
+    assert a2.started and not a2.stopped and not b.stopped
     assert reg.get("a") is a2 and reg.get("b") is b and reg.get("c") is None
 
 
@@ -53,7 +55,7 @@ def test_clear_stops_and_forgets():
     work = reg.start("a", FakeWork())
     reg.clear("a")
     reg.clear("never-seen")
-    assert work.stopped and reg.get("a") is None
+    assert work.stopped == "Stopped by the user." and reg.get("a") is None
 
 
 def test_reap_stops_only_sessions_silent_past_the_grace_period():
@@ -65,7 +67,7 @@ def test_reap_stops_only_sessions_silent_past_the_grace_period():
     assert reg.reap() == [] and not quiet.stopped
     clock.now += 30
     assert reg.reap() == ["quiet"]
-    assert quiet.stopped and reg.get("quiet") is None
+    assert quiet.stopped == "Stopped: its browser tab was closed." and reg.get("quiet") is None
     assert not busy.stopped and reg.get("busy") is busy
 
 
@@ -146,6 +148,18 @@ def test_series_stop_ends_the_running_job_and_skips_the_rest(tmp_path):
     series.stop()
     assert series.join(30)
     assert series.view().status == STOPPED and len(series.jobs) <= 1
+
+
+def test_a_series_stopped_for_a_reason_gives_it_to_its_running_job(tmp_path):
+    series = JobSeries([TINY.replace(epochs=200, batch_size=8), TINY], ["long", "never"],
+                       runs_dir=tmp_path, pool=SlotPool(1)).start()
+    deadline = time.monotonic() + 20
+    while not (series.jobs and series.jobs[0].view().step > 0) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    series.stop("Stopped: its browser tab was closed.")
+    assert series.join(30) and len(series.jobs) == 1
+    assert series.jobs[0].message == "Stopped: its browser tab was closed."
+    assert series.view().messages == ["Stopped: its browser tab was closed."]
 
 
 def test_live_counts_the_sessions_whose_work_is_queued_or_running():

@@ -142,7 +142,7 @@ def test_the_trainer_ends_with_the_server():
     assert wait_for(lambda: job.view().step > 0)
     trainer.close()
     assert trainer.process.returncode == 0 and job.join(5)
-    assert job.status == STOPPED and job.message == "Stopped by the user."  # its final state was sent before the end
+    assert job.status == STOPPED and job.message == "Stopped: the server shut down."  # sent before the end
 
 
 def test_the_choice_of_trainer_is_read_from_the_environment(monkeypatch):
