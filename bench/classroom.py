@@ -482,8 +482,9 @@ def measure(students, visitor, probe: LightStudents, n: int, max_jobs: int, smok
             raise RuntimeError(f"the Train page did not load on the idle server:\n{server.log.read_text()[-3000:]}")
         if not smoke:
             one_run(students, student, server)  # a warm-up run
-        beside = PageLoads(visits, url, every=LOAD_EVERY, server=probe)  # the same background as the load's: one after another
-        alone = [one_run(students, student, server, beside) for _ in range(repeats)]  # is timed beside it too
+        # The same background as the load's: one after another is timed beside page loads too.
+        beside = PageLoads(visits, url, every=LOAD_EVERY, server=probe)
+        alone = [one_run(students, student, server, beside) for _ in range(repeats)]
         beside.finish()
         students.close_sessions()
         idle = PageLoads(visits, url, every=0)
