@@ -160,22 +160,17 @@ sys.exit(main())
 # --- the server ----------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def serve(folder: Path, max_jobs: int, cores: set[int] | None = None):
+def serve(folder: Path, max_jobs: int, cores: str | None = None):
     """A server with its runs in folder/runs, its log in folder/server.log, its figures in folder/stats.jsonl;
-    on `cores` if given (its trainer process too)."""
+    on `cores` (a taskset list) if given, its trainer process too."""
     folder.mkdir(parents=True)
     server = type("Server", (), {"runs": folder / "runs",
                                  "log": folder / "server.log", "stats": folder / "stats.jsonl"})
     env = {**os.environ, "VAE_LAB_RUNS": str(server.runs), "VAE_LAB_MAX_JOBS": str(max_jobs),
            "CLASSROOM_STATS": str(server.stats)}
-    with contextlib.ExitStack() as stack:
-        mask = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, cores or mask)  # this thread's: the processes it starts inherit it
-        try:
-            server.url, process = stack.enter_context(
-                streamlit_server(env, server.log, launcher=["-c", LAUNCHER], timeout=120))
-        finally:
-            os.sched_setaffinity(0, mask)
+    pin = ["taskset", "-c", cores] if cores else None  # taskset execs the server: the pid is the server's
+    with streamlit_server(env, server.log, launcher=["-c", LAUNCHER], timeout=120, prefix=pin) as started:
+        server.url, process = started
         server.pid = process.pid
         yield server
 
@@ -468,7 +463,7 @@ def _script_runs(first, last, span: float) -> tuple[float, float | None, float |
 
 
 def measure(students, visitor, probe: LightStudents, n: int, max_jobs: int, smoke: bool, repeats: int,
-            folder: Path, server_cores: set[int] | None = None) -> dict:
+            folder: Path, server_cores: str | None = None) -> dict:
     """Everything in the table for N sessions, on a fresh server: the `students` (LightStudents or
     ChromiumStudents), the timed page loads in `visitor` (a Chromium at normal priority) and, beside them, the
     server's part of a page load in `probe`."""
@@ -617,7 +612,7 @@ def run(smoke: bool = False, repeats: int = 3, cases=None, students: str | None 
     if students not in ("light", "chromium"):
         raise ValueError(f"students must be light or chromium, not {students!r}")
     split_cores = os.environ.get("BENCH_SPLIT_CORES") == "1" if split_cores is None else split_cores
-    first, second, *_ = sorted(os.sched_getaffinity(0)) + [None]
+    first, second, *_ = [str(core) for core in sorted(os.sched_getaffinity(0))] + [None]
     if split_cores and second is None:
         raise ValueError("split cores needs 2 cores at least")
     title = "Classroom load: N students press Start at once on one Streamlit server"
@@ -630,7 +625,7 @@ def run(smoke: bool = False, repeats: int = 3, cases=None, students: str | None 
     with tempfile.TemporaryDirectory(prefix="bench-classroom-") as tmp, sync_playwright() as driver:
         pupils = LightStudents() if students == "light" else ChromiumStudents(driver, Path(tmp))
         visitor = driver.chromium.launch(
-            executable_path=str(launcher(Path(tmp), nice=0, cores=str(second) if split_cores else None)),
+            executable_path=str(launcher(Path(tmp), nice=0, cores=second if split_cores else None)),
             args=CHROMIUM_ARGS + LOOPBACK_ONLY)
         probe = LightStudents()
         try:
@@ -638,7 +633,7 @@ def run(smoke: bool = False, repeats: int = 3, cases=None, students: str | None 
                 try:
                     folder = Path(tmp) / f"n{n}-jobs{max_jobs}"
                     rows.append(measure(pupils, visitor, probe, n, max_jobs, smoke, repeats, folder,
-                                        {first} if split_cores else None))
+                                        first if split_cores else None))
                 except Exception as exc:  # noqa: BLE001 - keep the other cases' figures; this one says why
                     traceback.print_exc()
                     rows.append({**dict.fromkeys(KEYS), "sessions": n, "students": students, "max_jobs": max_jobs,

@@ -306,12 +306,11 @@ def progress(view: JobView | None, every: float | None) -> None:
     text = f"Epoch {epoch} of {view.epochs} · step {view.step:,} of {view.total_steps:,}"
     if view.status in (RUNNING, PAUSED, QUEUED):
         text += f" · {_clock(view.eta)} left"
-        if view.status == PAUSED:
-            text += " · paused"
         if view.status == QUEUED:  # resumed after a pause, which gave its slot to the queue
             text += " · waiting for a free training slot" + (
                 f": number {view.queue_position} in the queue" if view.queue_position else "")
-            text += " · paused" if st.session_state.get("paused") else ""
+        if view.status == PAUSED or (view.status == QUEUED and st.session_state.get("paused")):
+            text += " · paused"
         if every and every > sessions.REDRAW_LEVELS[0]:
             text += f" · redrawn every {every:g} s while the server trains many runs"
     else:

@@ -30,15 +30,17 @@ def _healthy(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def streamlit_server(env: dict, log: Path, launcher: list[str] | None = None, timeout: float = 60):
-    """Serve app.py (through `python <launcher> app.py ...`, by default `-m streamlit run`) with `env`, its
-    output in `log`, until it answers health checks; yields (url, process); stops the server after.
-    RuntimeError, with the log's tail, when it does not start within `timeout` seconds."""
+def streamlit_server(env: dict, log: Path, launcher: list[str] | None = None, timeout: float = 60,
+                     prefix: list[str] | None = None):
+    """Serve app.py (through `<prefix> python <launcher> app.py ...`, by default `-m streamlit run`, and no
+    prefix: taskset, say) with `env`, its output in `log`, until it answers health checks; yields (url,
+    process); stops the server after. RuntimeError, with the log's tail, when it does not start within
+    `timeout` seconds."""
     env = {**env, "VAE_LAB_TRAINER": "process"}  # as users get it (tests/conftest.py sets threads for AppTest)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, *(launcher or ["-m", "streamlit", "run"]), "app.py", *FLAGS,
+        process = subprocess.Popen([*(prefix or []), sys.executable, *(launcher or ["-m", "streamlit", "run"]), "app.py", *FLAGS,
                                     "--server.port", str(port)], cwd=REPO, env=env, stdout=out,
                                    stderr=subprocess.STDOUT)
     try:

@@ -96,7 +96,7 @@ class TrainingJob:
         # (seconds held before, start of the hold going on or None): paused, then waiting for a slot again.
         # One tuple, replaced whole, so that another thread never reads half an update.
         self._held: tuple[float, float | None] = (0.0, None)
-        self._pace_from: tuple[float, int] | None = None  # (active seconds, step) after the first step
+        self._pace_from: tuple[float, int] | None = None  # (_active_clock(), step) after the first step
 
     # --- control, from any thread -------------------------------------------------------------
     def start(self, runner: Callable[[Callable[[], None]], None] | None = None) -> "TrainingJob":
@@ -161,8 +161,8 @@ class TrainingJob:
         elapsed = ((self._ended_at or time.perf_counter()) - self._started_at) if self._started_at else 0.0
         eta = None
         if self._pace_from is not None and self.status not in DONE and step > self._pace_from[1]:
-            active, first_step = self._pace_from
-            eta = (self._active_seconds() - active) / (step - first_step) * (total - step)
+            then, first_step = self._pace_from
+            eta = (self._active_clock() - then) / (step - first_step) * (total - step)
         return JobView(
             status=self.status, message=self.message, epoch=trainer.epoch if trainer else 0,
             epochs=self.config.epochs, step=step, total_steps=total, elapsed=elapsed, eta=eta,
@@ -172,10 +172,10 @@ class TrainingJob:
             epoch_history=self.history.epochs(), snapshot=self._snapshot,
             run_dir=str(self.run_dir) if self.run_dir else None, best_epoch=self.best_epoch)
 
-    def _active_seconds(self) -> float:
-        """Seconds since the start, less those held by a pause (a hold going on included)."""
-        now, (held, since) = time.perf_counter(), self._held
-        return now - self._started_at - held - (now - since if since is not None else 0.0)
+    def _active_clock(self) -> float:
+        """time.perf_counter() less the seconds the job was held: it stands still while the job is held."""
+        held, since = self._held
+        return (time.perf_counter() if since is None else since) - held
 
     def model(self):
         """The model as trained so far, None before it exists (read it while the job is paused or done)."""
@@ -237,7 +237,7 @@ class TrainingJob:
                 self._fit_threads()
                 row = trainer.train_step(x)
                 if self._pace_from is None:  # the ETA's pace leaves out the wait, the loading and the warm-up
-                    self._pace_from = (self._active_seconds(), trainer.step)
+                    self._pace_from = (self._active_clock(), trainer.step)
                 first_loss = row["loss"] if first_loss is None else first_loss
                 problem = _divergence(row["loss"], first_loss)
                 if problem:
