@@ -6,16 +6,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import common
-from vae_core import explore, figures
-from vae_core.config import ConfigError
+from pages.ui import charts, draft, fragments, router, session
+from vae_core.views import explore, figures
+from vae_core.config import ConfigError, parse_numbers
 from vae_core.data import DataError
-from vae_core.job import DONE
-from vae_core.lessons import LESSONS
+from vae_core.views.lessons import LESSONS
 from vae_core.runs import RunError, SavedRun, list_runs
-from vae_core.sessions import JobSeries
+from vae_core.jobs.series import JobSeries
 
-common.require_router()
+router.require_router()
 
 POLL_SECONDS = 1.0
 METRICS = {"val_neg_elbo": "validation −ELBO", "val_recon": "validation reconstruction", "val_kl": "validation KL",
@@ -24,12 +23,12 @@ SELECTED = "compare_runs"
 
 
 def _label(run: SavedRun) -> str:
-    return f"{common.describe(run.config)} · {run.name[:15]}"
+    return f"{draft.describe(run.config)} · {run.name[:15]}"
 
 
 # --- background series: a β sweep or a lesson's runs --------------------------------------------
 def sweep_form() -> None:
-    base = common.draft_config()
+    base = draft.draft_config()
     with st.form("sweep", border=False):
         st.caption(f"Trains the Train page's settings ({base.dataset}, latent {base.latent_dim}) once per β, "
                    "one after the other.")
@@ -38,9 +37,9 @@ def sweep_form() -> None:
         epochs = c2.number_input("Epochs per run", 1, 200, min(base.epochs, 10), key="sweep_epochs")
         if st.form_submit_button("Run the β sweep", icon=":material/play_arrow:", type="primary"):
             try:
-                betas = [float(part) for part in text.replace(" ", "").split(",") if part]
-            except ValueError:
-                st.error(f"β values: expected numbers separated by commas, got {text!r:.60}")
+                betas = parse_numbers(text, float)
+            except ValueError as exc:
+                st.error(f"β values: {exc}")
                 return
             try:
                 configs = [base.replace(mode="vae", beta=b, epochs=int(epochs)) for b in betas]
@@ -50,7 +49,7 @@ def sweep_form() -> None:
             if not configs:
                 st.error("β values: give at least one")
                 return
-            common.start_series(configs, [f"β = {b:g}" for b in betas])
+            session.start_series(configs, [f"β = {b:g}" for b in betas])
             st.rerun()
 
 
@@ -62,24 +61,24 @@ def lesson_form() -> None:
                + f" ({lesson.preset.epochs} epochs each).")
     if st.button("Run this pair" if len(labels) == 2 else f"Run these {len(labels)} runs",
                  icon=":material/compare_arrows:", type="primary"):
-        common.start_series(list(configs), list(labels))
+        session.start_series(list(configs), list(labels))
         st.rerun()
 
 
 def series_panel(polling: bool) -> None:
     """Progress of this session's series; the whole page reruns when it ends, to show its runs."""
-    common.touch()
-    series = common.work()
+    session.touch()
+    series = session.work()
     if not isinstance(series, JobSeries):
         return
     if series.alive != polling:
         st.rerun()
     view = series.view()
-    if view.status in DONE:
+    if view.status.ended:
         st.success(f"Trained {view.done} of {view.total} runs ({', '.join(view.labels[:view.done])}); "
                    "they are selected below.")
-        for label, message in zip(view.labels, view.messages):
-            if message and not message.startswith(("Finished", "Early stopping")):
+        for label, status, message in zip(view.labels, view.statuses, view.messages):
+            if not status.completed:
                 st.warning(f"{label}: {message}")
         return
     current = view.current
@@ -93,7 +92,7 @@ def series_panel(polling: bool) -> None:
 
 def _select_finished_series() -> None:
     """Once a series has ended, select its runs in the comparison (once)."""
-    series = common.work()
+    series = session.work()
     if isinstance(series, JobSeries) and not series.alive and not st.session_state.get("series_shown", True):
         st.session_state[SELECTED] = [Path(path).name for path in series.view().run_dirs]
         st.session_state.series_shown = True
@@ -119,15 +118,15 @@ def _reconstructions(chosen: list[SavedRun]) -> None:
         with cols[i % len(cols)]:
             st.caption(_label(run))
             try:
-                data = common.dataset(run.config.dataset)
-                model = common.saved_model(run)
+                data = session.dataset(run.config.dataset)
+                model = session.saved_model(run)
             except (DataError, RunError) as exc:
                 st.warning(str(exc))
                 continue
             x = data.val[:8] if data.is_image else data.val[:300]
             recon = explore.decode(model, explore.encode(model, x)[0]).numpy()
             if data.is_image:
-                common.image(figures.pair_mosaic(x.numpy(), recon, cols=4,
+                charts.image(figures.pair_mosaic(x.numpy(), recon, cols=4,
                                                  scale=figures.tile_scale(data.sample_shape[-1])))
             else:
                 st.plotly_chart(figures.points_figure(x.numpy(), recon, "reconstructions", connect=True,
@@ -160,7 +159,7 @@ def comparison(saved: list[SavedRun]) -> None:
 
 def page() -> None:
     st.title("Compare runs")
-    series = common.work()
+    series = session.work()
     polling = isinstance(series, JobSeries) and series.alive
     sweep, pair = st.columns(2, border=True)
     with sweep:
@@ -169,9 +168,9 @@ def page() -> None:
     with pair:
         st.markdown("**A lesson's runs side by side**")
         lesson_form()
-    common.fragment(series_panel, POLL_SECONDS if polling else None)(polling)
+    fragments.fragment(series_panel, POLL_SECONDS if polling else None)(polling)
     _select_finished_series()
-    saved = list_runs(common.runs_dir())
+    saved = list_runs(session.runs_dir())
     if not saved:
         st.info("No saved runs yet: train on the Train page, or run a sweep above.", icon=":material/info:")
         return

@@ -5,17 +5,18 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from pages import common
-from vae_core import explore, figures
+from pages.ui import charts, draft, router, session
+from vae_core.maths import metrics
+from vae_core.views import explore, figures
 from vae_core.config import TrainConfig
 from vae_core.data import DataError, Dataset
 from vae_core.data.uploads import load_image
-from vae_core.job import DONE, PAUSED
-from vae_core.models import VAE
-from vae_core.objectives import kl_per_dim
+from vae_core.train import Status
+from vae_core.maths.models import VAE
+from vae_core.maths.objectives import kl_per_dim
 from vae_core.runs import RunError, list_runs
 
-common.require_router()
+router.require_router()
 
 CURRENT = "This session's run"
 N_POINTS = 1000  # validation samples drawn in the latent scatter
@@ -23,16 +24,17 @@ N_POINTS = 1000  # validation samples drawn in the latent scatter
 
 def pick_run() -> tuple[VAE, TrainConfig, Dataset, str] | None:
     """The model to explore: this session's run when it is not training, or a saved run."""
-    job = common.job()
-    saved = {run.name: run for run in list_runs(common.runs_dir())}
+    job = session.job()
+    saved = {run.name: run for run in list_runs(session.runs_dir())}
     options = ([CURRENT] if job is not None else []) + list(saved)
     if not options:
         st.info("No trained model yet: train one on the Train page first.", icon=":material/info:")
         return None
     name = st.selectbox("Run", options, key="explore_run",
-                        format_func=lambda n: n if n == CURRENT else f"{n} · {common.describe(saved[n].config)}")
+                        format_func=lambda n: n if n == CURRENT else f"{n} · {draft.describe(saved[n].config)}")
     if name == CURRENT:
-        if job.status not in DONE + (PAUSED,):
+        view = job.view()
+        if not (view.status.ended or view.status == Status.PAUSED):
             st.info("This session's run is still training: pause or stop it to explore it, or pick a saved run.",
                     icon=":material/hourglass_top:")
             return None
@@ -40,11 +42,11 @@ def pick_run() -> tuple[VAE, TrainConfig, Dataset, str] | None:
         if model is None:
             st.info("This session's run failed before it built a model; pick a saved run.", icon=":material/info:")
             return None
-        return model, job.config, job.data, f"current-{id(job)}-{job.view().step}"
+        return model, job.config, job.data, f"current-{job.id}-{view.step}"
     run = saved[name]
     try:
-        model = common.saved_model(run)
-        data = common.dataset(run.config.dataset)
+        model = session.saved_model(run)
+        data = session.dataset(run.config.dataset)
     except (RunError, DataError) as exc:
         st.error(str(exc))
         return None
@@ -69,7 +71,7 @@ def _hover_images(images: np.ndarray) -> list[str | None]:
 
 def _show(images: np.ndarray, cols: int, caption: str, side: int, tile: int = 56) -> None:
     """Images in rows of `cols`, each enlarged to about `tile` pixels."""
-    common.image(figures.mosaic(images, cols=cols, scale=figures.tile_scale(side, tile)), caption)
+    charts.image(figures.mosaic(images, cols=cols, scale=figures.tile_scale(side, tile)), caption)
 
 
 def latent_section(model: VAE, config: TrainConfig, data: Dataset, run_key: str) -> tuple[int, int, np.ndarray]:
@@ -98,7 +100,7 @@ def latent_section(model: VAE, config: TrainConfig, data: Dataset, run_key: str)
         axes = ("PC 1", "PC 2") if config.latent_dim > 2 else ("z₁", "z₂" if config.latent_dim == 2 else "")
         st.markdown("**Latent space** (posterior means of validation samples)"
                     + (" · point at a sample to see its image" if data.is_image else ""))
-        common.live_chart(figures.latent_figure(explore.project_2d(mu.numpy()), labels, data.class_names, axes,
+        charts.live_chart(figures.latent_figure(metrics.project_2d(mu.numpy()), labels, data.class_names, axes,
                                                 highlight={"A": a, "B": b}, revision=f"explore-{run_key}"),
                           key="explore_latent", images=_hover_images(x.numpy()) if data.is_image else None,
                           on_pick=_on_pick)

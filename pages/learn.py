@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common
-from vae_core.lessons import LESSONS, UNAVAILABLE, Lesson
+from pages.ui import draft, router, session
+from vae_core.views.lessons import LESSONS, UNAVAILABLE, Lesson
 
-common.require_router()
+router.require_router()
 
 
 def theory() -> None:
@@ -49,17 +49,17 @@ and early stopping.
 
 
 def _load(config, lesson_key: str) -> None:
-    common.load_config(config, lesson=lesson_key)
-    st.switch_page(common.TRAIN_PAGE)
+    draft.load_config(config, lesson=lesson_key)
+    st.switch_page(router.TRAIN_PAGE)
 
 
 def _run_side_by_side(lesson: Lesson) -> None:
     """Train all of the lesson's runs as one background series, as the Compare page's "Run this pair" does,
     and show them there, with the lesson picked."""
     labels, configs = zip(*lesson.runs)
-    common.start_series(list(configs), list(labels))
+    session.start_series(list(configs), list(labels))
     st.session_state.pair_lesson = lesson.key
-    st.switch_page(common.COMPARE_PAGE)
+    st.switch_page(router.COMPARE_PAGE)
 
 
 def lesson_card(lesson: Lesson) -> None:

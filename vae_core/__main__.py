@@ -14,9 +14,9 @@ import time
 
 from vae_core import runs
 from vae_core.config import ConfigError, TrainConfig
-from vae_core.data import DataError
-from vae_core.job import FINISHED, TrainingJob
-from vae_core.slots import SlotPool
+from vae_core.data import DataError, load_dataset
+from vae_core.jobs.history import History
+from vae_core.train import Epoch, Status, Trainer, fit
 
 _TYPES = {"int": int, "float": float, "str": str}
 
@@ -43,43 +43,37 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def train(args: argparse.Namespace) -> int:
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**values)
-    job = TrainingJob(config, data_dir=args.data_dir, runs_dir=args.runs_dir, pool=SlotPool(1))
-    printed = [0]
+    """Train on this (the main) thread, the fastest for torch; Ctrl-C stops the run, and it is saved."""
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    trainer = Trainer(config, load_dataset(config.dataset, data_dir=args.data_dir))
+    run_dir = runs.new_run_dir(args.runs_dir, config)
+    runs.save_config(run_dir, config)
+    history = History()
 
-    def print_while_training() -> None:
-        while not job.join(0.2):
-            printed[0] = _print_epochs(job, printed[0])
+    def save(status: Status, message: str, best_epoch: int | None, weights) -> None:
+        meta = runs.run_meta(trainer, status, message, best_epoch)
+        runs.save_progress(run_dir, meta, history.epochs(), history.steps(), weights)
 
-    def run_here(run) -> None:  # the job has started: the printer can wait for its end
-        printer.start()
-        run()
+    def on_epoch(epoch: Epoch) -> None:
+        history.add_epoch(epoch.row)
+        save(Status.RUNNING, "", epoch.best_epoch, epoch.weights)
+        row = epoch.row
+        print(f"epoch {row['epoch']:>3}/{config.epochs}  train loss {row['train_loss']:9.3f}  "
+              f"val −ELBO {row['val_neg_elbo']:9.3f}  recon {row['val_recon']:9.3f}  KL {row['val_kl']:7.3f}  "
+              f"active {row['val_active_units']}  lr {row['lr']:.2e}  {time.strftime('%H:%M:%S')}", flush=True)
 
-    # The job trains on this (the main) thread, the fastest for torch; Ctrl-C stops it, and the run is saved.
-    printer = threading.Thread(target=print_while_training, name="vae-lab-printer", daemon=True)
-    previous = signal.signal(signal.SIGINT, lambda *_: job.stop())
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     try:
-        job.start(run_here)
-        printer.join()
+        outcome = fit(trainer, on_step=history.add_step, on_epoch=on_epoch, should_stop=interrupted.is_set)
     finally:
         signal.signal(signal.SIGINT, previous)
-    _print_epochs(job, printed[0])
-    view = job.view()
-    print(f"{view.status}: {view.message}")
-    if view.run_dir:
-        print(f"saved to {view.run_dir}")
-    return 0 if view.status == FINISHED else 1
-
-
-def _print_epochs(job: TrainingJob, printed: int) -> int:
-    rows = job.history.epochs()
-    for row in rows[printed:]:
-        print(f"epoch {int(row['epoch']):>3}/{job.config.epochs}  train loss {row['train_loss']:9.3f}  "
-              f"val −ELBO {row['val_neg_elbo']:9.3f}  recon {row['val_recon']:9.3f}  KL {row['val_kl']:7.3f}  "
-              f"active {int(row['val_active_units'])}  lr {row['lr']:.2e}  {time.strftime('%H:%M:%S')}",
-              flush=True)
-    return len(rows)
+    message = "Stopped by Ctrl-C." if outcome.status == Status.STOPPED else outcome.message
+    save(outcome.status, message, outcome.best_epoch,
+         None if outcome.status == Status.FAILED else trainer.weights())
+    print(f"{outcome.status}: {message}")
+    print(f"saved to {run_dir}")
+    return 0 if outcome.status.completed else 1
 
 
 def list_runs(args: argparse.Namespace) -> int:

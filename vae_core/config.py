@@ -19,6 +19,27 @@ OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 LR_SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle", "plateau")
 
 
+# Bounds of every numeric setting (latent_dim and epochs are also capped by the server's limits). Widgets,
+# live changes and validation all read them here.
+RANGES: dict[str, tuple[float, float]] = {
+    "dropout": (0.0, 0.9), "mse_sigma": (1e-3, 10.0), "mixed_weight": (0.0, 1.0), "beta": (0.0, 1000.0),
+    "beta_warmup_epochs": (0.0, 1000.0), "beta_cycles": (1, 100), "beta_cycle_ratio": (0.01, 1.0),
+    "capacity_gamma": (0.0, 10000.0), "capacity_max": (0.0, 1000.0), "capacity_ramp_epochs": (0.0, 1000.0),
+    "free_bits": (0.0, 10.0), "adv_weight": (0.0, 100.0), "l1": (0.0, 1.0), "lr": (1e-7, 1e4),
+    "momentum": (0.0, 0.999), "weight_decay": (0.0, 1.0), "lr_warmup_epochs": (0.0, 1000.0),
+    "lr_step_epochs": (1, 1000), "lr_gamma": (0.01, 1.0), "lr_patience": (0, 100), "grad_clip": (0.0, 1000.0),
+    "batch_size": (1, 4096), "seed": (0, 2**31 - 1), "aug_shift": (0.0, 0.5), "aug_rotation": (0.0, 180.0),
+    "aug_zoom": (0.0, 0.5), "patience": (1, 1000), "min_delta": (0.0, 1000.0),
+}
+LIVE = ("lr", "beta")  # the settings a running job accepts changes of
+# What 2-D point data needs, and why: the one rule between a dataset's kind and the settings.
+FOR_POINTS = {
+    "recon_loss": ("mse", "2-D points are not in [0, 1]; use mse for this dataset"),
+    "architecture": ("mlp", "the convolutional model needs image data; use mlp for 2-D points"),
+    "augment": (False, "augmentation applies to images only"),
+}
+
+
 class ConfigError(ValueError):
     """A configuration value is missing, of the wrong type or out of range; the message names the field."""
 
@@ -99,35 +120,9 @@ class TrainConfig:
         for w in self.hidden:
             _range("hidden", w, 1, 4096)
         _range("latent_dim", self.latent_dim, 1, min(64, lim.max_latent))
-        _range("dropout", self.dropout, 0.0, 0.9)
-        _range("mse_sigma", self.mse_sigma, 1e-3, 10.0)
-        _range("mixed_weight", self.mixed_weight, 0.0, 1.0)
-        _range("beta", self.beta, 0.0, 1000.0)
-        _range("beta_warmup_epochs", self.beta_warmup_epochs, 0.0, 1000.0)
-        _range("beta_cycles", self.beta_cycles, 1, 100)
-        _range("beta_cycle_ratio", self.beta_cycle_ratio, 0.01, 1.0)
-        _range("capacity_gamma", self.capacity_gamma, 0.0, 10000.0)
-        _range("capacity_max", self.capacity_max, 0.0, 1000.0)
-        _range("capacity_ramp_epochs", self.capacity_ramp_epochs, 0.0, 1000.0)
-        _range("free_bits", self.free_bits, 0.0, 10.0)
-        _range("adv_weight", self.adv_weight, 0.0, 100.0)
-        _range("l1", self.l1, 0.0, 1.0)
-        _range("lr", self.lr, 1e-7, 1e4)
-        _range("momentum", self.momentum, 0.0, 0.999)
-        _range("weight_decay", self.weight_decay, 0.0, 1.0)
-        _range("lr_warmup_epochs", self.lr_warmup_epochs, 0.0, 1000.0)
-        _range("lr_step_epochs", self.lr_step_epochs, 1, 1000)
-        _range("lr_gamma", self.lr_gamma, 0.01, 1.0)
-        _range("lr_patience", self.lr_patience, 0, 100)
-        _range("grad_clip", self.grad_clip, 0.0, 1000.0)
         _range("epochs", self.epochs, 1, lim.max_epochs)
-        _range("batch_size", self.batch_size, 1, 4096)
-        _range("seed", self.seed, 0, 2**31 - 1)
-        _range("aug_shift", self.aug_shift, 0.0, 0.5)
-        _range("aug_rotation", self.aug_rotation, 0.0, 180.0)
-        _range("aug_zoom", self.aug_zoom, 0.0, 0.5)
-        _range("patience", self.patience, 1, 1000)
-        _range("min_delta", self.min_delta, 0.0, 1000.0)
+        for name, (low, high) in RANGES.items():
+            _range(name, getattr(self, name), low, high)
         if self.nesterov and self.optimizer != "sgd":
             raise ConfigError("nesterov: only applies to the sgd optimizer")
         if self.nesterov and self.momentum == 0:
@@ -164,6 +159,36 @@ class TrainConfig:
         except (json.JSONDecodeError, RecursionError) as exc:
             raise ConfigError(f"config: not valid JSON ({exc})") from None
         return cls.from_dict(data, strict=strict)
+
+
+def live_value(name: str, value: float) -> float:
+    """A live change of a LIVE setting as a float; ConfigError naming it when outside its range."""
+    if name not in LIVE:
+        raise ConfigError(f"{name}: cannot be changed while a run trains")
+    low, high = RANGES[name]
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and low <= value <= high):
+        raise ConfigError(f"{name}: must be between {low} and {high}, got {_show(value)}")
+    return float(value)
+
+
+def check_compatible(config: TrainConfig, is_image: bool) -> None:
+    """Refuse settings that make no sense for the data (FOR_POINTS), naming the field."""
+    if is_image:
+        return
+    for name, (needed, why) in FOR_POINTS.items():
+        if getattr(config, name) != needed:
+            raise ConfigError(f"{name}: {why}")
+
+
+def parse_numbers(text: str, kind: type = int) -> list:
+    """ "64, 32" as [64, 32]: numbers separated by commas (spaces ignored); ValueError names the bad one."""
+    parts = [part for part in text.replace(" ", "").split(",") if part]
+    try:
+        return [kind(part) for part in parts]
+    except ValueError:
+        noun = "whole numbers" if kind is int else "numbers"
+        raise ValueError(f"expected {noun} separated by commas, got {text!r:.40}") from None
 
 
 def _coerce(name: str, value, type_name: str):

@@ -17,6 +17,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
@@ -24,7 +25,10 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from vae_core.config import ConfigError, TrainConfig
-from vae_core.models import VAE, build_model
+from vae_core.maths.models import VAE, build_model, parameter_count
+
+if TYPE_CHECKING:
+    from vae_core.train import Trainer
 
 FILES = ("config.json", "meta.json", "metrics.csv", "steps.json", "weights.safetensors")
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -72,6 +76,15 @@ def metrics_csv(epochs: list[dict[str, float]]) -> str:
 
 def save_config(run_dir: Path, config: TrainConfig) -> None:
     write_atomic(run_dir / "config.json", config.to_json().encode())
+
+
+def run_meta(trainer: Trainer, status: str, message: str, best_epoch: int | None = None,
+             live_changes: list[dict] | tuple = ()) -> dict:
+    """meta.json of a run as far as `trainer` got: how it stands, and what its model needs to load."""
+    return {"status": str(status), "message": message, "dataset": trainer.config.dataset,
+            "sample_shape": list(trainer.data.sample_shape), "parameters": parameter_count(trainer.model),
+            "epochs_done": trainer.epoch, "steps_done": trainer.step, "best_epoch": best_epoch,
+            "live_changes": list(live_changes), "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
 def save_progress(run_dir: Path, meta: dict, epochs: list[dict], steps: list[dict],

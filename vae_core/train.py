@@ -1,45 +1,155 @@
-"""The training loop's parts: one Trainer holds the model, optimisers and schedules of a run.
-
-`TrainingJob` (job.py) drives it on a thread; tests and benchmarks can drive it directly:
+"""The training loop: `fit` trains a `Trainer` epoch by epoch, top to bottom.
 
     trainer = Trainer(config, dataset)
-    for epoch in range(config.epochs):
-        for x in trainer.batches():
-            trainer.train_step(x)
-        trainer.end_epoch(trainer.evaluate(dataset.val)["neg_elbo"])
+    outcome = fit(trainer, on_epoch=print)
+
+Whoever hosts a run (a thread or process of the app, the CLI, a test, a benchmark) passes hooks and
+nothing else: `hold` before every step (pause there, apply live changes), `should_stop` before every
+step and validation chunk, `on_step` with each step's losses, `on_epoch` with each epoch's row.
 """
 
 from __future__ import annotations
 
+import enum
+import logging
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from vae_core.augment import augment_batch
-from vae_core.config import ConfigError, TrainConfig
+from vae_core.config import TrainConfig, check_compatible
 from vae_core.data import Dataset
-from vae_core.models import Discriminator, build_model
-from vae_core.objectives import beta_at, capacity_at, kl_per_dim, objective, reconstruction_nll, vae_loss
-from vae_core.schedules import LRSchedule, build_optimizer
+from vae_core.maths.augment import augment_batch
+from vae_core.maths.models import Discriminator, build_model
+from vae_core.maths.objectives import beta_at, capacity_at, kl_per_dim, objective, reconstruction_nll, vae_loss
+from vae_core.maths.schedules import LRSchedule, build_optimizer
 
-_seed_lock = threading.Lock()  # model initialisation reads the global RNG: one job at a time
-# Input values per inference chunk. Small chunks keep a conv model's activations in cache: 1,000 MNIST images
-# go through the 32-64 conv encoder in 12 ms in chunks of 160 rows, and in 30 ms in chunks of 320 or more.
-CHUNK_VALUES = 2**17
+log = logging.getLogger(__name__)
+_seed_lock = threading.Lock()  # model initialisation reads the global RNG: one run at a time
+CHUNK_VALUES = 2**17  # input values per inference chunk (bench/README.md, "Inference chunks")
+# A loss this many times the first step's counts as diverged (bench/README.md, "Divergence guard").
+DIVERGENCE_FACTOR = 1e6
 
 
-def check_compatible(config: TrainConfig, data: Dataset) -> None:
-    """Refuse settings that make no sense for this dataset, naming the field."""
-    if not data.is_image:
-        if config.recon_loss != "mse":
-            raise ConfigError("recon_loss: 2-D points are not in [0, 1]; use mse for this dataset")
-        if config.augment:
-            raise ConfigError("augment: augmentation applies to images only")
-        if config.architecture == "conv":
-            raise ConfigError("architecture: the convolutional model needs image data; use mlp for 2-D points")
+class Status(enum.StrEnum):
+    """Where a run is: the first three while a job hosts it, the others how it ended."""
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    EARLY_STOPPED = "early-stopped"
+    STOPPED = "stopped"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+
+    @property
+    def ended(self) -> bool:
+        return self not in (Status.QUEUED, Status.RUNNING, Status.PAUSED)
+
+    @property
+    def completed(self) -> bool:
+        """Trained to its end: all epochs, or until early stopping."""
+        return self in (Status.FINISHED, Status.EARLY_STOPPED)
+
+
+ENDED = tuple(status for status in Status if status.ended)
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """An epoch's end, as `fit` hands it to `on_epoch`: its metrics row and a copy of its weights."""
+    row: dict
+    weights: dict[str, torch.Tensor]
+    best_epoch: int | None  # the best validation −ELBO so far (early stopping restores it)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How `fit` ended, and a message for the user."""
+    status: Status
+    message: str
+    best_epoch: int | None = None
+
+
+def fit(trainer: Trainer, *, on_step: Callable[[dict], None] | None = None,
+        on_epoch: Callable[[Epoch], None] | None = None, hold: Callable[[], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False) -> Outcome:
+    """Train every epoch of the trainer's config; the weights kept at the end are those the outcome names.
+
+    Guards: a loss that turns NaN or blows up ends the run as DIVERGED with the last good epoch's weights;
+    early stopping ends it after `patience` epochs without improvement, with the best epoch's weights.
+    An exception in the maths ends the run as FAILED, with the weights as they were."""
+    config, data = trainer.config, trainer.data
+    last_good = best = trainer.weights()
+    best_val, best_epoch, bad_epochs, first_loss = math.inf, None, 0, None
+    try:
+        for epoch in range(1, config.epochs + 1):
+            sums, count = {"loss": 0.0, "recon": 0.0, "kl": 0.0}, 0
+            for x in trainer.batches():
+                if hold is not None:
+                    hold()
+                if should_stop():
+                    return Outcome(Status.STOPPED, "Stopped.", best_epoch)
+                row = trainer.train_step(x)
+                first_loss = row["loss"] if first_loss is None else first_loss
+                problem = _divergence(row["loss"], first_loss)
+                if problem:
+                    trainer.load_weights(last_good)
+                    return Outcome(Status.DIVERGED, _diverged(problem, row["step"], epoch, trainer.schedule.lr),
+                                   best_epoch)
+                for k in sums:
+                    sums[k] += row[k]
+                count += 1
+                if on_step is not None:
+                    on_step(row)
+
+            val = trainer.evaluate(data.val, should_stop)
+            if val is None:
+                return Outcome(Status.STOPPED, "Stopped.", best_epoch)
+            if not math.isfinite(val["neg_elbo"]):
+                trainer.load_weights(last_good)
+                return Outcome(Status.DIVERGED, _diverged("became NaN or infinite", trainer.step, epoch,
+                                                          trainer.schedule.lr), best_epoch)
+            trainer.end_epoch(val["neg_elbo"])
+            last_good = trainer.weights()
+            if val["neg_elbo"] < best_val - config.min_delta:
+                best_val, best, best_epoch, bad_epochs = val["neg_elbo"], last_good, epoch, 0
+            else:
+                bad_epochs += 1
+            if on_epoch is not None:
+                row = {"epoch": epoch, "step": trainer.step, "lr": trainer.schedule.lr, "beta_now": trainer.beta_now(),
+                       **{f"train_{k}": v / max(count, 1) for k, v in sums.items()},
+                       **{f"val_{k}": v for k, v in val.items()}}
+                on_epoch(Epoch(row, last_good, best_epoch))
+            if config.early_stopping and bad_epochs >= config.patience:
+                trainer.load_weights(best)
+                return Outcome(Status.EARLY_STOPPED, f"Early stopping: no improvement for {bad_epochs} epochs; "
+                                                     f"restored the best weights (epoch {best_epoch}).", best_epoch)
+        if config.early_stopping and best_epoch is not None:
+            trainer.load_weights(best)
+            return Outcome(Status.FINISHED, f"Finished; restored the best weights (epoch {best_epoch}).", best_epoch)
+        return Outcome(Status.FINISHED, "Finished.", best_epoch)
+    except Exception as exc:  # the host reports it; the traceback goes to the log
+        log.exception("training failed")
+        return Outcome(Status.FAILED, f"Training failed: {exc}", best_epoch)
+
+
+def _divergence(loss: float, first: float) -> str | None:
+    """What went wrong when the loss diverged (NaN, infinite, or far above the first step's), else None."""
+    if not math.isfinite(loss):
+        return "became NaN or infinite"
+    if math.isfinite(first) and loss > DIVERGENCE_FACTOR * max(abs(first), 1.0):
+        return f"grew to {loss:.3g}, over {DIVERGENCE_FACTOR:,.0f} times its first value ({first:.3g}),"
+    return None
+
+
+def _diverged(problem: str, step: int, epoch: int, lr: float) -> str:
+    return (f"The loss {problem} at step {step} (epoch {epoch}), so training stopped. "
+            f"This usually means the learning rate ({lr:g}) is too high: try a value 10 times smaller, "
+            "or turn on gradient clipping. The weights from the last good epoch were kept.")
 
 
 @dataclass(frozen=True)
@@ -55,7 +165,7 @@ class Trainer:
     """One run's model and optimisation state, advanced one step at a time."""
 
     def __init__(self, config: TrainConfig, data: Dataset):
-        check_compatible(config, data)
+        check_compatible(config, data.is_image)
         self.config = config
         self.data = data
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -71,7 +181,7 @@ class Trainer:
         self.disc_optimizer = (torch.optim.Adam(self.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999),
                                                 fused=True)
                                if self.discriminator else None)
-        self.beta = config.beta  # the base β; live changes replace it, the schedule shapes it
+        self.beta = config.beta  # the β setting: live changes replace it, the schedule shapes it into beta_now()
         self._posterior: Posterior | None = None  # of the split `evaluate` saw last
         self.step = 0
         self.epoch = 0
@@ -80,7 +190,8 @@ class Trainer:
     def total_steps(self) -> int:
         return self.config.epochs * self.steps_per_epoch
 
-    def current_beta(self) -> float:
+    def beta_now(self) -> float:
+        """β at this step: the setting as the β schedule shapes it."""
         return beta_at(self.step, self.beta, self.config, self.steps_per_epoch)
 
     def set_lr(self, lr: float) -> None:
@@ -101,7 +212,7 @@ class Trainer:
         config, model = self.config, self.model
         if not model.training:  # after a validation pass (train() walks every module: 2 % of a digits step)
             model.train()
-        beta = self.current_beta()
+        beta = self.beta_now()
         raw, mu, logvar, _ = model(x, self.generator)
         terms = vae_loss(raw, x, mu, logvar, config, model.is_image, beta,
                          capacity_at(self.step, config, self.steps_per_epoch))
@@ -126,7 +237,7 @@ class Trainer:
             extra.append(self._discriminator_step(x, recon.detach()))
         self.step += 1
         values = torch.stack([loss.detach(), terms.recon.detach(), terms.kl.detach(), *extra]).tolist()
-        out = {"step": self.step, "loss": values[0], "recon": values[1], "kl": values[2], "beta": beta,
+        out = {"step": self.step, "loss": values[0], "recon": values[1], "kl": values[2], "beta_now": beta,
                "beta_kl": beta * values[2], "lr": lr}
         if extra:
             out["adv_g"], out["adv_d"] = values[3], values[4]
@@ -142,9 +253,9 @@ class Trainer:
         return loss.detach()
 
     @torch.inference_mode()
-    def evaluate(self, x: torch.Tensor, stop: threading.Event | None = None) -> dict[str, float] | None:
+    def evaluate(self, x: torch.Tensor, should_stop: Callable[[], bool] = lambda: False) -> dict[str, float] | None:
         """Mean losses over a whole split (one z per input, drawn from a fixed seed) and active units;
-        None when `stop` is set before the last chunk. Keeps the split's posterior (see `posterior`).
+        None when `should_stop()` turns true before the last chunk. Keeps the split's posterior (see `posterior`).
 
         "loss" is the objective trained on (β, capacity or free bits at the current step) over the whole
         split; the adversarial and L1 terms are left out, as they measure the networks, not the data.
@@ -156,7 +267,7 @@ class Trainer:
         mus, logvars = [], []
         chunk = chunk_rows(x[0])
         for start in range(0, len(x), chunk):
-            if stop is not None and stop.is_set():
+            if should_stop():
                 return None
             xb = x[start:start + chunk]
             mu, logvar = model.encode(xb)
@@ -170,7 +281,7 @@ class Trainer:
         n = len(x)
         recon, kl_dims = recon_sum / n, kl_dims_sum / n
         kl = kl_dims.sum()
-        loss = objective(torch.tensor(recon, dtype=torch.float64), kl, kl_dims, config, self.current_beta(),
+        loss = objective(torch.tensor(recon, dtype=torch.float64), kl, kl_dims, config, self.beta_now(),
                          capacity_at(self.step, config, self.steps_per_epoch))
         kl = kl.item()
         return {"recon": recon, "kl": kl, "neg_elbo": recon + kl, "loss": loss.item(),
@@ -197,8 +308,8 @@ class Trainer:
 
 def chunk_rows(sample: torch.Tensor) -> int:
     """Rows per inference chunk for inputs like `sample`: CHUNK_VALUES input values, at most 1024 rows, in
-    multiples of 16 (torch draws normal noise in blocks of 16, so noise drawn chunk by chunk does not depend
-    on the chunk size)."""
+    multiples of 16 (torch draws normal noise in blocks of 16: noise drawn chunk by chunk does not depend on
+    the chunk size)."""
     return max(16, min(1024, CHUNK_VALUES // sample.numel()) // 16 * 16)
 
 

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn import datasets as skd
 
 from .dataset import Dataset, from_splits
 
 N_TRAIN, N_VAL, N_TEST = 3000, 500, 500
 
+# scikit-learn is imported by the generators that use it: importing it takes about a second.
+
 
 def _moons(n: int, seed: int):
-    x, y = skd.make_moons(n, noise=0.08, random_state=seed)
+    from sklearn.datasets import make_moons
+
+    x, y = make_moons(n, noise=0.08, random_state=seed)
     return (x - [0.5, 0.25]) * 1.8, y, ("upper moon", "lower moon")
 
 
 def _circles(n: int, seed: int):
-    x, y = skd.make_circles(n, noise=0.05, factor=0.5, random_state=seed)
+    from sklearn.datasets import make_circles
+
+    x, y = make_circles(n, noise=0.05, factor=0.5, random_state=seed)
     return x * 2.5, y, ("outer circle", "inner circle")
 
 
@@ -30,7 +35,9 @@ def _gaussians(n: int, seed: int):
 
 
 def _swiss_roll(n: int, seed: int):
-    x3, t = skd.make_swiss_roll(n, noise=0.3, random_state=seed)
+    from sklearn.datasets import make_swiss_roll
+
+    x3, t = make_swiss_roll(n, noise=0.3, random_state=seed)
     # t runs over [1.5 pi, 4.5 pi]; five equal stretches of the roll are the classes.
     position = np.clip(((t - 1.5 * np.pi) / (3 * np.pi) * 5).astype(int), 0, 4)
     return x3[:, [0, 2]] / 5.0, position, tuple(f"part {k + 1} of 5" for k in range(5))

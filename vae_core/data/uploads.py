@@ -18,7 +18,6 @@ from pathlib import PurePosixPath
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from vae_core import limits
 
@@ -139,6 +138,8 @@ def _decode_image(blob: bytes, where: str, size: tuple[int, int], mode: str, dec
     decoded bytes.
 
     The header's dimensions are checked before pixels are decoded; JPEGs decode at a reduced scale."""
+    from PIL import Image  # here, not at the top: only uploaded images need Pillow
+
     try:
         with Image.open(io.BytesIO(blob)) as img:
             width, height = img.size

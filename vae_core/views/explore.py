@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from vae_core.config import TrainConfig
-from vae_core.models import VAE
-from vae_core.objectives import reconstruction_nll
+from vae_core.maths.models import VAE
+from vae_core.maths.objectives import reconstruction_nll
 
 
 @torch.inference_mode()
@@ -64,22 +63,6 @@ def latent_grid(model: VAE, steps: int = 15, span: float = 2.5) -> torch.Tensor:
     z2, z1 = torch.meshgrid(values.flip(0), values, indexing="ij")
     z = torch.stack([z1.reshape(-1), z2.reshape(-1)], 1)
     return decode(model, z).view(steps, steps, *model.sample_shape)
-
-
-def project_2d(mu: np.ndarray) -> np.ndarray:
-    """Latent means in 2-D: as they are for 1 or 2 dimensions, the first two principal components above."""
-    mu = np.asarray(mu, dtype=np.float64)
-    if mu.shape[1] == 1:
-        return np.concatenate([mu, np.zeros_like(mu)], 1)
-    if mu.shape[1] == 2:
-        return mu
-    centred = mu - mu.mean(0)
-    # Eigenvectors of the small d×d scatter matrix: the SVD of the n×d matrix was up to 100× slower
-    # next to a training thread. Signs are fixed (largest loading positive) so frames do not flip.
-    _, vectors = np.linalg.eigh(centred.T @ centred)
-    axes = vectors[:, ::-1][:, :2]
-    axes = axes * np.sign(axes[np.abs(axes).argmax(0), [0, 1]])
-    return centred @ axes
 
 
 @torch.inference_mode()

@@ -26,8 +26,24 @@ import math
 import numpy as np
 import torch
 
-from vae_core.models import VAE
-from vae_core.objectives import kl_per_dim
+from vae_core.maths.models import VAE
+from vae_core.maths.objectives import kl_per_dim
+
+
+def project_2d(mu: np.ndarray) -> np.ndarray:
+    """Latent means in 2-D: as they are for 1 or 2 dimensions, the first two principal components above."""
+    mu = np.asarray(mu, dtype=np.float64)
+    if mu.shape[1] == 1:
+        return np.concatenate([mu, np.zeros_like(mu)], 1)
+    if mu.shape[1] == 2:
+        return mu
+    centred = mu - mu.mean(0)
+    # Eigenvectors of the small d×d scatter matrix: the SVD of the n×d matrix was up to 100× slower
+    # next to a training thread. Signs are fixed (largest loading positive) so frames do not flip.
+    _, vectors = np.linalg.eigh(centred.T @ centred)
+    axes = vectors[:, ::-1][:, :2]
+    axes = axes * np.sign(axes[np.abs(axes).argmax(0), [0, 1]])
+    return centred @ axes
 
 
 def _flat(x) -> torch.Tensor:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from vae_core.explore import project_2d
-from vae_core.models import VAE
-from vae_core.objectives import kl_per_dim
+from vae_core.maths.metrics import project_2d
+from vae_core.maths.models import VAE
+from vae_core.maths.objectives import kl_per_dim
 from vae_core.train import Posterior, active_units, chunk_rows
 
 N_IMAGES = 16  # originals, reconstructions and prior samples shown for image data
 N_POINTS = 1000  # latent points, and prior samples for 2-D data
+# Throttled snapshots take at most this share of the training thread's time; the forced first and last come
+# on top, and the target for all of them is 5 % (bench/README.md, "Snapshots").
+SNAPSHOT_SHARE = 0.04
 
 
 @dataclass(frozen=True)
@@ -62,3 +66,29 @@ class SnapshotMaker:
                         samples=samples.numpy(), latent_mu=mu_np, latent_logvar=logvar.numpy(),
                         latent_2d=project_2d(mu_np), labels=self.labels, kl_per_dim=kl_dims.numpy(),
                         active_units=active_units(mu))
+
+
+class SnapshotThrottle:
+    """When a job may take its next snapshot: at most every `interval` seconds, and all of them within
+    SNAPSHOT_SHARE of the time since the throttle was made. The cost counted ahead is that of the last
+    throttled snapshot that encoded its points: a forced one may pay the model's first inference, and one
+    from a fresh posterior costs next to nothing."""
+
+    def __init__(self, interval: float, now=time.perf_counter):
+        self.interval, self._now = interval, now
+        self._began = now()
+        self._last_end = -float("inf")
+        self._spent = 0.0  # seconds all snapshots took
+        self._cost = 0.0  # seconds the next one is expected to take
+
+    def due(self) -> bool:
+        now = self._now()
+        return (now - self._last_end >= self.interval
+                and self._spent + self._cost <= SNAPSHOT_SHARE * (now - self._began))
+
+    def took(self, started: float, forced: bool, encoded: bool) -> None:
+        """A snapshot begun at `started` has just been taken."""
+        self._last_end = self._now()
+        self._spent += self._last_end - started
+        if not forced and encoded:
+            self._cost = self._last_end - started

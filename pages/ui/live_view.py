@@ -1,0 +1,209 @@
+"""The Train page's live view: progress, metrics, losses, the latent space, images and KL, redrawn in a
+fragment at a pace that follows the server's load."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import streamlit as st
+
+from pages.ui import charts, session
+from vae_core.config import TrainConfig
+from vae_core.data import Dataset
+from vae_core.jobs import sessions
+from vae_core.jobs.backends import Job
+from vae_core.jobs.snapshots import N_IMAGES, Snapshot
+from vae_core.jobs.state import JobView
+from vae_core.train import Status
+from vae_core.views import figures, pacing
+
+FIRST_STEP_WAIT = 0.6  # seconds a redraw may wait for a new run's first step, so it shows at once
+WHOLE_PAGE_RUN = "live_view_in_page_run"  # set while the live view is drawn as part of a whole-page run
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def progress(view: JobView | None, every: float | None) -> None:
+    if view is None:
+        st.progress(0.0, text="Ready: press Start to train. The charts below fill in as the model learns.")
+        return
+    if view.status == Status.QUEUED and not view.total_steps:  # before its model exists
+        text = (f"Waiting for a free training slot: you are number {view.queue_position} in the queue."
+                if view.queue_position else "Loading the data and building the model…")
+        if st.session_state.get("paused"):
+            text += " Paused: it will not train until you press Resume."
+        st.progress(0.0, text=text)
+        return
+    in_epoch = view.total_steps and view.step > view.epoch * view.total_steps / view.epochs  # a partial epoch
+    epoch = min(view.epoch + bool(in_epoch), view.epochs)
+    text = f"Epoch {epoch} of {view.epochs} · step {view.step:,} of {view.total_steps:,}"
+    if view.status in (Status.RUNNING, Status.PAUSED, Status.QUEUED):
+        text += f" · {_clock(view.eta)} left"
+        if view.status == Status.QUEUED:  # resumed after a pause, which gave its slot to the queue
+            text += " · waiting for a free training slot" + (
+                f": number {view.queue_position} in the queue" if view.queue_position else "")
+        if view.status == Status.PAUSED or (view.status == Status.QUEUED and st.session_state.get("paused")):
+            text += " · paused"
+        if every and every > pacing.REDRAW_LEVELS[0]:
+            text += f" · redrawn every {every:g} s while the server trains many runs"
+    else:
+        text += f" · took {_clock(view.elapsed)}"
+    st.progress(min(1.0, view.progress), text=text)
+
+
+def _metrics(view: JobView | None, config: TrainConfig) -> None:
+    last = view.step_history[-1] if view and view.step_history else {}
+    val = view.epoch_history[-1] if view and view.epoch_history else {}
+    cols = st.columns(6)
+    cols[0].metric("Loss", f"{last['loss']:.2f}" if last else "–")
+    cols[1].metric("Reconstruction", f"{last['recon']:.2f}" if last else "–")
+    cols[2].metric("KL", f"{last['kl']:.2f}" if last else "–")
+    cols[3].metric("Validation −ELBO", f"{val['val_neg_elbo']:.2f}" if val else "–")
+    cols[4].metric("Learning rate", _short(view.lr if view else config.lr))
+    cols[5].metric("β now", _short(view.beta_now if view else config.beta))
+
+
+def _short(x: float) -> str:
+    """A number that fits a metric's narrow column: 3 significant digits, or 2 and an exponent below 0.01
+    (0.00198 reads 2e-3, where the column showed "0.00…")."""
+    if x == 0 or abs(x) >= 0.01:
+        return f"{x:.3g}"
+    mantissa, exponent = f"{x:.1e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
+def _collapse_warning(view: JobView, config: TrainConfig) -> None:
+    """Warn when the KL term or the active units have fallen to zero: the decoder ignores z."""
+    if config.mode != "vae" or view.epoch < 1 or view.snapshot is None:
+        return
+    recent = view.step_history[-20:]
+    kl = sum(r["kl"] for r in recent) / max(1, len(recent))
+    # Active units only from a snapshot of a trained model: the untrained one at step 0 has none.
+    if kl < 0.05 or (view.snapshot.epoch >= 1 and view.snapshot.active_units == 0):
+        st.warning(
+            f"**Posterior collapse:** the KL term is {kl:.3f} nats and {view.snapshot.active_units} latent units are "
+            "active, so the decoder is ignoring z and every input gets the same code. Remedies: a lower β, a β "
+            "warm-up (β schedule → warmup), free bits, the capacity objective, or a weaker decoder.",
+            icon=":material/warning:")
+
+
+def _images(snap: Snapshot | None, data: Dataset, recon_box, samples_box) -> None:
+    """Originals against reconstructions, and prior samples; grey tiles until the first snapshot."""
+    if data.is_image:
+        originals = data.val[:N_IMAGES].numpy() if snap is None else snap.originals
+        blank = np.full_like(originals, 0.5)
+        scale = figures.tile_scale(data.sample_shape[-1], 48)
+        with recon_box:
+            charts.image(figures.pair_mosaic(originals, blank if snap is None else snap.reconstructions, cols=8,
+                                             scale=scale),
+                         "Originals (rows 1 and 3) and their reconstructions (rows 2 and 4)")
+        with samples_box:
+            charts.image(figures.mosaic(blank if snap is None else snap.samples, cols=4, scale=scale),
+                         "Decoded samples from the prior z ~ N(0, I)")
+        return
+    empty = np.zeros((0, 2))
+    with recon_box:
+        st.markdown("**Data and reconstructions**")
+        originals = data.val[:300].numpy() if snap is None else snap.originals[:300]
+        charts.live_chart(figures.points_figure(originals, empty if snap is None else snap.reconstructions[:300],
+                                                "reconstructions", connect=True, revision="recon"), key="recon")
+    with samples_box:
+        st.markdown("**Data and samples from the prior**")
+        charts.live_chart(figures.points_figure(data.val.numpy(), empty if snap is None else snap.samples,
+                                                "prior samples", revision="samples"), key="samples")
+
+
+def _revision(chart: str) -> str:
+    """The chart's zoom is kept across redraws of one run and reset by the next."""
+    return f"{chart}-{st.session_state.get('runs_started', 0)}"
+
+
+def _latent(snap: Snapshot | None, data: Dataset, config: TrainConfig) -> None:
+    axes = ("PC 1", "PC 2") if config.latent_dim > 2 else ("z₁", "z₂" if config.latent_dim == 2 else "")
+    st.markdown("**Latent space**" + (" (first two principal components)" if config.latent_dim > 2 else ""))
+    points, labels = (np.zeros((0, 2)), None) if snap is None else (snap.latent_2d, snap.labels)
+    charts.live_chart(figures.latent_figure(points, labels, data.class_names, axes, revision=_revision("latent")),
+                      key="latent")
+
+
+def _kl(snap: Snapshot | None, config: TrainConfig) -> None:
+    if config.mode == "vae":
+        figure = (figures.kl_figure(np.zeros(config.latent_dim)) if snap is None
+                  else figures.kl_figure(snap.kl_per_dim, snap.latent_mu))
+        charts.live_chart(figure, key="kl")
+    elif snap is not None:
+        st.caption(f"An autoencoder has no KL term. {snap.active_units} latent units vary across inputs.")
+
+
+def live_view(view: JobView | None, config: TrainConfig, data: Dataset | None, every: float | None) -> None:
+    """The run as it stands. Before a run (no view) the same layout shows empty, so Start only fills it in."""
+    progress(view, every)
+    message, warning = st.empty(), st.empty()  # fixed slots: a message appearing must not move the charts
+    if view is not None and view.status in (Status.FAILED, Status.DIVERGED):
+        message.error(view.message, icon=":material/error:")
+    elif view is not None and view.status.ended:
+        (message.success if view.status.completed else message.info)(view.message)
+    _metrics(view, config)
+    if view is not None:
+        with warning:
+            _collapse_warning(view, config)
+    snap = view.snapshot if view else None
+    losses, latent = st.columns([3, 2])
+    with losses:
+        st.markdown("**Losses** · lines: training steps; dashed: validation after each epoch")
+        log_y = st.toggle("Log scale", key="loss_log")
+        charts.live_chart(figures.loss_figure(view.step_history if view else [], view.epoch_history if view else [],
+                                              log_y, revision=_revision("loss")), key="loss_chart")
+    if data is None:
+        return
+    with latent:
+        _latent(snap, data, config)
+    recon, samples, kl = st.columns([2, 1, 1])
+    _images(snap, data, recon, samples)
+    with kl:
+        _kl(snap, config)
+
+
+def _first_view(job: Job) -> JobView:
+    """The job's state; in the first moments of a run, after waiting briefly for its first step to draw."""
+    view = job.view()
+    deadline = time.monotonic() + FIRST_STEP_WAIT
+    while view.status in (Status.QUEUED, Status.RUNNING) and not view.step_history and view.elapsed < 3 and job.alive \
+            and not view.queue_position and time.monotonic() < deadline:
+        time.sleep(0.02)
+        view = job.view()
+    return view
+
+
+def redraw_every(job: Job | None) -> float | None:
+    """Seconds between redraws of the live view: none once the job ended, longer as the server gets busier."""
+    return pacing.redraw_seconds(sessions.registry().live()) if job is not None and job.alive else None
+
+
+def run_panel(config: TrainConfig, data: Dataset | None, every: float | None) -> None:
+    """Progress and charts; reruns itself `every` so often while the job lives, and the whole page when
+    the job has ended or the server's load calls for a slower pace (a faster one waits for the next
+    whole-page run: each change of pace costs a whole-page rerun). Measures what a redraw costs.
+
+    Drawn as part of a whole-page run it never asks for another: `every` was set by that run a moment
+    ago, and sessions starting fast enough to change the pace in between would otherwise make the page
+    rerun itself again and again."""
+    started = time.thread_time()
+    session.touch()
+    job = session.job()
+    wanted = redraw_every(job)
+    if not st.session_state.pop(WHOLE_PAGE_RUN, False) and (
+            (wanted is None) != (every is None) or (wanted or 0) > (every or 0)):
+        st.rerun()
+    if job is None:
+        live_view(None, config, data, every)
+    else:
+        live_view(_first_view(job), job.config, job.data, every)
+        if every is not None:
+            pacing.redraw_cost.add(time.thread_time() - started)

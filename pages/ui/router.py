@@ -1,0 +1,40 @@
+"""The app's frame: page setup, the navigation, and the first run of a browser session."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages.ui import draft, session
+from vae_core.jobs.backends import backend
+from vae_core.maths.schedules import warm_up
+
+TRAIN_PAGE = "pages/train.py"
+COMPARE_PAGE = "pages/compare.py"
+
+
+def pages() -> list[st.Page]:
+    """The app's pages for st.navigation; the first, Train, is the default."""
+    return [st.Page(TRAIN_PAGE, title="Train", icon=":material/model_training:", default=True),
+            st.Page("pages/explore.py", title="Explore", icon=":material/travel_explore:"),
+            st.Page(COMPARE_PAGE, title="Compare", icon=":material/compare:"),
+            st.Page("pages/learn.py", title="Learn", icon=":material/school:")]
+
+
+def frame() -> st.Page:
+    """What every run does before its page: page setup, this session's first-run setup, navigation.
+    Returns the page to run."""
+    st.set_page_config(page_title="VAE Lab", page_icon=":material/blur_on:", layout="wide")
+    st.cache_resource(show_spinner=False)(warm_up)()
+    backend()  # made with the server's first page, not on the first Start
+    session.touch()
+    draft.init_session()
+    return st.navigation(pages(), position="top")
+
+
+def require_router() -> None:
+    """Send a session's first run through app.py. Until some run in the process has called st.navigation,
+    Streamlit treats a folder named pages/ the old way and runs a requested page file alone (a fresh
+    server's first visit to /learn, say): set the frame up, which ends that, and run again."""
+    if draft.DRAFT not in st.session_state:
+        frame()
+        st.rerun()

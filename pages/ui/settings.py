@@ -1,0 +1,203 @@
+"""The Train page's settings: a widget per TrainConfig field in the sidebar, and the schedules' previews."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import streamlit as st
+
+from pages.ui import draft, session
+from vae_core.config import (ACTIVATIONS, ARCHITECTURES, BETA_SCHEDULES, FOR_POINTS, LR_SCHEDULES, OPTIMIZERS,
+                             RANGES, RECON_LOSSES, ConfigError, TrainConfig, parse_numbers)
+from vae_core.data import DATASETS, DataError, dataset_names, load_upload
+from vae_core.limits import current as current_limits
+from vae_core.maths.objectives import beta_at
+from vae_core.maths.schedules import lr_curve
+from vae_core.views import figures
+
+
+def _key(name: str) -> str:
+    return draft.WIDGET + name
+
+
+def _prepare_widgets() -> None:
+    """Give every settings widget its value from the draft, unless it already has one."""
+    for name, value in st.session_state[draft.DRAFT].items():
+        if name in draft.FIELDS and _key(name) not in st.session_state:
+            st.session_state[_key(name)] = ", ".join(map(str, value)) if isinstance(value, list) else value
+
+
+def _collect() -> tuple[TrainConfig | None, str | None]:
+    """Read the widgets back into the draft and validate it: (config, None) or (None, error naming the field)."""
+    values = st.session_state[draft.DRAFT]
+    for name in draft.FIELDS:
+        if _key(name) in st.session_state:
+            values[name] = st.session_state[_key(name)]
+    if isinstance(values["hidden"], str):
+        try:
+            values["hidden"] = parse_numbers(values["hidden"])
+        except ValueError as exc:
+            return None, f"hidden: {exc}"
+    try:
+        return TrainConfig.from_dict(values, strict=False), None
+    except ConfigError as exc:
+        return None, str(exc)
+
+
+def _number(name: str, label: str, step, fmt=None, help=None):
+    """A number field from the setting's lower bound up (a value above its range is named by validation)."""
+    return st.number_input(label, min_value=RANGES[name][0], step=step, format=fmt, key=_key(name), help=help)
+
+
+def _select(name: str, label: str, options, help=None):
+    return st.selectbox(label, options, key=_key(name), help=help)
+
+
+def _value(name: str):
+    return st.session_state[_key(name)]
+
+
+def _on_dataset_change() -> None:
+    """Give 2-D point data the settings it needs (config.FOR_POINTS)."""
+    info = DATASETS.get(_value("dataset"))
+    if info is not None and info.kind == "points":
+        for name, (needed, _) in FOR_POINTS.items():
+            st.session_state[_key(name)] = needed
+
+
+def dataset_label(name: str) -> str:
+    info = DATASETS.get(name)
+    return info.title if info else f"{name.removeprefix('upload:')} (uploaded)"
+
+
+def _use_upload(file, side: int, channels: int) -> None:
+    try:
+        data = load_upload(file.getvalue(), file.name, size=side, channels=channels)
+    except DataError as exc:
+        st.session_state.upload_error = f"Could not use {file.name}: {exc}"
+        return
+    st.session_state.upload_error = None
+    st.session_state[session.UPLOAD] = data
+    st.session_state[_key("dataset")] = data.name
+
+
+def _upload_box() -> None:
+    with st.popover("Upload your own data", icon=":material/upload:", width="stretch"):
+        st.caption("A zip of PNG/JPEG images (one folder per class gives labels) or an .npz with an array of "
+                   "images (and optionally 'labels').")
+        side = st.number_input("Resize images to (pixels)", min_value=8, max_value=64, value=28, step=4)
+        colour = st.radio("Colour", ["grey", "RGB"], horizontal=True)
+        file = st.file_uploader("Zip or .npz", type=["zip", "npz"], key="upload_file")
+        st.button("Use this data", type="primary", disabled=file is None, on_click=_use_upload,
+                  args=(file, side, 3 if colour == "RGB" else 1))
+    if st.session_state.get("upload_error"):
+        st.error(st.session_state.upload_error)
+
+
+def settings() -> tuple[TrainConfig | None, str | None]:
+    """Every setting as a widget in the sidebar; the validated config or the error naming the field."""
+    _prepare_widgets()
+    upload = st.session_state.get(session.UPLOAD)
+    names = dataset_names() + ([upload.name] if upload is not None else [])
+    if _value("dataset") not in names:
+        names.append(_value("dataset"))
+    lim = current_limits()
+    st.header("Settings")
+    st.selectbox("Dataset", names, key=_key("dataset"), format_func=dataset_label, on_change=_on_dataset_change)
+    _upload_box()
+    with st.expander("Model", icon=":material/hub:"):
+        st.radio("Kind", ["vae", "ae"], key=_key("mode"), horizontal=True,
+                 format_func={"vae": "VAE", "ae": "Autoencoder"}.get,
+                 help="An autoencoder has a deterministic encoder and no KL term.")
+        st.radio("Architecture", ARCHITECTURES, key=_key("architecture"), horizontal=True,
+                 format_func={"mlp": "MLP", "conv": "Convolutional"}.get)
+        st.number_input("Latent size", min_value=1, max_value=lim.max_latent, step=1, key=_key("latent_dim"))
+        st.text_input("Hidden widths (comma separated)", key=_key("hidden"),
+                      help="Layer widths of the MLP, or channels per layer of the convolutional model.")
+        _select("activation", "Activation", ACTIVATIONS)
+        st.checkbox("Batch norm", key=_key("batch_norm"))
+        _number("dropout", "Dropout", 0.05)
+        st.checkbox("Standardise inputs", key=_key("normalize_inputs"),
+                    help="Standardise the encoder's input per feature; targets stay as they are.")
+    with st.expander("Objective", icon=":material/functions:", expanded=True):
+        _select("recon_loss", "Reconstruction loss", RECON_LOSSES,
+                help="bce: pixels as Bernoulli probabilities; mse: Gaussian decoder with σ below.")
+        if _value("recon_loss") in ("mse", "mixed"):
+            _number("mse_sigma", "Decoder σ (MSE)", 0.05, "%g")
+        if _value("recon_loss") == "mixed":
+            _number("mixed_weight", "Share of BCE", 0.1)
+        _number("beta", "β (weight of the KL term)", 0.5, "%g")
+        _select("beta_schedule", "β schedule", BETA_SCHEDULES)
+        if _value("beta_schedule") == "warmup":
+            _number("beta_warmup_epochs", "Warm-up epochs", 1.0, "%g")
+        if _value("beta_schedule") == "cyclical":
+            _number("beta_cycles", "Cycles", 1)
+            _number("beta_cycle_ratio", "Share of each cycle spent rising", 0.1)
+        beta_plot = st.empty()
+        st.checkbox("Capacity objective γ·|KL − C|", key=_key("capacity"))
+        if _value("capacity"):
+            _number("capacity_gamma", "γ", 10.0, "%g")
+            _number("capacity_max", "C at the end of the ramp (nats)", 1.0, "%g")
+            _number("capacity_ramp_epochs", "Ramp epochs", 1.0, "%g")
+        _number("free_bits", "Free bits (nats per dimension)", 0.1, "%g")
+        _number("adv_weight", "Adversarial weight", 0.01, "%g", help="0 turns the discriminator off.")
+        _number("l1", "L1 on weights", 1e-5, "%g")
+    with st.expander("Optimiser and learning rate", icon=":material/speed:"):
+        _select("optimizer", "Optimiser", OPTIMIZERS)
+        _number("lr", "Learning rate", 1e-4, "%g")
+        if _value("optimizer") in ("sgd", "rmsprop"):
+            _number("momentum", "Momentum", 0.05)
+        if _value("optimizer") == "sgd":
+            st.checkbox("Nesterov", key=_key("nesterov"))
+        _number("weight_decay", "Weight decay", 1e-4, "%g")
+        _select("lr_schedule", "LR schedule", LR_SCHEDULES)
+        if _value("lr_schedule") != "onecycle":
+            _number("lr_warmup_epochs", "LR warm-up epochs", 1.0, "%g")
+        if _value("lr_schedule") == "step":
+            _number("lr_step_epochs", "Epochs per step", 1)
+        if _value("lr_schedule") in ("step", "exponential", "plateau"):
+            _number("lr_gamma", "Decay factor", 0.05)
+        if _value("lr_schedule") == "plateau":
+            _number("lr_patience", "Patience (epochs)", 1)
+        lr_plot = st.empty()
+        _number("grad_clip", "Gradient clipping (max norm, 0 = off)", 0.5, "%g")
+    with st.expander("Training", icon=":material/tune:"):
+        st.number_input("Epochs", min_value=1, max_value=lim.max_epochs, step=1, key=_key("epochs"))
+        _number("batch_size", "Batch size", 16)
+        _number("seed", "Seed", 1)
+        st.checkbox("Early stopping on validation loss", key=_key("early_stopping"))
+        if _value("early_stopping"):
+            _number("patience", "Patience (epochs)", 1)
+            _number("min_delta", "Minimum improvement", 0.1, "%g")
+    with st.expander("Augmentation (images)", icon=":material/flip:"):
+        st.checkbox("Augment training batches", key=_key("augment"))
+        if _value("augment"):
+            _number("aug_shift", "Shift (share of the side)", 0.05)
+            _number("aug_rotation", "Rotation (degrees)", 5.0)
+            _number("aug_zoom", "Zoom (relative)", 0.05)
+            st.checkbox("Horizontal flips", key=_key("aug_flip"))
+    st.button("Restore defaults", icon=":material/restart_alt:", on_click=draft.load_config, args=(TrainConfig(),))
+    config, error = _collect()
+    if config is not None:
+        try:
+            steps_per_epoch = math.ceil(len(session.dataset(config.dataset).train) / config.batch_size)
+        except DataError:
+            return config, error
+        _schedule_plots(config, steps_per_epoch, beta_plot, lr_plot)
+    return config, error
+
+
+def _schedule_plots(config: TrainConfig, steps_per_epoch: int, beta_box, lr_box) -> None:
+    total = config.epochs * steps_per_epoch
+    steps = np.linspace(0, total, min(total, 300) + 1).astype(int).tolist()
+    if config.mode == "vae":
+        betas = [beta_at(s, config.beta, config, steps_per_epoch) for s in steps]
+        beta_box.image(figures.schedule_svg(steps, betas, "β"))
+    lr_steps, lrs = _lr_curve(config.to_json(), steps_per_epoch)
+    lr_box.image(figures.schedule_svg(lr_steps, lrs, "learning rate"))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _lr_curve(config_json: str, steps_per_epoch: int):
+    return lr_curve(TrainConfig.from_json(config_json), steps_per_epoch)

@@ -1,0 +1,285 @@
+"""TrainingJob: hosts one run's `fit` on a thread (its own, or the caller's) and lets other threads steer it.
+
+Around the loop it adds what an app needs: a place in the slot queue, pause and resume, live LR and β
+changes, a bounded history, throttled snapshots, and a run folder saved at every epoch. Other threads
+call the controls and read `view()`; the training thread never touches the UI.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vae_core import runs
+from vae_core.config import TrainConfig, live_value
+from vae_core.data import Dataset, LoadStopped, load_dataset
+from vae_core.jobs.clock import JobClock
+from vae_core.jobs.history import History
+from vae_core.jobs.slots import SlotPool, default_pool
+from vae_core.jobs.snapshots import Snapshot, SnapshotMaker, SnapshotThrottle
+from vae_core.jobs.state import JobView, RunState
+from vae_core.maths.models import build_model
+from vae_core.train import Epoch, Outcome, Status, Trainer, fit
+
+BY_THE_USER = "Stopped by the user."  # a stopped job's message, unless stop() gives another reason
+CORES = torch.get_num_threads()  # torch's default intra-op threads (physical cores, or $OMP_NUM_THREADS)
+
+
+class TrainingJob:
+    def __init__(self, config: TrainConfig, data: Dataset | None = None, *, job_id: str | None = None,
+                 owner: str = "", data_dir: str | None = None, runs_dir: str | os.PathLike | None = None,
+                 pool: SlotPool | None = None, snapshot_interval: float = 0.5, max_points: int = 2000):
+        self.config = config
+        self.data = data
+        self.id = job_id or secrets.token_hex(8)
+        self.owner = owner
+        self.data_dir = data_dir
+        self.runs_dir = runs_dir
+        self.pool = pool or default_pool()
+        self.snapshot_interval = snapshot_interval
+        self.history = History(max_points)
+        self.clock = JobClock()
+        self.trainer: Trainer | None = None
+        self.snapshot: Snapshot | None = None
+        self.run_dir: Path | None = None
+        self.status = Status.QUEUED
+        self.message = ""
+        self.best_epoch: int | None = None
+        self.save_error: str | None = None  # why the run folder could not be written, when it could not
+        self.live_changes: list[dict] = []
+        self._maker: SnapshotMaker | None = None
+        self._throttle: SnapshotThrottle | None = None
+        self._lock = threading.Lock()
+        self._pending: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._why = BY_THE_USER
+        self._running = threading.Event()
+        self._running.set()
+        self._ended = threading.Event()
+        self._threads = 0  # torch's intra-op threads on the training thread, once set
+
+    # --- control, from any thread -------------------------------------------------------------
+    def start(self, runner: Callable[[Callable[[], None]], None] | None = None) -> TrainingJob:
+        """Train on a thread of its own, or hand `run` to `runner`, which runs it on its own thread. The job
+        takes its place in the slot queue now: jobs started one after another queue in that order."""
+        self.clock.start()
+        self.pool.enqueue(self)
+        if runner is None:
+            threading.Thread(target=self.run, name="vae-lab-training", daemon=True).start()
+        else:
+            runner(self.run)
+        return self
+
+    def run(self) -> None:
+        """Train on the calling thread until the job ends. A process's main thread trains fastest: torch
+        gives it the cores it shares with no other job (see _thread_count)."""
+        self.clock.start()
+        try:
+            self._run()
+        finally:
+            self._ended.set()
+
+    def pause(self) -> None:
+        """Hold the job before its next step, and give its slot to the queue. A job paused while queued
+        still takes its turn: it builds its model, then gives the slot back."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self, why: str = BY_THE_USER) -> None:
+        """Ask the job to stop: before its next step or validation chunk, or while its data loads; `why`
+        becomes its message."""
+        self._why = why
+        self._stop.set()
+        self._running.set()
+
+    def set_lr(self, lr: float) -> None:
+        self._set_pending("lr", lr)
+
+    def set_beta(self, beta: float) -> None:
+        self._set_pending("beta", beta)
+
+    def _set_pending(self, name: str, value: float) -> None:
+        value = live_value(name, value)
+        with self._lock:
+            self._pending[name] = value
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the job to end; True if it has (or never started)."""
+        return self._ended.wait(timeout) if self.clock.started is not None else True
+
+    @property
+    def alive(self) -> bool:
+        return self.clock.started is not None and not self._ended.is_set()
+
+    # --- observation ------------------------------------------------------------------------
+    def state(self) -> RunState:
+        trainer = self.trainer
+        step, total = (trainer.step, trainer.total_steps) if trainer else (0, 0)
+        return RunState(
+            id=self.id, owner=self.owner, status=self.status, message=self.message,
+            epoch=trainer.epoch if trainer else 0, epochs=self.config.epochs, step=step, total_steps=total,
+            elapsed=self.clock.elapsed(), eta=self.clock.eta(step, total) if not self.status.ended else None,
+            lr=trainer.schedule.lr if trainer else self.config.lr,
+            beta_now=trainer.beta_now() if trainer else self.config.beta,
+            queue_position=self.pool.position(self), run_dir=str(self.run_dir) if self.run_dir else None,
+            best_epoch=self.best_epoch, live_changes=tuple(self.live_changes))
+
+    def view(self) -> JobView:
+        return JobView.of(self.state(), self.history, self.snapshot)
+
+    def model(self):
+        """The model as trained so far, None before it exists (read it while the job is paused or done)."""
+        return self.trainer.model if self.trainer is not None else None
+
+    def weights(self) -> dict[str, np.ndarray] | None:
+        """A numpy copy of the model's weights (numpy keeps a thread that copies them off torch's threads)."""
+        if self.trainer is None:
+            return None
+        return {name: t.detach().cpu().numpy().copy() for name, t in self.trainer.model.state_dict().items()}
+
+    # --- the training thread ----------------------------------------------------------------
+    def _run(self) -> None:
+        self._fit_threads()
+        try:
+            if not (self._load() and self.pool.acquire(self, self._stop)):
+                self.status, self.message = Status.STOPPED, "Stopped before it started."
+                return
+            try:
+                self._train()
+            finally:
+                self.pool.release(self)
+        except Exception as exc:  # loading the data or building the model; the page shows the message
+            self.status, self.message = Status.FAILED, f"Training failed: {exc}"
+        finally:
+            self.pool.leave(self)  # its place in the queue, when it ended before taking a slot
+            self.clock.end()
+
+    def _load(self) -> bool:
+        """Load the dataset unless one was given; False when asked to stop first."""
+        try:
+            self.data = self.data or load_dataset(self.config.dataset, data_dir=self.data_dir, stop=self._stop)
+        except LoadStopped:
+            return False
+        return not self._stop.is_set()
+
+    def _train(self) -> None:
+        config, data = self.config, self.data
+        with torch.device("meta"):  # refuse a model over VAE_LAB_MAX_PARAMS before allocating it
+            build_model(config, data.sample_shape)
+        self.trainer = trainer = Trainer(config, data)
+        self.status = Status.RUNNING  # until the model exists, the job shows as queued: "building the model"
+        self._maker = SnapshotMaker(data.val, data.val_labels, config.latent_dim, config.seed)
+        self._open_run_dir()
+        self._throttle = SnapshotThrottle(self.snapshot_interval)
+        self._take_snapshot(forced=True)
+        outcome = fit(trainer, on_step=self._on_step, on_epoch=self._on_epoch, hold=self._hold,
+                      should_stop=self._stop.is_set)
+        self._end(outcome)
+
+    def _hold(self) -> None:
+        """Before each step: block while paused (its slot left to the queue; on resume, until it has one
+        again), then apply live LR / β changes."""
+        if not self._running.is_set():
+            self.clock.hold()
+            while not self._running.is_set():
+                self.pool.release(self)
+                self.status = Status.PAUSED  # once its slot is free
+                self._running.wait()
+                if self._stop.is_set():
+                    return
+                self.status = Status.QUEUED  # behind the jobs already waiting
+                if not self.pool.acquire(self, self._stop):
+                    return
+            self.clock.release()
+            self.status = Status.RUNNING
+        self._fit_threads()
+        if self._pending:
+            with self._lock:
+                pending, self._pending = self._pending, {}
+            if "lr" in pending:
+                self.trainer.set_lr(pending["lr"])
+            if "beta" in pending:
+                self.trainer.beta = pending["beta"]
+            self.live_changes.append({"step": self.trainer.step, **pending})
+
+    def _on_step(self, row: dict) -> None:
+        self.clock.stepped(row["step"])
+        self.history.add_step(row)
+        if row["step"] % self.trainer.steps_per_epoch:  # an epoch's end takes one from its validation pass
+            self._take_snapshot()
+
+    def _on_epoch(self, epoch: Epoch) -> None:
+        self.history.add_epoch(epoch.row)
+        self.best_epoch = epoch.best_epoch
+        self._take_snapshot()  # its points from the validation pass just run
+        self._save(epoch.weights)
+
+    def _take_snapshot(self, forced: bool = False) -> None:
+        if not (forced or self._throttle.due()):
+            return
+        started = time.perf_counter()
+        posterior = self.trainer.posterior
+        self.snapshot = self._maker.take(self.trainer.model, self.trainer.step, self.trainer.epoch, posterior)
+        self._throttle.took(started, forced, encoded=posterior is None)
+
+    def _end(self, outcome: Outcome) -> None:
+        """End the run: its last snapshot and saved weights are those the outcome kept (a FAILED run keeps
+        the last epoch's weights on disk)."""
+        failed = outcome.status == Status.FAILED
+        if not failed:
+            self._take_snapshot(forced=True)
+        self.best_epoch = outcome.best_epoch
+        message = self._why if outcome.status == Status.STOPPED else outcome.message
+        self.status, self.message = outcome.status, message
+        self._save(None if failed else self.trainer.weights())
+        if self.save_error:
+            self.message = f"{message} {self.save_error}"
+
+    def _open_run_dir(self) -> None:
+        if self.runs_dir is None:
+            return
+        try:
+            self.run_dir = runs.new_run_dir(self.runs_dir, self.config)
+            runs.save_config(self.run_dir, self.config)
+        except OSError as exc:  # a full disk or read-only folder: train anyway, the results stay on screen
+            self.run_dir, self.save_error = None, _save_failure(exc)
+
+    def _save(self, weights: dict[str, torch.Tensor] | None) -> None:
+        if self.run_dir is None:
+            return
+        try:
+            meta = runs.run_meta(self.trainer, self.status, self.message, self.best_epoch, self.live_changes)
+            runs.save_progress(self.run_dir, meta, self.history.epochs(), self.history.steps(), weights)
+            self.save_error = None
+        except OSError as exc:  # a full disk or read-only folder must not cost the user the trained model
+            self.save_error = _save_failure(exc)
+
+    def _fit_threads(self) -> None:
+        """Set torch's intra-op threads for the next step, when the jobs running have changed."""
+        threads = _thread_count(self.pool.running, threading.current_thread() is threading.main_thread())
+        if threads != self._threads:
+            torch.set_num_threads(threads)
+            self._threads = threads
+
+
+def _save_failure(exc: OSError) -> str:
+    return (f"Could not save the run ({exc.strerror or exc}); the results shown here are kept until you "
+            "start another run.")
+
+
+def _thread_count(running: int, on_main_thread: bool) -> int:
+    """Intra-op threads for a job's next step: on a process's main thread, its share of the cores among the
+    jobs running; on any other thread, one. Once two threads of a process have used several torch threads,
+    both run far slower (bench/README.md, "Training threads")."""
+    if not on_main_thread:
+        return 1
+    return max(1, CORES // max(1, running))
