@@ -210,7 +210,7 @@ class Trainer:
     def train_step(self, x: torch.Tensor) -> dict[str, float]:
         """One optimisation step on batch x; returns its losses as plain floats."""
         config, model = self.config, self.model
-        if not model.training:  # after a validation pass (train() walks every module: 2 % of a digits step)
+        if not model.training:  # after a validation pass only: train() walks every module
             model.train()
         beta = self.beta_now()
         raw, mu, logvar, _ = model(x, self.generator)

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from vae_core import sessions
 from vae_core.config import TrainConfig
-from vae_core.job import TrainingJob
+from vae_core.jobs import sessions
+from vae_core.jobs.backends import TRAINER_ENV, backend
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 TINY = TrainConfig(epochs=1, hidden=[32])
@@ -28,13 +28,20 @@ def app(runs_dir):
         sessions.registry().clear(at.session_state["session_id"])
 
 
+@pytest.fixture(params=["threads", "process"])
+def any_backend(request, monkeypatch):
+    """The test runs once with each backend: pages must not know which one trains their runs."""
+    monkeypatch.setenv(TRAINER_ENV, request.param)
+    return request.param
+
+
 @pytest.fixture
 def train_run(runs_dir):
     """Train and save a small run, as the Train page would; returns its folder."""
     def train(config: TrainConfig = TINY) -> Path:
-        job = TrainingJob(config, runs_dir=runs_dir).start()
+        job = backend().start(config, runs_dir=runs_dir)
         assert job.join(60), "the training job did not finish in time"
-        return Path(job.run_dir)
+        return Path(job.view().run_dir)
     return train
 
 

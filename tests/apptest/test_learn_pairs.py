@@ -3,9 +3,9 @@
 import dataclasses
 
 from vae_core.config import TrainConfig
-from vae_core.job import FINISHED
-from vae_core.lessons import LESSONS
-from vae_core.sessions import JobSeries
+from vae_core.train import Status
+from vae_core.views.lessons import LESSONS
+from vae_core.jobs.series import JobSeries
 
 
 def _ok(at):
@@ -55,14 +55,14 @@ def test_a_finished_side_by_side_series_is_selected_on_compare(app, session_work
     lesson = next(item for item in LESSONS if item.extra)
     lesson = dataclasses.replace(lesson, preset=TrainConfig(**tiny, beta=8.0), contrast=TrainConfig(**tiny, beta=1.0),
                                  extra=(TrainConfig(**tiny, beta=0.0),))
-    monkeypatch.setattr("vae_core.lessons.LESSONS", [item if item.key != lesson.key else lesson for item in LESSONS])
+    monkeypatch.setattr("vae_core.views.lessons.LESSONS", [item if item.key != lesson.key else lesson for item in LESSONS])
     _open_learn(app)
     app.button(key=f"lesson_{lesson.key}_pair").click().run()
     _ok(app)
     assert app.title[0].value == "Compare runs"
     series = session_work(app)
     assert isinstance(series, JobSeries) and series.configs == [config for _, config in lesson.runs]
-    assert series.join(90) and series.view().status == FINISHED
+    assert series.join(90) and series.view().status == Status.FINISHED
     # AppTest reruns the page it was last sent to with switch_page (Learn); a browser stays on Compare
     app.switch_page("pages/compare.py").run()
     _ok(app)

@@ -6,10 +6,11 @@ import json
 
 import numpy as np
 from PIL import Image
+from polling import wait_until
 
 from vae_core.config import TrainConfig
-from vae_core.job import FINISHED
-from vae_core.lessons import LESSONS
+from vae_core.train import Status
+from vae_core.views.lessons import LESSONS
 from vae_core.runs import list_runs
 
 
@@ -57,17 +58,25 @@ def test_explore_a_saved_run(app, train_run):
     assert "IWAE (k = 5)" in metrics and float(metrics["ELBO (k = 1)"].split()[0]) < 0
 
 
-def test_explore_waits_for_the_sessions_run_to_pause_or_stop(app, session_work):
+def test_explore_waits_for_the_sessions_run_to_pause_then_shows_it(any_backend, app, session_work):
     app.run()
     app.sidebar.number_input(key="cfg_epochs").set_value(200).run()
     app.button(key="start").click().run()
+    job = session_work(app)
+    assert wait_until(lambda: job.view().step > 0)
     app.switch_page("pages/explore.py").run()
     app.selectbox(key="explore_run").set_value("This session's run").run()
     assert any("still training" in i.value for i in app.info)
-    session_work(app).stop()
+    job.pause()
+    assert wait_until(lambda: job.view().status == "paused")
+    app.run()
+    _ok(app)
+    assert not any("still training" in i.value for i in app.info) and len(app.image) >= 4  # the model so far
+    job.stop()
+    assert job.join(30)
 
 
-def test_explore_the_sessions_own_finished_run(app, session_work):
+def test_explore_the_sessions_own_finished_run(any_backend, app, session_work):
     app.run()
     app.sidebar.number_input(key="cfg_epochs").set_value(1).run()
     app.button(key="start").click().run()
@@ -112,7 +121,7 @@ def test_compare_runs_a_beta_sweep_in_the_background(app, session_work):
     next(b for b in app.button if b.label == "Run the β sweep").click().run()
     _ok(app)
     series = session_work(app)
-    assert series.join(60) and series.view().status == FINISHED
+    assert series.join(60) and series.view().status == Status.FINISHED
     app.run()
     _ok(app)
     assert len(app.multiselect(key="compare_runs").value) == 2
@@ -169,7 +178,7 @@ def test_compare_runs_all_of_a_lessons_runs(app, session_work, monkeypatch):
     lesson = dataclasses.replace(LESSONS[0], preset=TrainConfig(epochs=1, hidden=[32], beta=8.0),
                                  contrast=TrainConfig(epochs=1, hidden=[32], beta=1.0),
                                  extra=(TrainConfig(epochs=1, hidden=[32], beta=0.0),))
-    monkeypatch.setattr("vae_core.lessons.LESSONS", [lesson, *LESSONS[1:]])  # real presets train 30 epochs
+    monkeypatch.setattr("vae_core.views.lessons.LESSONS", [lesson, *LESSONS[1:]])  # real presets train 30 epochs
     app.run()
     app.switch_page("pages/compare.py").run()
     assert app.selectbox(key="pair_lesson").value == lesson.key

@@ -5,13 +5,13 @@ import dataclasses
 import io
 import json
 import threading
-import time
 
 import numpy as np
+from polling import wait_until
 
-from vae_core.job import FINISHED
-from vae_core.models import build_model
-from vae_core.snapshots import SnapshotMaker
+from vae_core.jobs.snapshots import SnapshotMaker
+from vae_core.maths.models import build_model
+from vae_core.train import Status
 
 
 def _errors(at):
@@ -97,7 +97,7 @@ def test_points_datasets_switch_to_a_loss_that_fits_them(app):
     assert app.query_params == {"dataset": "moons", "recon_loss": "mse"}
 
 
-def test_start_trains_and_shows_the_results(app, session_work, runs_dir):
+def test_start_trains_and_shows_the_results(any_backend, app, session_work, runs_dir):
     app.run()
     app.sidebar.number_input(key="cfg_epochs").set_value(2).run()
     _button(app, "start").click().run()
@@ -106,7 +106,7 @@ def test_start_trains_and_shows_the_results(app, session_work, runs_dir):
     assert job is not None and job.join(60)
     app.run()
     assert not app.exception and not _errors(app)
-    assert job.view().status == FINISHED and len(job.view().epoch_history) == 2
+    assert job.view().status == Status.FINISHED and len(job.view().epoch_history) == 2
     assert any(s.value == "Finished." for s in app.success)
     assert app.progress[0].value == 100 and app.progress[0].text.startswith("Epoch 2 of 2 · step")
     metrics = {m.label: m.value for m in app.metric}
@@ -132,35 +132,27 @@ def test_start_trains_and_shows_the_results(app, session_work, runs_dir):
     assert session_work(app) is None
 
 
-def _until(condition, seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def test_pause_resume_stop_and_live_lr_and_beta_control_the_job(app, session_work):
+def test_pause_resume_stop_and_live_lr_and_beta_control_the_job(any_backend, app, session_work):
     app.run()
     app.sidebar.number_input(key="cfg_epochs").set_value(200).run()
     _button(app, "start").click().run()
     job = session_work(app)
-    assert _until(lambda: job.view().step > 0)
+    assert wait_until(lambda: job.view().step > 0)
     app.run()
     _button(app, "pause").click().run()
-    assert _until(lambda: job.view().status == "paused")
+    assert wait_until(lambda: job.view().status == "paused")
     app.run()
     assert not _button(app, "resume").disabled and _button(app, "pause").disabled
     # Changed while paused: both wait for the next step, which Resume lets happen.
     app.number_input(key="live_lr").set_value(0.001)
     app.number_input(key="live_beta").set_value(3.0)
     app.button(key="FormSubmitter:live-Apply to the running job").click().run()
-    assert not app.exception and job.view().beta == 1.0 and not job.live_changes
+    assert not app.exception and job.view().beta_now == 1.0 and not job.view().live_changes
     _button(app, "resume").click().run()
-    assert _until(lambda: job.view().status == "running" and job.live_changes)
-    assert job.live_changes[0]["lr"] == 0.001 and job.live_changes[0]["beta"] == 3.0
-    assert (job.view().lr, job.view().beta) == (0.001, 3.0)
+    assert wait_until(lambda: job.view().status == "running" and job.view().live_changes)
+    view = job.view()
+    assert view.live_changes[0]["lr"] == 0.001 and view.live_changes[0]["beta"] == 3.0
+    assert (view.lr, view.beta_now) == (0.001, 3.0)
     app.run()
     metrics = {m.label: m.value for m in app.metric}
     assert (metrics["Learning rate"], metrics["β now"]) == ("1e-3", "3")
@@ -168,8 +160,8 @@ def test_pause_resume_stop_and_live_lr_and_beta_control_the_job(app, session_wor
     # Changed while it runs: applied at the next step.
     app.number_input(key="live_beta").set_value(0.5)
     app.button(key="FormSubmitter:live-Apply to the running job").click().run()
-    assert _until(lambda: len(job.live_changes) >= 2 and job.view().beta == 0.5)
-    later = {k: v for change in job.live_changes[1:] for k, v in change.items() if k != "step"}
+    assert wait_until(lambda: len(job.view().live_changes) >= 2 and job.view().beta_now == 0.5)
+    later = {k: v for change in job.view().live_changes[1:] for k, v in change.items() if k != "step"}
     assert later == {"lr": 0.001, "beta": 0.5}  # the form sends both (they may land on two steps)
     assert job.view().status == "running"
     app.run()
@@ -205,7 +197,7 @@ def test_a_bad_upload_is_explained_plainly(app):
     assert app.session_state["draft"]["dataset"] == "digits"
 
 
-def test_a_failed_run_is_explained_in_plain_words(app, session_work):
+def test_a_failed_run_is_explained_in_plain_words(any_backend, app, session_work):
     app.query_params.update({"optimizer": "sgd", "lr": "1000", "epochs": "2"})
     app.run()
     _button(app, "start").click().run()
@@ -228,7 +220,7 @@ def test_a_collapsed_posterior_is_warned_about_with_its_remedies(app, session_wo
     app.run()
     assert not app.exception and not _errors(app)
     view = job.view()
-    assert view.status == FINISHED and view.snapshot.active_units == 0
+    assert view.status == Status.FINISHED and view.snapshot.active_units == 0
     (warning,) = [w.value for w in app.warning if "Posterior collapse" in w.value]
     assert "0 latent units are active" in warning and "the decoder is ignoring z" in warning
     for remedy in ("a lower β", "a β warm-up (β schedule → warmup)", "free bits", "the capacity objective",
@@ -256,16 +248,16 @@ def test_no_collapse_warning_from_the_untrained_models_snapshot(app, session_wor
 def test_a_run_that_is_still_building_its_model_says_so_and_can_be_paused(app, session_work, monkeypatch):
     """A first run on a fresh server can take a second or two to build its model: no "step 0 of 0". Pause
     then holds it before its first step."""
-    import vae_core.job
+    import vae_core.jobs.job
 
-    building, built, real = threading.Event(), threading.Event(), vae_core.job.Trainer
+    building, built, real = threading.Event(), threading.Event(), vae_core.jobs.job.Trainer
 
     def slow_trainer(*args, **kwargs):
         building.set()
         built.wait(20)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(vae_core.job, "Trainer", slow_trainer)
+    monkeypatch.setattr(vae_core.jobs.job, "Trainer", slow_trainer)
     app.run()
     _button(app, "start").click().run()
     job = session_work(app)
@@ -277,11 +269,10 @@ def test_a_run_that_is_still_building_its_model_says_so_and_can_be_paused(app, s
                                         "you press Resume.")
         assert not _button(app, "resume").disabled and _button(app, "pause").disabled
         built.set()
-        assert _until(lambda: job.view().status == "paused")
-        time.sleep(0.2)
+        assert wait_until(lambda: job.view().status == "paused")  # held before its first step
         assert job.view().step == 0
         _button(app, "resume").click().run()
-        assert _until(lambda: job.view().step > 0)
+        assert wait_until(lambda: job.view().step > 0)
     finally:
         built.set()
         job.stop()
@@ -295,14 +286,14 @@ def test_a_paused_run_gives_its_slot_away_and_on_resume_says_it_waits_for_one(ap
     job = session_work(app)
     holders = []
     try:
-        assert _until(lambda: job.view().step > 0)
+        assert wait_until(lambda: job.view().step > 0)
         _button(app, "pause").click().run()
-        assert _until(lambda: job.view().status == "paused")
+        assert wait_until(lambda: job.view().status == "paused")
         while job.pool.running < job.pool.limit:  # other sessions' runs take every slot
             holders.append(object())
             assert job.pool.acquire(holders[-1], threading.Event())
         _button(app, "resume").click().run()
-        assert _until(lambda: job.view().status == "queued")
+        assert wait_until(lambda: job.view().status == "queued")
         app.run()
         assert app.progress[0].text.endswith(" left · waiting for a free training slot: number 1 in the queue"), \
             app.progress[0].text
@@ -310,7 +301,7 @@ def test_a_paused_run_gives_its_slot_away_and_on_resume_says_it_waits_for_one(ap
     finally:
         for holder in holders:
             job.pool.release(holder)
-    assert _until(lambda: job.view().status == "running")
+    assert wait_until(lambda: job.view().status == "running")
     job.stop()
     assert job.join(10)
 
@@ -318,17 +309,17 @@ def test_a_paused_run_gives_its_slot_away_and_on_resume_says_it_waits_for_one(ap
 def test_a_pace_that_changes_during_the_page_run_does_not_rerun_the_page_again(app, session_work, monkeypatch):
     """Sessions starting at once change the pace between the page's own reading of it and the live view's:
     the page must still draw the run, not rerun itself again and again."""
-    from vae_core import sessions
+    from vae_core.views import pacing
 
     app.run()
     app.sidebar.number_input(key="cfg_epochs").set_value(200).run()
     calls = []
-    monkeypatch.setattr(sessions, "redraw_seconds", lambda live, cost=None: calls.append(1) or 0.6 + len(calls))
+    monkeypatch.setattr(pacing, "redraw_seconds", lambda live, cost=None: calls.append(1) or 0.6 + len(calls))
     _button(app, "start").click().run()
     job = session_work(app)
     try:
         assert not app.exception and job is not None and job.alive
-        assert _until(lambda: job.view().status == "running")  # its model built (the page waits 0.6 s at most)
+        assert wait_until(lambda: job.view().status == "running")  # its model built (the page waits 0.6 s at most)
         app.run()
         assert app.progress[0].text.startswith("Epoch"), app.progress[0].text  # the run is drawn
         assert "redrawn every" in app.progress[0].text  # at the pace the page run chose

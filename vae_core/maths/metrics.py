@@ -38,8 +38,8 @@ def project_2d(mu: np.ndarray) -> np.ndarray:
     if mu.shape[1] == 2:
         return mu
     centred = mu - mu.mean(0)
-    # Eigenvectors of the small d×d scatter matrix: the SVD of the n×d matrix was up to 100× slower
-    # next to a training thread. Signs are fixed (largest loading positive) so frames do not flip.
+    # Eigenvectors of the small d×d scatter matrix: far cheaper than the SVD of the n×d matrix next to a
+    # training thread (bench/README.md, "Projection"). Signs are fixed (largest loading positive) so frames do not flip.
     _, vectors = np.linalg.eigh(centred.T @ centred)
     axes = vectors[:, ::-1][:, :2]
     axes = axes * np.sign(axes[np.abs(axes).argmax(0), [0, 1]])

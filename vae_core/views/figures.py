@@ -1,8 +1,8 @@
 """Plotly figures and image mosaics from plain numbers: what the app draws, without the app.
 
-A figure is plain data, {"data": [traces], "layout": {...}}, as plotly.js takes it: building Plotly's
-validating Figure objects took about ten times as long (41 against 4 ms for a loss chart of 1,600
-steps), and a live view redraws three of them every second or so for every student watching.
+A figure is plain data, {"data": [traces], "layout": {...}}, as plotly.js takes it: Plotly's validating
+Figure objects cost ten times as much, and a live view redraws three figures every second or so for every
+student watching (bench/README.md, "Figures as plain data").
 `st.plotly_chart` takes these dicts too (tests read them back through `go.Figure`, which validates).
 Every figure sets `uirevision`, so a live update keeps the user's zoom and legend choices (a y zoom
 only while the y scale stays linear or log: a range kept from one scale is meaningless in the other).
