@@ -154,7 +154,7 @@ def page() -> None:
         lesson_banner(config)
     controls(job, config, data)
     live_controls(job)
-    st.session_state[live_view.WHOLE_PAGE_RUN] = True
+    st.session_state[live_view.WHOLE_PAGE_RERUN] = True
     fragments.fragment(live_view.run_panel, every)(config or draft.draft_config(), data, every)
     if job is not None:
         downloads(job)

@@ -1,4 +1,4 @@
-"""st.fragment with a timer that survives piled-up script runs (a patch on Streamlit internals, pinned at 1.67.0)."""
+"""st.fragment with a timer that survives piled-up script reruns (a patch on Streamlit internals, pinned at 1.67.0)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState
 def fragment(body, run_every: float | None):
     """st.fragment(run_every=run_every)(body), whose every run also sends the browser the fragment's timer.
 
-    Streamlit sends a fragment's timer (an auto_rerun message) only from whole-page runs, and the browser
-    drops every timer when a whole-page run starts. When runs pile up (30 students pressing Start at once),
-    a whole-page run's timer can go missing and the page stopped redrawing (bench/README.md, "A page that
+    Streamlit sends a fragment's timer (an auto_rerun message) only from whole-page reruns, and the browser
+    drops every timer when a whole-page rerun starts. When reruns pile up (30 students pressing Start at once),
+    a whole-page rerun's timer can go missing and the page stopped redrawing (bench/README.md, "A page that
     stops redrawing"). Sent from every run of the fragment, the timer comes back with the next one; the
     browser ignores a timer it already has. The fragment keeps body's name, and so its identity."""
     @functools.wraps(body)

@@ -19,7 +19,7 @@ from vae_core.train import Status
 from vae_core.views import figures, pacing
 
 FIRST_STEP_WAIT = 0.6  # seconds a redraw may wait for a new run's first step, so it shows at once
-WHOLE_PAGE_RUN = "live_view_in_page_run"  # set while the live view is drawn as part of a whole-page run
+WHOLE_PAGE_RERUN = "live_view_in_page_rerun"  # set while the live view is drawn as part of a whole-page rerun
 
 
 def _clock(seconds: float | None) -> str:
@@ -189,16 +189,16 @@ def redraw_every(job: Job | None) -> float | None:
 def run_panel(config: TrainConfig, data: Dataset | None, every: float | None) -> None:
     """Progress and charts; reruns itself `every` so often while the job lives, and the whole page when
     the job has ended or the server's load calls for a slower pace (a faster one waits for the next
-    whole-page run: each change of pace costs a whole-page rerun). Measures what a redraw costs.
+    whole-page rerun: each change of pace costs a whole-page rerun). Measures what a redraw costs.
 
-    Drawn as part of a whole-page run it never asks for another: `every` was set by that run a moment
+    Drawn as part of a whole-page rerun it never asks for another: `every` was set by that rerun a moment
     ago, and sessions starting fast enough to change the pace in between would otherwise make the page
     rerun itself again and again."""
     started = time.thread_time()
     session.touch()
     job = session.job()
     wanted = redraw_every(job)
-    if not st.session_state.pop(WHOLE_PAGE_RUN, False) and (
+    if not st.session_state.pop(WHOLE_PAGE_RERUN, False) and (
             (wanted is None) != (every is None) or (wanted or 0) > (every or 0)):
         st.rerun()
     if job is None:

@@ -86,7 +86,7 @@ class ThreadBackend:
     def __init__(self):
         self.book = JobBook()
         # A thread waiting for the GIL waits up to the switch interval (5 ms by default) after every torch op
-        # of a training thread: a server's script runs waited that long (bench/README.md, "Classroom load").
+        # of a training thread: a server's script reruns waited that long (bench/README.md, "Classroom load").
         sys.setswitchinterval(SWITCH_INTERVAL)
 
     def start(self, config, data=None, *, owner="", runs_dir=None) -> TrainingJob:

@@ -1,6 +1,6 @@
 """The process backend: runs train in a worker process beside the server, so that the server's Python is
 free to draw pages (bench/README.md, "Classroom load": twenty jobs training on the server's own threads
-starved the page runs of 30 students).
+starved the page reruns of 30 students).
 
 The server holds a `RemoteJob` per run, a `Mirror` of its state that the worker updates with `Progress`
 messages every PUSH_SECONDS. Messages are pickled over two pipes that only these two processes hold;

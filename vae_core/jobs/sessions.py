@@ -1,6 +1,6 @@
 """Which browser session owns which background work.
 
-`SessionRegistry` maps a session id to its one piece of work (a `TrainingJob` or a `JobSeries`):
+`SessionRegistry` maps a session id to its one piece of work (a `Job` or a `JobSeries`):
 starting new work stops the session's old work, and a reaper thread stops the work of sessions
 not seen (`touch`) for a grace period whose browser is no longer connected, so a closed tab does
 not keep a training slot.
@@ -59,7 +59,7 @@ class SessionRegistry:
             threading.Thread(target=self._reap_forever, name="vae-lab-reaper", daemon=True).start()
 
     def touch(self, session_id: str, connected: Callable[[], bool] | None = None) -> None:
-        """The session is alive (call on every rerun and every polling fragment run). `connected`, when
+        """The session is alive (call on every rerun, the polling fragments' too). `connected`, when
         given, tells whether the session's browser is still connected: a connected session is kept
         however long the busy server leaves its page unrun."""
         with self._lock:
