@@ -151,14 +151,17 @@ class TrainingJob:
         self._fit_threads()
         try:
             if not (self._load() and self.pool.acquire(self, self._stop)):
-                self.status, self.message = Status.STOPPED, "Stopped before it started."
+                self.message, self.status = "Stopped before it started.", Status.STOPPED
                 return
             try:
                 self._train()
             finally:
                 self.pool.release(self)
         except Exception as exc:  # loading the data or building the model; the page shows the message
-            self.status, self.message = Status.FAILED, f"Training failed: {exc}"
+            message = f"Training failed: {exc}"
+            if self.trainer is not None:
+                self._save(None, Status.FAILED, message)  # the folder says so; no weights were trained
+            self.message, self.status = message, Status.FAILED
         finally:
             self.pool.leave(self)  # its place in the queue, when it ended before taking a slot
             self.clock.end()
@@ -233,16 +236,15 @@ class TrainingJob:
 
     def _end(self, outcome: Outcome) -> None:
         """End the run: its last snapshot and saved weights are those the outcome kept (a FAILED run keeps
-        the last epoch's weights on disk)."""
+        the last epoch's weights on disk). The status changes last: whoever sees the end sees all of it."""
         failed = outcome.status == Status.FAILED
         if not failed:
             self._take_snapshot(forced=True)
         self.best_epoch = outcome.best_epoch
         message = self._why if outcome.status == Status.STOPPED else outcome.message
-        self.status, self.message = outcome.status, message
-        self._save(None if failed else self.trainer.weights())
-        if self.save_error:
-            self.message = f"{message} {self.save_error}"
+        self._save(None if failed else self.trainer.weights(), outcome.status, message)
+        self.message = f"{message} {self.save_error}" if self.save_error else message
+        self.status = outcome.status
 
     def _open_run_dir(self) -> None:
         if self.runs_dir is None:
@@ -253,11 +255,13 @@ class TrainingJob:
         except OSError as exc:  # a full disk or read-only folder: train anyway, the results stay on screen
             self.run_dir, self.save_error = None, _save_failure(exc)
 
-    def _save(self, weights: dict[str, torch.Tensor] | None) -> None:
+    def _save(self, weights: dict[str, torch.Tensor] | None, status: Status | None = None, message: str = "") -> None:
+        """Save the run folder as it stands (`status` and `message`: the run's end, when it has ended)."""
         if self.run_dir is None:
             return
         try:
-            meta = runs.run_meta(self.trainer, self.status, self.message, self.best_epoch, self.live_changes)
+            meta = runs.run_meta(self.trainer, status or self.status, message or self.message, self.best_epoch,
+                                 self.live_changes)
             runs.save_progress(self.run_dir, meta, self.history.epochs(), self.history.steps(), weights)
             self.save_error = None
         except OSError as exc:  # a full disk or read-only folder must not cost the user the trained model
