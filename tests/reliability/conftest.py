@@ -19,7 +19,7 @@ def new_app(runs_dir):
     """A factory of fresh AppTest browser sessions; every session's work is stopped afterwards."""
     from streamlit.testing.v1 import AppTest
 
-    from vae_core import sessions
+    from vae_core.jobs import sessions
 
     made = []
 

@@ -1,10 +1,10 @@
-"""Helpers of the reliability tests: bad-input builders, waiting, thread counting, page checks."""
+"""Helpers of the reliability tests: bad-input builders, thread counting, page checks (waiting is
+tests/polling.py's wait_until)."""
 
 from __future__ import annotations
 
 import io
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +12,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "app.py"
 TRAINING_THREAD = "vae-lab-training"
-
-
-def wait_for(predicate, timeout: float = 20.0, every: float = 0.02) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(every)
-    return bool(predicate())
 
 
 def training_threads() -> list[threading.Thread]:

@@ -45,6 +45,7 @@ config_dicts = st.builds(
     st.dictionaries(st.text(max_size=12) | st.integers() | st.booleans() | st.none(), json_values, max_size=3))
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(config_dicts, st.booleans())
 def test_any_dict_gives_a_valid_config_or_a_config_error(data, strict):
@@ -127,7 +128,7 @@ def test_a_hostile_link_renders_warns_and_falls_back(new_app, case):
 def test_a_link_with_the_largest_valid_numbers_renders_with_bounded_work(new_app, monkeypatch):
     import random
 
-    from vae_core import schedules
+    from vae_core.maths import schedules
     steps = []
     real = schedules.LRSchedule.after_step
 

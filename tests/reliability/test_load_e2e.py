@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 
 from vae_core import runs
-from chromium import CHROMIUM_ARGS, launcher
-from local_server import streamlit_server
-from reliability_helpers import REPO, wait_for
+from bench.browser import CHROMIUM_ARGS, launcher
+from bench.server import streamlit_server
+from polling import wait_until
+from reliability_helpers import REPO
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +49,7 @@ sys.exit(main())
 POOLS = ("AnyIO worker thread", "ThreadPoolExecutor-")  # the web server's worker pools: sized by demand, kept
 # What Streamlit's frontend threw in some tabs (in about half the runs of this test) while every tab
 # redrew its live view every 0.6 s: redraws queued up on the busy server and the tab blanked and stopped
-# updating. The live view's pace now follows the server's load (vae_core.sessions.redraw_seconds).
+# updating. The live view's pace now follows the server's load (vae_core.jobs.sessions.redraw_seconds).
 FRONTEND_BREAKS = ("Cannot set a node at a delta path", "Bad delta path index")
 
 
@@ -58,17 +59,20 @@ def _threads(pid: int) -> int:
 
 def _named(server) -> list[str]:
     """The server's own Python threads by name, without the web server's worker pools."""
-    for _ in range(20):
+    read = []
+
+    def logged() -> bool:
         try:
-            names = json.loads(server.thread_log.read_text())
-            return [n for n in names if not n.startswith(POOLS)]
+            read.append(json.loads(server.thread_log.read_text()))
+            return True
         except (OSError, ValueError):
-            time.sleep(0.1)
-    raise AssertionError("the server stopped logging its threads")
+            return False
+    assert wait_until(logged, 2, 0.1), "the server stopped logging its threads"
+    return [n for n in read[-1] if not n.startswith(POOLS)]
 
 
 def _trainer_pid(server_pid: int) -> int:
-    """The server's trainer process (its one child: vae_core.trainer_process)."""
+    """The server's trainer process (its one child: vae_core.jobs.process)."""
     children = [pid for task in os.listdir(f"/proc/{server_pid}/task")
                 for pid in Path(f"/proc/{server_pid}/task/{task}/children").read_text().split()]
     assert len(children) == 1, f"the server should have one child, its trainer process: {children}"
@@ -83,24 +87,20 @@ def _rss_mb(pid: int) -> float:
 
 
 def wait_for_names(server, predicate, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate(_named(server)):
-            return True
-        time.sleep(0.25)
-    return predicate(_named(server))
+    return wait_until(lambda: predicate(_named(server)), timeout, 0.25)
 
 
 def _steady_threads(pid: int, quiet: float = 2.0, timeout: float = 20.0) -> int:
-    """The server's thread count once it has not changed for `quiet` seconds."""
-    end = time.monotonic() + timeout
-    count, since = _threads(pid), time.monotonic()
-    while time.monotonic() < end and time.monotonic() - since < quiet:
-        time.sleep(0.2)
+    """A process's thread count once it has not changed for `quiet` seconds (at most `timeout` seconds on)."""
+    last = [(_threads(pid), time.monotonic())]  # (count, since when)
+
+    def steady() -> bool:
         now = _threads(pid)
-        if now != count:
-            count, since = now, time.monotonic()
-    return count
+        if now != last[-1][0]:
+            last.append((now, time.monotonic()))
+        return time.monotonic() - last[-1][1] >= quiet
+    wait_until(steady, timeout, 0.2)
+    return last[-1][0]
 
 
 @pytest.fixture(scope="module")
@@ -236,14 +236,18 @@ def test_ten_users_train_at_once_and_leave_nothing_behind(chromium, server, page
     repressed = sum(_press_start(page) for page in leavers + stayers)
     for page in leavers:  # the tab closes while its run trains or waits for a slot
         page.close()
-    peak_threads, peak_names = _threads(server.pid), len(_named(server))
-    finished, broken, end = set(), {}, time.monotonic() + 420  # CI's machine once took over 180 s here
-    while len(finished) < STAYING and not broken and time.monotonic() < end:
-        finished |= {i for i, page in enumerate(stayers) if page.get_by_text("Finished.", exact=True).count()}
-        peak_threads, peak_names = max(peak_threads, _threads(server.pid)), max(peak_names, len(_named(server)))
-        broken = {i: line.splitlines()[0] for i, page in enumerate(stayers) for line in page.console_log
-                  if any(b in line for b in FRONTEND_BREAKS)}
-        time.sleep(0.25)
+    peak = {"threads": _threads(server.pid), "names": len(_named(server))}
+    finished, broken = set(), {}
+
+    def all_finished_or_broken() -> bool:
+        finished.update(i for i, page in enumerate(stayers) if page.get_by_text("Finished.", exact=True).count())
+        peak["threads"] = max(peak["threads"], _threads(server.pid))
+        peak["names"] = max(peak["names"], len(_named(server)))
+        broken.update({i: line.splitlines()[0] for i, page in enumerate(stayers) for line in page.console_log
+                       if any(b in line for b in FRONTEND_BREAKS)})
+        return len(finished) == STAYING or bool(broken)
+    wait_until(all_finished_or_broken, 420, 0.25)  # a ceiling: CI's machine once took over 180 s here
+    peak_threads, peak_names = peak["threads"], peak["names"]
     trained_in = time.monotonic() - warmed
     assert not broken, f"Streamlit's frontend broke in these tabs: {broken}"
     assert len(finished) == STAYING, (
@@ -252,7 +256,7 @@ def test_ten_users_train_at_once_and_leave_nothing_behind(chromium, server, page
     for page in stayers:
         _no_error_on(page)
         assert "Epoch 2 of 2" in page.locator("[data-testid=stProgress]").first.inner_text()
-    assert wait_for(lambda: not any(r.meta["status"] == "running" for r in runs.list_runs(server.runs)), 60)
+    assert wait_until(lambda: not any(r.meta["status"] == "running" for r in runs.list_runs(server.runs)), 60)
     saved = [r for r in runs.list_runs(server.runs) if r.config.epochs == 2]
     assert len(saved) == STAYING + LEAVING, [(r.name, r.meta["status"]) for r in saved]
     assert all(r.meta["status"] == "finished" and len(r.epochs) == r.meta["epochs_done"] == 2 for r in saved)
@@ -262,7 +266,7 @@ def test_ten_users_train_at_once_and_leave_nothing_behind(chromium, server, page
         page.close()
     assert wait_for_names(server, lambda names: sorted(names) == sorted(baseline_names), 30), \
         f"server threads after the tabs closed: {_named(server)}; before: {baseline_names}"
-    assert wait_for(lambda: _threads(trainer) == trainer_baseline, 30), \
+    assert wait_until(lambda: _threads(trainer) == trainer_baseline, 30), \
         f"the trainer process has {_threads(trainer)} threads after the runs, {trainer_baseline} before"
     context.close()
     assert not errors, errors

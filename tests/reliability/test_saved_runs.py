@@ -22,8 +22,8 @@ from safetensors.torch import save as save_safetensors
 
 from vae_core import runs
 from vae_core.config import TrainConfig
-from vae_core.job import TrainingJob
-from vae_core.slots import SlotPool
+from vae_core.jobs.job import TrainingJob
+from vae_core.jobs.slots import SlotPool
 from reliability_helpers import errors, page_ok
 
 CONFIG = TrainConfig(epochs=2, hidden=[32], latent_dim=2)

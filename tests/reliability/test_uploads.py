@@ -10,7 +10,6 @@ import io
 import os
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -50,13 +49,20 @@ def _peak_rss_mb(code: str, env: dict | None = None) -> tuple[float, str]:
 
 
 # --- image bombs ----------------------------------------------------------------------------------
-def test_a_png_claiming_100000_pixels_a_side_is_refused_from_its_header():
+def test_a_png_claiming_100000_pixels_a_side_is_refused_from_its_header(monkeypatch):
+    from PIL import ImageFile
+
+    decoded, real_load = [], ImageFile.ImageFile.load
+
+    def load(self):  # every image whose pixels are decoded
+        decoded.append(self.size)
+        return real_load(self)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
     bomb = zip_of({"a.png": png(), "b.png": png(), "bomb.png": png_claiming(100_000, 100_000)})
     assert len(bomb) < 2000
-    t0 = time.monotonic()
     with pytest.raises(DataError, match="bomb.png.*decompression bomb.*VAE_LAB_MAX_IMAGE_SIDE"):
         load_upload(bomb, "bomb.zip")
-    assert time.monotonic() - t0 < 1
+    assert decoded and (100_000, 100_000) not in decoded  # the small ones were decoded, the bomb never
 
 
 def test_pillows_own_bomb_guard_is_a_data_error_when_the_side_limit_is_raised(monkeypatch):
@@ -66,6 +72,7 @@ def test_pillows_own_bomb_guard_is_a_data_error_when_the_side_limit_is_raised(mo
         load_upload(bomb, "bomb.zip")
 
 
+@pytest.mark.slow
 def test_bombs_are_refused_from_their_headers_without_spending_memory(tmp_path):
     """60 blank 4096×4096 PNGs zip to under 1 MB and decode to 1 GB; 100 MB of zeros in an .npz compress
     to 0.1 MB. Both are refused from their headers, in a fresh process whose peak memory is measured."""
@@ -80,20 +87,17 @@ def test_bombs_are_refused_from_their_headers_without_spending_memory(tmp_path):
             for _ in range(100):
                 f.write(bytes(2**20))
     assert (tmp_path / "zeros.npz").stat().st_size < 2**20
-    code = f"""import os, time
+    code = f"""import os
 for name, limit in (("pixels.zip", "100"), ("zeros.npz", "8")):
     os.environ["VAE_LAB_MAX_UPLOAD_MB"] = limit
-    t0 = time.monotonic()
     try:
         load_upload(open(os.path.join({str(tmp_path)!r}, name), "rb").read(), name)
     except DataError as e:
         print("REFUSED", name, e)
-    print("SECONDS", name, time.monotonic() - t0)
 """
     peak, text = _peak_rss_mb(code)
     for name in ("pixels.zip", "zeros.npz"):
         assert f"REFUSED {name} {name}:" in text and "VAE_LAB_MAX_UPLOAD_MB" in text, text
-        assert float(text.split(f"SECONDS {name}")[1].split()[0]) < 3, text
     assert peak < 60, f"refusing the bombs took {peak:.0f} MB more memory\n{text}"
 
 
@@ -116,12 +120,10 @@ def test_resized_images_must_fit_in_memory(monkeypatch):
 
 
 # --- many files, mixed files ----------------------------------------------------------------------
-def test_thousands_of_small_images_load_in_seconds():
+def test_thousands_of_small_images_load():
     tiny = png(size=(8, 8), value=50)
     blob = zip_of({f"class{i % 3}/{i}.png": tiny for i in range(3000)})
-    t0 = time.monotonic()
     data = load_upload(blob, "many.zip", size=8)
-    assert time.monotonic() - t0 < 15
     assert len(data.train) + len(data.val) + len(data.test) == 3000 and data.class_names == ("class0", "class1",
                                                                                             "class2")
 
@@ -271,8 +273,8 @@ def test_bad_uploads_on_the_train_page_show_an_error_and_the_page_keeps_working(
 # --- "Encode your own image" on the Explore page --------------------------------------------------------
 def test_a_decompression_bomb_on_the_explore_page_is_an_error_and_the_page_keeps_working(new_app, runs_dir, digits):
     from vae_core.config import TrainConfig
-    from vae_core.job import TrainingJob
-    from vae_core.slots import SlotPool
+    from vae_core.jobs.job import TrainingJob
+    from vae_core.jobs.slots import SlotPool
     assert TrainingJob(TrainConfig(epochs=1, hidden=[32]), digits, runs_dir=runs_dir, pool=SlotPool(1)).start().join(60)
     at = new_app()
     at.run()
