@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from chromium import CHROMIUM
+from bench.browser import CHROMIUM
 from vae_core.data import load_dataset
 
 # Page tests (AppTest) run the app in this process and look at its jobs in place: train on threads here.
-# Real servers (tests/local_server.py) use the trainer process, as users get it.
+# Real servers (bench/server.py) use the trainer process, as users get it.
 os.environ["VAE_LAB_TRAINER"] = "threads"
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +39,17 @@ def one_torch_thread():
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def torch_threads_put_back():
+    """A job run on the main thread sets its torch threads (its share of the cores): give later tests theirs."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != before:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -182,8 +182,9 @@ def check_compatible(config: TrainConfig, is_image: bool) -> None:
 
 
 def parse_numbers(text: str, kind: type = int) -> list:
-    """ "64, 32" as [64, 32]: numbers separated by commas (spaces ignored); ValueError names the bad one."""
-    parts = [part for part in text.replace(" ", "").split(",") if part]
+    """ "64, 32" as [64, 32]: numbers separated by commas (spaces around them ignored; "16 8" is refused, not
+    read as 168); ValueError names the bad one."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
     try:
         return [kind(part) for part in parts]
     except ValueError:

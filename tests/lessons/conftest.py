@@ -1,9 +1,10 @@
 """Trained runs shared by the lesson tests: each configuration (with its seed) trains once per session.
 
-Runs go through `TrainingJob`, exactly as the app trains a preset (early stopping and the NaN guard
-live there), with one intra-op thread each. A lesson's runs train two at a time (this machine has two
-cores; as in the app, two jobs run at once): every random draw of a run, dropout masks included, comes
-from the run's own generator, so a run trains the same next to another as alone.
+Runs go through `Trainer` and `fit`, the loop the app's jobs host (early stopping and the divergence
+guard live in `fit`), one after another on the test's thread with one intra-op thread, as a job on a
+thread of its own trains. Every random draw of a run, dropout masks included, comes from the run's own
+generator, so a run trains the same whatever trained before it. (Training two at a time on two threads
+saved under a tenth of the lesson tests' time on this two-core machine: not worth the threads.)
 
 The lesson tests' wall time is recorded, not asserted (the issue's budget: all lesson tests within 8
 minutes in CI): at the end of the session test-artifacts/lessons-timing.json holds the total and each
@@ -17,16 +18,17 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import pytest
+import torch
 
 from vae_core.config import TrainConfig
 from vae_core.data import Dataset, load_dataset
-from vae_core.job import TrainingJob
-from vae_core.slots import SlotPool
+from vae_core.jobs.history import History
+from vae_core.train import Status, Trainer, fit
 
 # Two seeds, against a lucky one; VAE_LAB_LESSON_SEEDS=2,3 checks the claims on others.
 SEEDS = tuple(int(s) for s in os.environ.get("VAE_LAB_LESSON_SEEDS", "0,1").split(","))
@@ -37,47 +39,33 @@ TIMING = REPO / "test-artifacts" / "lessons-timing.json"
 CI_BUDGET_SECONDS = 8 * 60  # recorded next to the measured figure, for comparison; never asserted
 
 
-class _TimedJob(TrainingJob):
-    """A TrainingJob that records the CPU time of its own training thread."""
-
-    cpu_seconds = 0.0
-
-    def _run(self) -> None:
-        start = time.thread_time()
-        try:
-            super()._run()
-        finally:
-            self.cpu_seconds = time.thread_time() - start
-
-
 def _data(config: TrainConfig) -> Dataset:
     return load_dataset(config.dataset, data_dir=MNIST_DIR if config.dataset == "mnist" else None)
 
 
 @dataclass
 class Run:
+    """A configuration trained to its end by `fit`, with the history its job would have kept."""
     config: TrainConfig
     data: Dataset
-    job: TrainingJob
-    status: str = field(init=False)
-    message: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.cpu_seconds = self.job.cpu_seconds  # of the training thread: comparable with the app's ~30 s budget
-        view = self.job.view()
-        self.status, self.message = view.status, view.message
-        self.epoch_history = view.epoch_history
-        self.step_history = view.step_history
-        self.epochs_done = view.epoch
-        self.steps_done = view.step
+    trainer: Trainer
+    status: Status
+    message: str
+    epoch_history: list[dict]
+    step_history: list[dict]
+    cpu_seconds: float  # of the training thread: comparable with the app's ~30 s budget
 
     @property
-    def trainer(self):
-        return self.job.trainer
+    def epochs_done(self) -> int:
+        return self.trainer.epoch
+
+    @property
+    def steps_done(self) -> int:
+        return self.trainer.step
 
     @property
     def model(self):
-        return self.job.trainer.model
+        return self.trainer.model
 
     @cached_property
     def val(self) -> dict[str, float]:
@@ -87,6 +75,21 @@ class Run:
     @cached_property
     def train(self) -> dict[str, float]:
         return self.trainer.evaluate(self.data.train)
+
+
+def train(config: TrainConfig) -> Run:
+    """Train `config` with one torch thread, keeping the step rows as a job's History does."""
+    data, threads = _data(config), torch.get_num_threads()
+    torch.set_num_threads(1)  # as a job on a thread of its own; and thread_time counts all of its work
+    try:
+        start = time.thread_time()
+        trainer = Trainer(config, data)
+        steps, epochs = History(), []
+        outcome = fit(trainer, on_step=steps.add_step, on_epoch=lambda epoch: epochs.append(epoch.row))
+        cpu_seconds = time.thread_time() - start
+    finally:
+        torch.set_num_threads(threads)
+    return Run(config, data, trainer, outcome.status, outcome.message, epochs, steps.steps(), cpu_seconds)
 
 
 class Runs:
@@ -102,15 +105,10 @@ class Runs:
         return self._cache[config.to_json()]
 
     def prefetch(self, configs: list[TrainConfig]) -> None:
-        """Train every configuration not trained yet, two at a time."""
-        missing = list({c.to_json(): c for c in configs if c.to_json() not in self._cache}.values())
-        pool = SlotPool(2)
-        self._finish([_TimedJob(c, _data(c), pool=pool, snapshot_interval=3600.0).start() for c in missing])
-
-    def _finish(self, jobs: list[TrainingJob]) -> None:
-        for job in jobs:
-            assert job.join(600), f"training did not end: {job.config}"
-            self._cache[job.config.to_json()] = Run(job.config, job.data, job)
+        """Train every configuration not trained yet."""
+        for config in configs:
+            if config.to_json() not in self._cache:
+                self._cache[config.to_json()] = train(config)
 
     def seeds(self, config: TrainConfig, seeds=SEEDS) -> list[Run]:
         """The configuration trained once per seed."""
@@ -125,6 +123,13 @@ class Runs:
 @pytest.fixture(scope="session")
 def runs() -> Runs:
     return Runs()
+
+
+def pytest_collection_modifyitems(config, items):
+    """The lesson tests that train runs are slow (seconds each, a minute or two in all)."""
+    for item in items:
+        if _is_lesson_test(item.nodeid) and "runs" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 # --- timing: each lesson test's wall time, written to test-artifacts/lessons-timing.json -----------------

@@ -1,6 +1,6 @@
 """Every lesson's claim, checked on real data: each test trains the lesson's own preset and contrast
 (and extras) exactly as the app does, for two seeds, and asserts the claim with a margin on a measured
-quantity from vae_core.metrics. Runs are shared between tests (tests/lessons/conftest.py).
+quantity from vae_core.maths.metrics. Runs are shared between tests (tests/lessons/conftest.py).
 
 Run with `-s` to see the measured values.
 """
@@ -12,9 +12,10 @@ import sys
 
 import pytest
 
-from vae_core import metrics
+from vae_core.maths import metrics
 from vae_core.config import TrainConfig
-from vae_core.lessons import LESSONS, Lesson, lesson
+from vae_core.train import Status
+from vae_core.views.lessons import LESSONS, Lesson, lesson
 
 TECHNIQUES = {  # every technique of the product has a lesson
     "bce-vs-mse", "beta", "warmup", "cyclical", "capacity", "free-bits", "ae-vs-vae", "adversarial",
@@ -90,14 +91,14 @@ def test_lessons_that_exceed_the_server_limits_are_left_out_instead_of_breaking_
     """A teacher sets VAE_LAB_MAX_EPOCHS=20 and VAE_LAB_MAX_LATENT=8: importing the lessons must still work."""
     import importlib.util
 
-    import vae_core.lessons
+    import vae_core.views.lessons
 
     monkeypatch.setenv("VAE_LAB_MAX_EPOCHS", "20")
     monkeypatch.setenv("VAE_LAB_MAX_LATENT", "8")
-    spec = importlib.util.spec_from_file_location("lessons_under_limits", vae_core.lessons.__file__)
+    spec = importlib.util.spec_from_file_location("lessons_under_limits", vae_core.views.lessons.__file__)
     fresh = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, fresh)  # dataclasses look their module up there
-    spec.loader.exec_module(fresh)  # a separate copy: vae_core.lessons itself stays as imported
+    spec.loader.exec_module(fresh)  # a separate copy: vae_core.views.lessons itself stays as imported
     kept = {item.key for item in fresh.LESSONS}
     assert kept == {"batch-norm"}  # 10 epochs, 8 latent dimensions: the only lesson that fits
     assert set(fresh.UNAVAILABLE) == TECHNIQUES - kept
@@ -151,9 +152,9 @@ def test_kl_warmup_keeps_information_that_constant_beta_squeezes_out(runs):
 def test_too_high_a_learning_rate_blows_up_in_the_first_epoch(runs):
     for r in trained(runs, lesson("lr-too-high")):
         high, low = r["lr = 0.5"], r["lr = 0.01"]
-        assert high.status == "failed" and "learning rate" in high.message, high.message
+        assert high.status == Status.DIVERGED and "learning rate" in high.message, high.message
         assert high.epochs_done == 0 and high.steps_done < high.trainer.steps_per_epoch
-        assert low.status == "finished"
+        assert low.status == Status.FINISHED
         curve = [row["val_neg_elbo"] for row in low.epoch_history]
         assert all(math.isfinite(v) for v in curve)
         assert curve[-1] < curve[0] - 1.5 and measure(low)["val"] < 26.5
@@ -241,7 +242,8 @@ def test_batch_norm_lets_a_deep_network_learn_a_code(runs):
 def test_early_stopping_saves_epochs_at_a_small_cost(runs):
     for r in trained(runs, lesson("early-stopping")):
         stopped, full = r["early stopping, patience 3"], r["all 60 epochs"]
-        assert "Early stopping" in stopped.message and full.epochs_done == 60
+        assert stopped.status == Status.EARLY_STOPPED and "Early stopping" in stopped.message
+        assert full.status == Status.FINISHED and full.epochs_done == 60
         assert 20 <= stopped.epochs_done <= 40
         # the kept weights are the best epoch's: their validation loss is the lowest recorded
         assert measure(stopped)["val"] == pytest.approx(min(row["val_neg_elbo"] for row in stopped.epoch_history))

@@ -1,4 +1,4 @@
-"""The measured quantities of vae_core.metrics, on synthetic inputs whose answer is known."""
+"""The measured quantities of vae_core.maths.metrics, on synthetic inputs whose answer is known."""
 
 import math
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from vae_core import metrics
+from vae_core.maths import metrics
 from vae_core.config import TrainConfig
-from vae_core.models import build_model
+from vae_core.maths.models import build_model
 
 
 def test_nearest_distance_is_the_rms_pixel_distance_to_the_closest_reference():

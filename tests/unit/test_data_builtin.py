@@ -192,10 +192,15 @@ def test_no_files_and_no_network_fails_fast_with_advice(no_local_files, monkeypa
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once this block ends: nothing listens there
     monkeypatch.setenv("VAE_LAB_DOWNLOAD_URL", f"http://127.0.0.1:{port}/")
-    start = time.monotonic()
+    fetches, fetch = [], idx_module._fetch
+
+    def counted(url, stop=None):
+        fetches.append(url)
+        return fetch(url, stop)
+    monkeypatch.setattr(idx_module, "_fetch", counted)
     with pytest.raises(DataError, match="VAE_LAB_DATA") as info:
         load_dataset("mnist", seed=4)
-    assert time.monotonic() - start < 5
+    assert len(fetches) == 1  # the first file's one mirror refused: no retry, no other file tried
     assert "Downloading them failed" in str(info.value)
 
 
@@ -235,19 +240,27 @@ def raw_server():
     listener.close()
 
 
-def trickle(conn, done):
-    """An HTTP answer announcing 10 MB, then 100 bytes every 50 ms."""
-    conn.recv(4096)
-    conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 10000000\r\n\r\n")
-    while not done.wait(0.05):
-        try:
-            conn.sendall(b"x" * 100)
-        except OSError:  # the client hung up
-            return
+def trickle(sending: threading.Event):
+    """A handler giving an HTTP answer announcing 10 MB, then 100 bytes every 50 ms; `sending` is set once
+    the body is on its way."""
+    def handler(conn, done):
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 10000000\r\n\r\n")
+        sent = 0
+        while not done.wait(0.05):
+            try:
+                conn.sendall(b"x" * 100)
+            except OSError:  # the client hung up
+                return
+            sent += 1
+            if sent == 3:
+                sending.set()
+    return handler
 
 
-def test_a_stop_during_a_download_ends_it_within_a_second(no_local_files, raw_server, monkeypatch):
-    monkeypatch.setenv("VAE_LAB_DOWNLOAD_URL", raw_server(trickle))
+def test_a_stop_during_a_download_ends_it(no_local_files, raw_server, monkeypatch):
+    sending = threading.Event()
+    monkeypatch.setenv("VAE_LAB_DOWNLOAD_URL", raw_server(trickle(sending)))
     stop, outcome = threading.Event(), []
 
     def load():
@@ -257,10 +270,10 @@ def test_a_stop_during_a_download_ends_it_within_a_second(no_local_files, raw_se
             outcome.append(e)
     thread = threading.Thread(target=load)
     thread.start()
-    time.sleep(0.5)
-    assert thread.is_alive()  # still downloading
+    assert sending.wait(10)
+    assert thread.is_alive() and not outcome  # still downloading
     stop.set()
-    thread.join(1.0)
+    thread.join(10)
     assert not thread.is_alive() and isinstance(outcome[0], LoadStopped)
     assert list((no_local_files / "cache" / "vae-lab" / "mnist").iterdir()) == []  # nothing half-written
 
@@ -332,5 +345,5 @@ def test_a_server_that_accepts_and_stalls_fails_the_download_after_its_timeout(n
     start = time.monotonic()
     with pytest.raises(DataError, match="VAE_LAB_DATA") as info:
         load_dataset("mnist", seed=8)
-    assert 0.5 <= time.monotonic() - start < 2.0
+    assert time.monotonic() - start >= 0.5  # it waited for the timeout (a lower bound: never flaky)
     assert "Downloading them failed" in str(info.value) and "timed out" in str(info.value)

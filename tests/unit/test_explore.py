@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from vae_core import explore
+from vae_core.maths import metrics
+from vae_core.views import explore
 from vae_core.config import TrainConfig
 from vae_core.train import Trainer
 
@@ -54,11 +55,11 @@ def test_projection_keeps_two_dimensions_and_finds_principal_axes():
     mu = np.zeros((500, 5))
     mu[:, 3] = rng.normal(0, 5, 500)
     mu[:, 1] = rng.normal(0, 2, 500)
-    flat = explore.project_2d(mu)
+    flat = metrics.project_2d(mu)
     assert flat.shape == (500, 2)
     assert abs(np.corrcoef(flat[:, 0], mu[:, 3])[0, 1]) > 0.99
     two = rng.normal(size=(10, 2))
-    assert np.array_equal(explore.project_2d(two), two)
+    assert np.array_equal(metrics.project_2d(two), two)
 
 
 def test_iwae_bound_with_one_sample_is_the_elbo_estimate_on_the_same_noise(trained, digits):

@@ -1,4 +1,4 @@
-"""vae_core.figures: the charts and mosaics the pages show, built from short real runs as the pages build them."""
+"""vae_core.views.figures: the charts and mosaics the pages show, built from short real runs as the pages build them."""
 
 import base64
 import io
@@ -12,14 +12,16 @@ import plotly.graph_objects as go
 import pytest
 from PIL import Image
 
-from vae_core import explore, figures
+from vae_core.maths import metrics
+from vae_core.views import explore, figures
 from vae_core.config import TrainConfig
 from vae_core.data import load_dataset
-from vae_core.job import TrainingJob
-from vae_core.objectives import beta_at
+from vae_core.jobs.job import TrainingJob
+from vae_core.maths.objectives import beta_at
 from vae_core.runs import list_runs
-from vae_core.schedules import lr_curve
-from vae_core.slots import SlotPool
+from vae_core.maths.schedules import lr_curve
+from vae_core.jobs.slots import SlotPool
+from vae_core.train import Status
 
 # β = 0.1 for 3 epochs leaves 4 of the 8 latent units active (seed 0): both kinds for the KL chart
 DIGITS_RUN = TrainConfig(hidden=[64, 32], latent_dim=8, epochs=3, batch_size=32, beta=0.1)
@@ -30,12 +32,12 @@ GREY = (np.arange(8 * 8).reshape(8, 8) / 63.0).astype(np.float32)  # a gradient 
 def _train(config, data, runs_dir=None) -> TrainingJob:
     job = TrainingJob(config, data, runs_dir=runs_dir, pool=SlotPool(1)).start()
     assert job.join(120), "the run did not finish in 2 minutes"
-    assert job.view().status == "finished", job.view().message
+    assert job.view().status == Status.FINISHED, job.view().message
     return job
 
 
 class _Validated:
-    """vae_core.figures with each figure (plain data) read back through Plotly's validating Figure class:
+    """vae_core.views.figures with each figure (plain data) read back through Plotly's validating Figure class:
     an invalid property fails the test, and the tests read traces and layout as attributes."""
 
     def __getattr__(self, name):
@@ -206,7 +208,7 @@ def test_latent_figure_names_classes_on_the_2d_preview_and_draws_unlabelled_inpu
 
 def test_latent_figure_marks_the_two_samples_picked_on_the_explore_page(digits, digits_job):
     mu, _ = explore.encode(digits_job.trainer.model, digits.val)
-    points = explore.project_2d(mu.numpy())
+    points = metrics.project_2d(mu.numpy())
     fig = drawn.latent_figure(points, digits.val_labels.numpy(), digits.class_names, ("PC 1", "PC 2"),
                                 highlight={"A": 3, "B": 17}, revision="explore")
     *classes, a, b = fig.data

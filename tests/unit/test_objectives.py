@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from vae_core.config import TrainConfig
-from vae_core.objectives import beta_at, capacity_at, kl_per_dim, reconstruction_nll, vae_loss
+from vae_core.maths.objectives import beta_at, capacity_at, kl_per_dim, reconstruction_nll, vae_loss
 
 
 def test_closed_form_kl_matches_a_monte_carlo_estimate():

@@ -1,15 +1,17 @@
-"""vae_core.sessions: one live job per browser session, reaping of silent sessions, job series."""
+"""vae_core.jobs.sessions: one live job per browser session, reaping of silent sessions, job series."""
 
 import threading
-import time
 
 import pytest
 
+from polling import wait_until
 from vae_core.config import TrainConfig
-from vae_core.job import FINISHED, STOPPED
-from vae_core.sessions import (REDRAW_LEVELS, JobSeries, RedrawCost, SessionRegistry, grace_from_env,
-                               redraw_seconds)
-from vae_core.slots import SlotPool
+from vae_core.jobs.job import TrainingJob
+from vae_core.jobs.series import JobSeries
+from vae_core.jobs.sessions import SessionRegistry, grace_from_env
+from vae_core.jobs.slots import SlotPool
+from vae_core.train import Status
+from vae_core.views.pacing import REDRAW_LEVELS, RedrawCost, redraw_seconds
 
 
 class FakeWork:
@@ -42,9 +44,9 @@ class Clock:
 def test_start_stops_the_sessions_old_work_only():
     reg = SessionRegistry(grace=10, reaper=False)
     a1, a2, b = FakeWork(), FakeWork(), FakeWork()
-    reg.start("a", a1)
-    reg.start("b", b)
-    reg.start("a", a2)
+    assert reg.start("a", a1.start) is a1
+    reg.start("b", b.start)
+    reg.start("a", a2.start)
     assert a1.stopped == "Stopped: a new run was started in its place."
     assert a2.started and not a2.stopped and not b.stopped
     assert reg.get("a") is a2 and reg.get("b") is b and reg.get("c") is None
@@ -52,7 +54,7 @@ def test_start_stops_the_sessions_old_work_only():
 
 def test_clear_stops_and_forgets():
     reg = SessionRegistry(grace=10, reaper=False)
-    work = reg.start("a", FakeWork())
+    work = reg.start("a", FakeWork().start)
     reg.clear("a")
     reg.clear("never-seen")
     assert work.stopped == "Stopped by the user." and reg.get("a") is None
@@ -61,7 +63,7 @@ def test_clear_stops_and_forgets():
 def test_reap_stops_only_sessions_silent_past_the_grace_period():
     clock = Clock()
     reg = SessionRegistry(grace=120, clock=clock, reaper=False)
-    quiet, busy = reg.start("quiet", FakeWork()), reg.start("busy", FakeWork())
+    quiet, busy = reg.start("quiet", FakeWork().start), reg.start("busy", FakeWork().start)
     clock.now += 100
     reg.touch("busy")
     assert reg.reap() == [] and not quiet.stopped
@@ -76,7 +78,7 @@ def test_a_connected_tab_keeps_its_work_however_long_its_page_is_not_run():
     is open its work stays, and once it closes the work goes after a further grace period."""
     clock, tab_open = Clock(), [True]
     reg = SessionRegistry(grace=120, clock=clock, reaper=False)
-    starved = reg.start("starved", FakeWork())
+    starved = reg.start("starved", FakeWork().start)
     reg.touch("starved", connected=lambda: tab_open[0])
     clock.now += 500
     assert reg.reap() == [] and not starved.stopped
@@ -89,12 +91,9 @@ def test_a_connected_tab_keeps_its_work_however_long_its_page_is_not_run():
 
 def test_reaper_thread_stops_a_closed_tabs_job():
     reg = SessionRegistry(grace=0.1)
-    work = reg.start("tab", FakeWork())
-    for _ in range(100):
-        if work.stopped:
-            break
-        threading.Event().wait(0.05)
-    assert work.stopped and reg.get("tab") is None
+    work = reg.start("tab", FakeWork().start)
+    assert wait_until(lambda: work.stopped)
+    assert work.stopped == "Stopped: its browser tab was closed." and reg.get("tab") is None
 
 
 def test_registry_is_thread_safe():
@@ -103,7 +102,7 @@ def test_registry_is_thread_safe():
 
     def worker(i):
         for k in range(50):
-            works[(i, k)] = reg.start(f"s{i % 3}", FakeWork())
+            works[(i, k)] = reg.start(f"s{i % 3}", FakeWork().start)
             reg.touch(f"s{i % 3}")
             reg.reap()
 
@@ -130,42 +129,68 @@ def test_grace_from_env(monkeypatch):
 TINY = TrainConfig(dataset="moons", recon_loss="mse", hidden=[16], epochs=1, batch_size=512)
 
 
+def job_starter(runs_dir, pool):
+    """What a page hands a series: start a job of a configuration, and return it."""
+    return lambda config: TrainingJob(config, runs_dir=runs_dir, pool=pool).start()
+
+
+def test_the_registry_starts_new_work_only_after_stopping_the_old():
+    reg, order = SessionRegistry(grace=10, reaper=False), []
+    old = reg.start("a", FakeWork().start)
+
+    def begin():
+        order.append(old.stopped)
+        return FakeWork().start()
+    new = reg.start("a", begin)
+    assert order == ["Stopped: a new run was started in its place."] and reg.get("a") is new and new.started
+
+
 def test_series_trains_each_config_in_turn_and_saves_them(tmp_path):
     series = JobSeries([TINY.replace(beta=b) for b in (0.5, 2.0)], ["β = 0.5", "β = 2"],
-                       runs_dir=tmp_path, pool=SlotPool(1))
-    series.start()
+                       job_starter(tmp_path, SlotPool(1)))
+    assert series.start() is series
     assert series.join(60)
     view = series.view()
-    assert view.status == FINISHED and view.done == view.total == 2 and view.progress == 1.0
+    assert view.status == Status.FINISHED and view.done == view.total == 2 and view.progress == 1.0
     assert [job.config.beta for job in series.jobs] == [0.5, 2.0]
+    assert view.statuses == [Status.FINISHED, Status.FINISHED] and view.labels == ["β = 0.5", "β = 2"]
     assert len(view.run_dirs) == 2 and all(m == "Finished." for m in view.messages)
+    assert view.current is not None and view.current.id == series.jobs[-1].id
 
 
 def test_series_stop_ends_the_running_job_and_skips_the_rest(tmp_path):
     series = JobSeries([TINY.replace(epochs=200, batch_size=8), TINY], ["long", "never"],
-                       runs_dir=tmp_path, pool=SlotPool(1))
+                       job_starter(tmp_path, SlotPool(1)))
     series.start()
     series.stop()
     assert series.join(30)
-    assert series.view().status == STOPPED and len(series.jobs) <= 1
+    view = series.view()
+    assert view.status == Status.STOPPED and len(series.jobs) <= 1
+    assert all(status == Status.STOPPED for status in view.statuses)
 
 
 def test_a_series_stopped_for_a_reason_gives_it_to_its_running_job(tmp_path):
     series = JobSeries([TINY.replace(epochs=200, batch_size=8), TINY], ["long", "never"],
-                       runs_dir=tmp_path, pool=SlotPool(1)).start()
-    deadline = time.monotonic() + 20
-    while not (series.jobs and series.jobs[0].view().step > 0) and time.monotonic() < deadline:
-        time.sleep(0.02)
+                       job_starter(tmp_path, SlotPool(1))).start()
+    assert wait_until(lambda: series.jobs and series.jobs[0].view().step > 0)
     series.stop("Stopped: its browser tab was closed.")
     assert series.join(30) and len(series.jobs) == 1
-    assert series.jobs[0].message == "Stopped: its browser tab was closed."
+    assert series.jobs[0].view().message == "Stopped: its browser tab was closed."
     assert series.view().messages == ["Stopped: its browser tab was closed."]
+    assert series.view().statuses == [Status.STOPPED] and series.view().status == Status.STOPPED
+
+
+def test_a_series_needs_one_label_per_configuration():
+    with pytest.raises(ValueError, match="one label per configuration"):
+        JobSeries([TINY, TINY], ["only one"], lambda config: None)
+    with pytest.raises(ValueError, match="at least one configuration"):
+        JobSeries([], [], lambda config: None)
 
 
 def test_live_counts_the_sessions_whose_work_is_queued_or_running():
     registry = SessionRegistry(grace=60, reaper=False)
-    works = [registry.start(f"s{i}", FakeWork()) for i in range(3)]
-    registry.start("s3", FakeWork()).stop()
+    works = [registry.start(f"s{i}", FakeWork().start) for i in range(3)]
+    registry.start("s3", FakeWork().start).stop()
     assert registry.live() == 3
     works[0].stop()
     registry.clear("s1")

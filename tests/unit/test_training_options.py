@@ -9,37 +9,41 @@ import torch.nn.functional as F
 
 from vae_core.config import ACTIVATIONS, OPTIMIZERS, TrainConfig
 from vae_core.data import Dataset
-from vae_core.job import TrainingJob
-from vae_core.models import Dropout, parameter_count
-from vae_core.schedules import MAX_CURVE_STEPS, LRSchedule, build_optimizer, lr_curve
-from vae_core.slots import SlotPool
-from vae_core.train import Trainer
+from vae_core.maths.models import Dropout, parameter_count
+from vae_core.maths.schedules import MAX_CURVE_STEPS, LRSchedule, build_optimizer, lr_curve
+from vae_core.train import Status, Trainer, fit
 
 FAST = dict(epochs=8, batch_size=64, lr=3e-3, hidden=[128], latent_dim=4)
 
 
-def fit(config: TrainConfig, data) -> tuple[Trainer, dict]:
+def trained(config: TrainConfig, data) -> tuple[Trainer, dict]:
+    """A run of `config` trained by `fit` to its last epoch, and its validation losses."""
     trainer = Trainer(config, data)
-    for _ in range(config.epochs):
-        for x in trainer.batches():
-            trainer.train_step(x)
-        trainer.end_epoch(trainer.evaluate(data.val)["neg_elbo"])
+    outcome = fit(trainer)
+    assert outcome.status == Status.FINISHED, outcome.message
     return trainer, trainer.evaluate(data.val)
 
 
+def history(config: TrainConfig, data) -> tuple[Trainer, object, list[dict]]:
+    """`fit` of `config` from a fresh trainer: the trainer, its outcome and its epoch rows."""
+    trainer, epochs = Trainer(config, data), []
+    outcome = fit(trainer, on_epoch=lambda epoch: epochs.append(epoch.row))
+    return trainer, outcome, epochs
+
+
 def test_high_beta_lowers_kl_and_raises_reconstruction_error(digits):
-    _, low = fit(TrainConfig(beta=0.0, **FAST), digits)
-    _, high = fit(TrainConfig(beta=8.0, **FAST), digits)
+    _, low = trained(TrainConfig(beta=0.0, **FAST), digits)
+    _, high = trained(TrainConfig(beta=8.0, **FAST), digits)
     assert high["kl"] < 0.3 * low["kl"]
     assert high["recon"] > low["recon"] + 2
 
 
 def test_free_bits_keep_each_dimension_near_or_above_lambda(digits):
-    from vae_core.explore import encode
-    from vae_core.objectives import kl_per_dim
+    from vae_core.views.explore import encode
+    from vae_core.maths.objectives import kl_per_dim
 
     def kl_dims(config):
-        trainer, _ = fit(config, digits)
+        trainer, _ = trained(config, digits)
         mu, logvar = encode(trainer.model, digits.val)
         return kl_per_dim(mu, logvar).mean(0)
 
@@ -51,25 +55,25 @@ def test_free_bits_keep_each_dimension_near_or_above_lambda(digits):
 
 def test_capacity_objective_keeps_kl_near_its_target(digits):
     config = TrainConfig(capacity=True, capacity_max=6.0, capacity_gamma=50.0, capacity_ramp_epochs=4, **FAST)
-    _, result = fit(config, digits)
+    _, result = trained(config, digits)
     assert abs(result["kl"] - 6.0) < 1.0, result
-    _, other = fit(config.replace(capacity_max=12.0), digits)
+    _, other = trained(config.replace(capacity_max=12.0), digits)
     assert abs(other["kl"] - 12.0) < 1.5, other
 
 
 def test_validation_loss_is_the_objective_trained_on(digits):
-    from vae_core.explore import encode
-    from vae_core.objectives import capacity_at, kl_per_dim
+    from vae_core.views.explore import encode
+    from vae_core.maths.objectives import capacity_at, kl_per_dim
 
     config = TrainConfig(capacity=True, capacity_max=6.0, capacity_gamma=50.0, capacity_ramp_epochs=4,
                          **{**FAST, "epochs": 2})
-    trainer, val = fit(config, digits)
+    trainer, val = trained(config, digits)
     c = capacity_at(trainer.step, config, trainer.steps_per_epoch)
     assert c == pytest.approx(3.0)  # half way up the ramp
     assert val["loss"] == pytest.approx(val["recon"] + 50.0 * abs(val["kl"] - c), rel=1e-6)
     assert abs(val["loss"] - val["neg_elbo"]) > 10  # far from recon + β·KL (β = 1)
 
-    trainer, val = fit(TrainConfig(free_bits=1.0, beta=4.0, **{**FAST, "epochs": 2}), digits)
+    trainer, val = trained(TrainConfig(free_bits=1.0, beta=4.0, **{**FAST, "epochs": 2}), digits)
     mu, logvar = encode(trainer.model, digits.val)
     kl_dims = kl_per_dim(mu, logvar).mean(0)
     assert kl_dims.min() < 1.0  # so the floor λ = 1 changes the value
@@ -77,7 +81,7 @@ def test_validation_loss_is_the_objective_trained_on(digits):
 
 
 def test_autoencoder_mode_reports_zero_kl_and_is_deterministic(digits):
-    trainer, result = fit(TrainConfig(mode="ae", **FAST), digits)
+    trainer, result = trained(TrainConfig(mode="ae", **FAST), digits)
     assert result["kl"] == 0.0
     x = digits.val[:4]
     trainer.model.train()
@@ -97,7 +101,7 @@ def test_augmentation_changes_training_batches_only(digits):
 
 def test_flip_mirrors_some_images(digits):
     config = TrainConfig(augment=True, aug_rotation=0.0, aug_shift=0.0, aug_zoom=0.0, aug_flip=True, **FAST)
-    from vae_core.augment import augment_batch
+    from vae_core.maths.augment import augment_batch
     x = digits.train[:64]
     out = augment_batch(x, config, torch.Generator().manual_seed(0))
     mirrored = torch.isclose(out, x.flip(-1), atol=1e-4).flatten(1).all(1)
@@ -107,7 +111,7 @@ def test_flip_mirrors_some_images(digits):
 
 def test_weight_decay_shrinks_weights(digits):
     def norm(config):
-        trainer, _ = fit(config, digits)
+        trainer, _ = trained(config, digits)
         return sum(p.norm() ** 2 for n, p in trainer.model.named_parameters() if "weight" in n).sqrt()
 
     plain = norm(TrainConfig(**FAST))
@@ -116,8 +120,8 @@ def test_weight_decay_shrinks_weights(digits):
 
 
 def test_l1_makes_weights_sparser(digits):
-    plain, _ = fit(TrainConfig(**FAST), digits)
-    sparse, _ = fit(TrainConfig(l1=1e-3, **FAST), digits)
+    plain, _ = trained(TrainConfig(**FAST), digits)
+    sparse, _ = trained(TrainConfig(l1=1e-3, **FAST), digits)
     small = lambda t: torch.cat([p.flatten().abs() < 1e-2 for n, p in t.model.named_parameters()  # noqa: E731
                                  if "weight" in n]).float().mean()
     assert small(sparse) > small(plain) + 0.1
@@ -202,7 +206,7 @@ def test_convolutional_model_trains_on_images(digits):
     trainer = Trainer(config, digits)
     assert any(isinstance(m, torch.nn.Conv2d) for m in trainer.model.modules())
     before = trainer.evaluate(digits.val)["neg_elbo"]
-    _, after = fit(config, digits)
+    _, after = trained(config, digits)
     assert after["neg_elbo"] < before - 5
 
 
@@ -316,19 +320,17 @@ def test_live_lr_change_keeps_optimiser_state_and_schedule_shape(digits):
 
 
 def test_early_stopping_restores_the_best_weights(digits):
-    # A tiny training set and a large model overfit: validation loss turns up, and the job stops.
-    from vae_core.data import Dataset
+    # A tiny training set and a large model overfit: validation loss turns up, and the run stops.
     small = Dataset("digits-small", "image", digits.train[:60], digits.val, digits.test, None, None, None, None)
     config = TrainConfig(epochs=300, batch_size=20, lr=3e-3, hidden=[512, 512], latent_dim=16, early_stopping=True,
                          patience=5, beta=0.1)
-    job = TrainingJob(config, small, pool=SlotPool(1)).start()
-    assert job.join(120)
-    view = job.view()
-    assert view.status == "finished" and "Early stopping" in view.message
-    vals = [row["val_neg_elbo"] for row in view.epoch_history]
+    trainer, outcome, epochs = history(config, small)
+    assert outcome.status == Status.EARLY_STOPPED and "Early stopping" in outcome.message
+    vals = [row["val_neg_elbo"] for row in epochs]
     best = min(range(len(vals)), key=vals.__getitem__)
-    assert len(vals) < 300 and best < len(vals) - 1 and view.best_epoch == best + 1
-    final = job.trainer.evaluate(small.val)["neg_elbo"]
+    assert len(vals) < 300 and best < len(vals) - 1 and outcome.best_epoch == best + 1
+    assert f"restored the best weights (epoch {best + 1})" in outcome.message
+    final = trainer.evaluate(small.val)["neg_elbo"]
     assert final == pytest.approx(vals[best], rel=1e-6)
     assert final < vals[-1]
 
@@ -403,16 +405,15 @@ VAL_SCRIPT = [10.0, 9.0, 8.9, 8.8, 8.7, 8.6, 8.5, 8.4, 8.3, 8.2]  # epoch 2 gain
 def test_early_stopping_patience_and_min_delta(digits, monkeypatch, patience, min_delta, epochs_run, best_epoch):
     evaluate = Trainer.evaluate
 
-    def scripted(self, x, stop=None):
-        return {**evaluate(self, x, stop), "neg_elbo": VAL_SCRIPT[self.epoch]}
+    def scripted(self, x, should_stop=lambda: False):
+        return {**evaluate(self, x, should_stop), "neg_elbo": VAL_SCRIPT[self.epoch]}
     monkeypatch.setattr(Trainer, "evaluate", scripted)
     tiny = Dataset("tiny", "image", digits.train[:32], digits.val[:32], digits.test[:32], None, None, None, None)
     config = TrainConfig(epochs=10, batch_size=32, hidden=[8], early_stopping=True, patience=patience,
                          min_delta=min_delta)
-    job = TrainingJob(config, tiny, pool=SlotPool(1), snapshot_interval=60).start()
-    assert job.join(20)
-    view = job.view()
-    assert (len(view.epoch_history), view.best_epoch) == (epochs_run, best_epoch), view.message
+    _, outcome, epochs = history(config, tiny)
+    assert (len(epochs), outcome.best_epoch) == (epochs_run, best_epoch), outcome.message
+    assert outcome.status == (Status.FINISHED if epochs_run == 10 else Status.EARLY_STOPPED)
 
 
 @pytest.mark.parametrize("mode", ["vae", "ae"])
@@ -452,7 +453,7 @@ AUGMENTATIONS = {"aug_shift": 0.1, "aug_rotation": 30.0, "aug_zoom": 0.3}
 
 @pytest.mark.parametrize("option", ["none", *AUGMENTATIONS])
 def test_each_augmentation_moves_the_blob_its_own_way(option):
-    from vae_core.augment import augment_batch
+    from vae_core.maths.augment import augment_batch
 
     blob = torch.exp(-((_cols - _CENTRE - OFFSET) ** 2 + (_rows - _CENTRE) ** 2) / (2 * 1.5 ** 2))
     x = blob.expand(256, 1, SIDE, SIDE).clone()

@@ -81,12 +81,13 @@ class ProgressFeed:
         state = job.state()
         steps = job.history.steps_after(self._step)
         epochs = job.history.epochs_from(self._epochs)
-        snapshot = job.snapshot if job.snapshot is not self._snapshot else None
+        current = job.snapshot  # read once: the training thread may replace it meanwhile (then it is news next time)
+        snapshot = current if current is not self._snapshot else None
         if not (steps or epochs or snapshot is not None or not state.same_but_time(self._state)):
             return None
         self._step = steps[-1]["step"] if steps else self._step
         self._epochs += len(epochs)
-        self._snapshot, self._state = job.snapshot, state
+        self._snapshot, self._state = current, state
         weights = job.weights() if state.status.ended else None
         return Progress(state, steps, epochs, snapshot, weights)
 
