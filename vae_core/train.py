@@ -81,7 +81,8 @@ def fit(trainer: Trainer, *, on_step: Callable[[dict], None] | None = None,
 
     Guards: a loss that turns NaN or blows up ends the run as DIVERGED with the last good epoch's weights;
     early stopping ends it after `patience` epochs without improvement, with the best epoch's weights.
-    An exception in the maths ends the run as FAILED, with the weights as they were."""
+    An exception (in the maths or in a hook) ends the run as FAILED, with the weights as they were; its
+    traceback goes to the log."""
     config, data = trainer.config, trainer.data
     last_good = best = trainer.weights()
     best_val, best_epoch, bad_epochs, first_loss = math.inf, None, 0, None
@@ -132,7 +133,7 @@ def fit(trainer: Trainer, *, on_step: Callable[[dict], None] | None = None,
             trainer.load_weights(best)
             return Outcome(Status.FINISHED, f"Finished; restored the best weights (epoch {best_epoch}).", best_epoch)
         return Outcome(Status.FINISHED, "Finished.", best_epoch)
-    except Exception as exc:  # the host reports it; the traceback goes to the log
+    except Exception as exc:
         log.exception("training failed")
         return Outcome(Status.FAILED, f"Training failed: {exc}", best_epoch)
 

@@ -81,9 +81,11 @@ class TrainingJob:
         """Train on the calling thread until the job ends. A process's main thread trains fastest: torch
         gives it the cores it shares with no other job (see _thread_count)."""
         self.clock.start()
+        threads = torch.get_num_threads()
         try:
             self._run()
         finally:
+            torch.set_num_threads(threads)  # the calling thread's own count, as it was
             self._ended.set()
 
     def pause(self) -> None:
