@@ -50,6 +50,7 @@ def dataset_preview(name: str) -> Dataset | None:
 
 # --- controls -------------------------------------------------------------------------------------
 def _start(config: TrainConfig, data: Dataset | None) -> None:
+    st.session_state.confirm = None
     upload = data if data is not None and data.name not in DATASETS else None
     session.start_run(config, upload)
     st.session_state.runs_started = st.session_state.get("runs_started", 0) + 1  # a new run resets the charts' zoom
@@ -67,21 +68,62 @@ def _resume(job: Job) -> None:
     st.session_state.paused = False
 
 
+def _ask(action: str) -> None:
+    st.session_state.confirm = action
+
+
+def _cancel() -> None:
+    st.session_state.confirm = None
+
+
+def _reset() -> None:
+    session.clear()
+    st.session_state.confirm = None
+
+
 def controls(job: Job | None, config: TrainConfig | None, data) -> None:
-    """Start, Pause, Resume, Stop, Reset: their states change only through full reruns (clicks, a run's end)."""
+    """Start, Pause, Resume, Stop, Reset: their states change only through full reruns (clicks, a run's end).
+    While a run trains, Pause (or Resume) and Stop stand out, and Restart and Reset ask first: either would
+    end the run in one click."""
     alive = job is not None and job.alive
     paused = alive and st.session_state.get("paused", False)
+    can_start = config is not None and data is not None
     cols = st.columns(5)
-    cols[0].button("Restart" if alive else "Start", key="start", type="primary", icon=":material/play_arrow:",
-                   width="stretch", disabled=config is None or data is None, on_click=_start, args=(config, data))
+    if alive:
+        cols[0].button("Restart", key="start", icon=":material/play_arrow:", width="stretch", disabled=not can_start,
+                       on_click=_ask, args=("restart",), help="Stop this run and start a new one (asks first).")
+    else:
+        cols[0].button("Start", key="start", type="primary", icon=":material/play_arrow:", width="stretch",
+                       disabled=not can_start, on_click=_start, args=(config, data))
     cols[1].button("Pause", key="pause", icon=":material/pause:", width="stretch", disabled=not alive or paused,
-                   on_click=_pause, args=(job,))
+                   type="primary" if alive and not paused else "secondary", on_click=_pause, args=(job,))
     cols[2].button("Resume", key="resume", icon=":material/resume:", width="stretch", disabled=not paused,
-                   on_click=_resume, args=(job,))
+                   type="primary" if paused else "secondary", on_click=_resume, args=(job,))
     cols[3].button("Stop", key="stop", icon=":material/stop:", width="stretch", disabled=not alive,
-                   on_click=job.stop if job else None)
+                   type="primary" if alive else "secondary", on_click=job.stop if job else None)
     cols[4].button("Reset", key="reset", icon=":material/restart_alt:", width="stretch", disabled=job is None,
-                   on_click=session.clear, help="Stop the run and clear this view.")
+                   on_click=_ask if alive else _reset, args=("reset",) if alive else (),
+                   help="Stop the run and clear this view" + (" (asks first)." if alive else "."))
+    asked = st.session_state.get("confirm") if alive else None
+    if asked:
+        view = job.view()
+        what = ("stops it and starts a new run with the settings on the left" if asked == "restart"
+                else "stops it and clears this view")
+        st.warning(f"This run is still training (epoch {view.epoch} of {view.epochs}). {asked.title()} {what}; "
+                   "what it has learnt so far stays saved and can be opened in Explore.", icon=":material/warning:")
+        yes, keep, _ = st.columns([1, 1, 3])
+        yes.button(f"Yes, {asked}", key="confirm_yes", type="primary", width="stretch",
+                   on_click=_confirmed, args=(asked, config, data))
+        keep.button("Keep training", key="confirm_no", width="stretch", on_click=_cancel)
+
+
+def _confirmed(action: str, config: TrainConfig | None, data) -> None:
+    st.session_state.confirm = None
+    if action == "restart":
+        _start(config, data)
+    else:
+        session.clear()
+
 
 def live_controls(job: Job | None) -> None:
     """Change the learning rate and β of the running job (always shown, so the layout stays put)."""

@@ -128,8 +128,44 @@ def test_start_trains_and_shows_the_results(any_backend, app, session_work, runs
     zoom_keys = {key: _figure(app, key)["layout"]["uirevision"] for key in ("loss_chart", "latent")}
     _button(app, "start").click().run()  # a new run: the charts drop the last run's zoom
     assert all(_figure(app, key)["layout"]["uirevision"] != old for key, old in zoom_keys.items())
-    _button(app, "reset").click().run()
+    assert session_work(app).join(60)
+    app.run()
+    _button(app, "reset").click().run()  # an ended run is cleared at once
     assert session_work(app) is None
+
+
+def test_restart_and_reset_ask_first_while_a_run_trains(app, session_work):
+    app.run()
+    app.sidebar.number_input(key="cfg_epochs").set_value(200).run()
+    assert _button(app, "start").proto.type == "primary" and _button(app, "pause").proto.type == "secondary"
+    _button(app, "start").click().run()
+    job = session_work(app)
+    assert wait_until(lambda: job.view().step > 0)
+    app.run()
+    start, pause, stop = _button(app, "start"), _button(app, "pause"), _button(app, "stop")
+    assert start.label == "Restart" and start.proto.type == "secondary"  # Pause and Stop stand out instead
+    assert pause.proto.type == "primary" and stop.proto.type == "primary"
+    start.click().run()
+    assert session_work(app) is job and job.alive  # nothing happened yet
+    (warning,) = [w.value for w in app.warning if "still training" in w.value]
+    assert "Restart stops it and starts a new run" in warning
+    _button(app, "confirm_no").click().run()
+    assert session_work(app) is job and job.alive and not [w for w in app.warning if "still training" in w.value]
+    _button(app, "reset").click().run()
+    assert session_work(app) is job and job.alive
+    assert any("Reset stops it and clears this view" in w.value for w in app.warning)
+    _button(app, "confirm_yes").click().run()
+    assert session_work(app) is None and job.join(30) and job.view().status == Status.STOPPED
+    _button(app, "start").click().run()
+    second = session_work(app)
+    assert wait_until(lambda: second.view().step > 0)
+    app.run()
+    _button(app, "start").click().run()
+    _button(app, "confirm_yes").click().run()
+    third = session_work(app)
+    assert third is not second and second.join(30) and second.view().status == Status.STOPPED
+    third.stop()
+    assert third.join(30)
 
 
 def test_pause_resume_stop_and_live_lr_and_beta_control_the_job(any_backend, app, session_work):

@@ -137,6 +137,8 @@ def test_start_and_stop_clicked_quickly_on_the_train_page_leave_one_job_and_no_t
     seen = []
     for click in range(8):
         at.button(key="start").click().run()
+        if click % 2:  # the even click's run still trains: Restart asks first
+            at.button(key="confirm_yes").click().run()
         seen.append(mine(at))
         if click % 2:
             at.button(key="stop").click().run()
@@ -150,6 +152,7 @@ def test_start_and_stop_clicked_quickly_on_the_train_page_leave_one_job_and_no_t
         assert all(j.view().status == Status.STOPPED for j in ended), [j.view().status for j in ended]
         assert sum(j.alive for j in set(seen)) <= 1
     assert mine(other) is None and other.button(key="stop").disabled
+    at.run()  # the last run has ended: Reset clears at once
     at.button(key="reset").click().run()
     assert mine(at) is None
     assert all(j.join(20) for j in set(seen))

@@ -50,12 +50,13 @@ def test_two_browser_sessions_never_see_or_control_each_others_job(new_app):
     page_ok(bob)
     assert bob.button(key="stop").disabled and bob.button(key="reset").disabled
     assert bob.progress[0].text.startswith("Ready")
-    bob.sidebar.number_input(key="cfg_epochs").set_value(1).run()
+    bob.sidebar.number_input(key="cfg_epochs").set_value(400).run()
     bob.button(key="start").click().run()  # Bob's own run does not replace Alice's
     bobs = sessions.registry().get(bob.session_state["session_id"])
     assert bobs is not job and still_training()
-    bob.button(key="reset").click().run()
-    assert still_training()
+    bob.button(key="reset").click().run()  # asks first: Bob's run trains
+    bob.button(key="confirm_yes").click().run()
+    assert bobs.join(30) and still_training()
     bob.switch_page("pages/explore.py").run()
     page_ok(bob)
     assert "This session's run" not in (bob.selectbox(key="explore_run").options
