@@ -68,6 +68,11 @@ def _resume(job: Job) -> None:
     st.session_state.paused = False
 
 
+def _stop(job: Job) -> None:
+    job.stop()
+    st.session_state.stopping = job.id  # it ends within a step; meanwhile the page treats it as ended
+
+
 def _ask(action: str) -> None:
     st.session_state.confirm = action
 
@@ -85,7 +90,7 @@ def controls(job: Job | None, config: TrainConfig | None, data) -> None:
     """Start, Pause, Resume, Stop, Reset: their states change only through full reruns (clicks, a run's end).
     While a run trains, Pause (or Resume) and Stop stand out, and Restart and Reset ask first: either would
     end the run in one click."""
-    alive = job is not None and job.alive
+    alive = job is not None and job.alive and st.session_state.get("stopping") != job.id
     paused = alive and st.session_state.get("paused", False)
     can_start = config is not None and data is not None
     cols = st.columns(5)
@@ -100,7 +105,7 @@ def controls(job: Job | None, config: TrainConfig | None, data) -> None:
     cols[2].button("Resume", key="resume", icon=":material/resume:", width="stretch", disabled=not paused,
                    type="primary" if paused else "secondary", on_click=_resume, args=(job,))
     cols[3].button("Stop", key="stop", icon=":material/stop:", width="stretch", disabled=not alive,
-                   type="primary" if alive else "secondary", on_click=job.stop if job else None)
+                   type="primary" if alive else "secondary", on_click=_stop, args=(job,))
     cols[4].button("Reset", key="reset", icon=":material/restart_alt:", width="stretch", disabled=job is None,
                    on_click=_ask if alive else _reset, args=("reset",) if alive else (),
                    help="Stop the run and clear this view" + (" (asks first)." if alive else "."))
