@@ -90,7 +90,7 @@ def controls(job: Job | None, config: TrainConfig | None, data) -> None:
     """Start, Pause, Resume, Stop, Reset: their states change only through full reruns (clicks, a run's end).
     While a run trains, Pause (or Resume) and Stop stand out, and Restart and Reset ask first: either would
     end the run in one click."""
-    alive = job is not None and job.alive and st.session_state.get("stopping") != job.id
+    alive = live_view.training(job) and st.session_state.get("stopping") != job.id
     paused = alive and st.session_state.get("paused", False)
     can_start = config is not None and data is not None
     cols = st.columns(5)
@@ -132,7 +132,7 @@ def _confirmed(action: str, config: TrainConfig | None, data) -> None:
 
 def live_controls(job: Job | None) -> None:
     """Change the learning rate and β of the running job (always shown, so the layout stays put)."""
-    alive = job is not None and job.alive
+    alive = live_view.training(job)
     source = job.config if job is not None else draft.draft_config()
     if not alive or "live_lr" not in st.session_state:  # idle: show what Start would use
         st.session_state.live_lr, st.session_state.live_beta = source.lr, source.beta

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from vae_core.config import TrainConfig, check_compatible
-from vae_core.data import Dataset
+from vae_core.data import Dataset, load_dataset
 from vae_core.maths.augment import augment_batch
 from vae_core.maths.models import Discriminator, build_model
 from vae_core.maths.objectives import beta_at, capacity_at, kl_per_dim, objective, reconstruction_nll, vae_loss
@@ -319,3 +319,15 @@ def active_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
     if len(mu) < 2:
         return 0
     return int((mu.var(0) > threshold).sum().item())
+
+
+def warm_up() -> threading.Thread:
+    """Pay on a background thread what a process's first run would: the first optimiser imports torch's
+    compiler stack (about 1.5 s), and the default dataset loads (its reader's imports too)."""
+    def work() -> None:
+        build_optimizer([torch.zeros(1, requires_grad=True)], TrainConfig())
+        load_dataset(TrainConfig().dataset)
+
+    thread = threading.Thread(target=work, name="vae-lab-warm-up", daemon=True)
+    thread.start()
+    return thread

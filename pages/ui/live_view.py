@@ -174,16 +174,21 @@ def _first_view(job: Job) -> JobView:
     """The job's state; in the first moments of a run, after waiting briefly for its first step to draw."""
     view = job.view()
     deadline = time.monotonic() + FIRST_STEP_WAIT
-    while view.status in (Status.QUEUED, Status.RUNNING) and not view.step_history and view.elapsed < 3 and job.alive \
+    while view.status in (Status.QUEUED, Status.RUNNING) and not view.step_history and view.elapsed < 3 \
             and not view.queue_position and time.monotonic() < deadline:
         time.sleep(0.02)
         view = job.view()
     return view
 
 
+def training(job: Job | None) -> bool:
+    """Whether the page shows `job` as a run still under way: by its state, the one the live view draws."""
+    return job is not None and not job.state().status.ended
+
+
 def redraw_every(job: Job | None) -> float | None:
     """Seconds between redraws of the live view: none once the job ended, longer as the server gets busier."""
-    return pacing.redraw_seconds(sessions.registry().live()) if job is not None and job.alive else None
+    return pacing.redraw_seconds(sessions.registry().live()) if training(job) else None
 
 
 def run_panel(config: TrainConfig, data: Dataset | None, every: float | None) -> None:
@@ -204,6 +209,9 @@ def run_panel(config: TrainConfig, data: Dataset | None, every: float | None) ->
     if job is None:
         live_view(None, config, data, every)
     else:
-        live_view(_first_view(job), job.config, job.data, every)
+        view = _first_view(job)
+        if every is not None and view.status.ended:
+            st.rerun()  # it ended after this rerun drew the run's buttons: draw the page as it is now
+        live_view(view, job.config, job.data, every)
         if every is not None:
             pacing.redraw_cost.add(time.thread_time() - started)

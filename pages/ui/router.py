@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages.ui import draft, session
 from vae_core.jobs.backends import backend
-from vae_core.maths.schedules import warm_up
+from vae_core.train import warm_up
 
 TRAIN_PAGE = "pages/train.py"
 COMPARE_PAGE = "pages/compare.py"

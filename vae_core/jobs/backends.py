@@ -17,7 +17,7 @@ from vae_core import runs
 from vae_core.config import TrainConfig
 from vae_core.data import Dataset
 from vae_core.jobs.job import BY_THE_USER, TrainingJob
-from vae_core.jobs.state import JobView
+from vae_core.jobs.state import JobView, RunState
 from vae_core.maths.models import VAE
 
 TRAINER_ENV = "VAE_LAB_TRAINER"
@@ -31,6 +31,7 @@ class Job(Protocol):
     owner: str
     config: TrainConfig
 
+    def state(self) -> RunState: ...
     def view(self) -> JobView: ...
     def pause(self) -> None: ...
     def resume(self) -> None: ...

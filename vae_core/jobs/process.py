@@ -28,9 +28,9 @@ from vae_core.config import TrainConfig, live_value
 from vae_core.data import DataError, Dataset, load_dataset
 from vae_core.jobs.backends import JobBook
 from vae_core.jobs.job import BY_THE_USER, TrainingJob
-from vae_core.jobs.state import JobView, Mirror, Progress, ProgressFeed, failure, queued_state
+from vae_core.jobs.state import JobView, Mirror, Progress, ProgressFeed, RunState, failure, queued_state
 from vae_core.maths.models import VAE, build_model
-from vae_core.train import Status
+from vae_core.train import Status, warm_up
 
 PUSH_SECONDS = 0.1  # how often the worker sends the server each changed job's progress
 WEIGHTS_TIMEOUT = 10.0  # seconds the server waits for a paused job's weights
@@ -209,6 +209,9 @@ class RemoteJob:
     def alive(self) -> bool:
         return not self._done.is_set()
 
+    def state(self) -> RunState:
+        return self._mirror.state
+
     def view(self) -> JobView:
         return self._mirror.view()
 
@@ -258,8 +261,6 @@ def _serve(inbox: Connection, outbox: Connection) -> None:
     job._thread_count); a job started while it is busy gets a thread of its own and one torch thread. The
     inbox and push threads copy weights through numpy, so that the main thread's OpenMP team stays the
     only one."""
-    from vae_core.maths.schedules import warm_up
-
     warm_up()
     jobs: dict[str, tuple[TrainingJob, ProgressFeed]] = {}
     lock, send_lock = threading.Lock(), threading.Lock()

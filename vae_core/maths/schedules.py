@@ -6,8 +6,6 @@ on the validation loss. `rescale` changes the base LR while training and keeps t
 
 from __future__ import annotations
 
-import threading
-
 import torch
 from torch.optim import lr_scheduler as sched
 
@@ -104,12 +102,3 @@ def lr_curve(config: TrainConfig, steps_per_epoch: int, points: int = 400) -> tu
         optimizer.step()
         schedule.after_step()
     return steps, lrs
-
-
-def warm_up() -> threading.Thread:
-    """Build a first optimiser on a background thread: the first one in a process imports torch's
-    compiler stack (about 1.5 s), which would otherwise delay the first user's first training step."""
-    thread = threading.Thread(target=lambda: build_optimizer([torch.zeros(1, requires_grad=True)], TrainConfig()),
-                              name="vae-lab-warm-up", daemon=True)
-    thread.start()
-    return thread
