@@ -7,12 +7,12 @@ from pathlib import Path
 import streamlit as st
 
 from pages.ui import charts, draft, fragments, router, session
-from vae_core.views import explore, figures
 from vae_core.config import ConfigError, parse_numbers
 from vae_core.data import DataError
-from vae_core.views.lessons import LESSONS
-from vae_core.runs import RunError, SavedRun, list_runs
 from vae_core.jobs.series import JobSeries
+from vae_core.runs import RunError, SavedRun, list_runs
+from vae_core.views import explore, figures
+from vae_core.views.lessons import LESSONS
 
 router.require_router()
 

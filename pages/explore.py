@@ -6,15 +6,15 @@ import numpy as np
 import streamlit as st
 
 from pages.ui import charts, draft, router, session
-from vae_core.maths import metrics
-from vae_core.views import explore, figures
 from vae_core.config import TrainConfig
 from vae_core.data import DataError, Dataset
 from vae_core.data.uploads import load_image
-from vae_core.train import Status
+from vae_core.maths import metrics
 from vae_core.maths.models import VAE
 from vae_core.maths.objectives import kl_per_dim
 from vae_core.runs import RunError, list_runs
+from vae_core.train import Status
+from vae_core.views import explore, figures
 
 router.require_router()
 
