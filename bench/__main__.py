@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench import common
 
-PARTS = ("engine", "threads", "latency", "classroom", "memory")
+PARTS = ("engine", "threads", "latency", "classroom", "memory", "startup")
 RESULTS = Path(__file__).with_name("results.json")
 README = Path(__file__).with_name("README.md")
 BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
@@ -33,7 +33,7 @@ def run(parts=PARTS, smoke: bool = False, repeats: int = 3) -> dict:
 
 
 def _run_parts(parts, smoke: bool, repeats: int, tables: dict) -> None:
-    from bench import classroom, engine, latency, memory, threads  # noqa: E402 (imported here so --help is quick)
+    from bench import classroom, engine, latency, memory, startup, threads  # noqa: E402 (here so --help is quick)
 
     if "engine" in parts:
         print("engine throughput and snapshot share ...", flush=True)
@@ -52,6 +52,10 @@ def _run_parts(parts, smoke: bool, repeats: int, tables: dict) -> None:
     if "memory" in parts:
         print("memory of a session ...", flush=True)
         tables["memory"] = memory.run(smoke)
+    if "startup" in parts:
+        print("start-up and the CLI's whole run ...", flush=True)
+        tables["startup"] = startup.startup_table(smoke, repeats)
+        tables["startup_cli"] = startup.cli_table(smoke, repeats)
 
 
 def report(results: dict) -> str:
@@ -77,7 +81,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes and a few steps (CI)")
-    ap.add_argument("--repeats", type=int, default=None, help="repeats per figure (default 3; 1 with --smoke)")
+    ap.add_argument("--repeats", type=int, default=None, help="repeats per figure (default 3; 2 with --smoke)")
     ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {', '.join(PARTS)}")
     ap.add_argument("--out", type=Path, default=None,
                     help=f"JSON results file (default {RESULTS.relative_to(common.REPO)}; none with --smoke)")
@@ -90,7 +94,7 @@ def main(argv=None) -> None:
     unknown = set(parts) - set(PARTS)
     if unknown:
         ap.error(f"unknown part(s): {', '.join(sorted(unknown))}")
-    repeats = args.repeats or (1 if args.smoke else 3)
+    repeats = args.repeats or (2 if args.smoke else 3)  # smoke: a second repeat takes the paths a first one does not
     if repeats < 1:
         ap.error("--repeats must be at least 1")
     common.QUIET_WAIT = args.quiet_wait

@@ -1,4 +1,4 @@
-"""Debian's Chromium, as every browser test launches it (never a browser download)."""
+"""Debian's Chromium, as every browser test and the classroom benchmark launch it (never a browser download)."""
 
 import os
 from pathlib import Path

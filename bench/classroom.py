@@ -53,14 +53,16 @@ import numpy as np
 
 from bench import common
 from bench.students import LightStudents
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS, launcher
-from tests.local_server import streamlit_server
+from bench.browser import CHROMIUM, CHROMIUM_ARGS, launcher
+from bench.server import streamlit_server
 from vae_core.config import TrainConfig
-from vae_core.job import DONE
 from vae_core.limits import DEFAULT_MAX_JOBS
+from vae_core.train import ENDED
 
-# (students, VAE_LAB_MAX_JOBS): all training at once, then the app's default, where the runs queue
-CASES, SMOKE_CASES = ((10, 10), (30, 30), (30, DEFAULT_MAX_JOBS)), ((2, 2),)
+# (students, VAE_LAB_MAX_JOBS): all training at once, then the app's default, where the runs queue. The smoke run
+# takes the same paths on a smaller scale: the 10 students at once, then a few queued for the default's slots.
+CASES = ((10, 10), (30, 30), (30, DEFAULT_MAX_JOBS))
+SMOKE_CASES = ((10, 10), (DEFAULT_MAX_JOBS + 1, DEFAULT_MAX_JOBS))
 QUERY, SMOKE_QUERY = "", "?epochs=1"  # the Train page's default configuration (smoke: one epoch of it)
 IDLE_LOADS, SMOKE_IDLE_LOADS = 5, 2
 # Under load, a fresh page load every 2 s, one at a time: each renders in the visitor's Chromium on this machine, and
@@ -90,7 +92,7 @@ def cpu(stat):  # utime + stime in seconds
 def rss_mb(pid="self"):
     return next(int(line.split()[1]) / 1024 for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS:"))
 
-def children():  # the server's child processes: its trainer process (vae_core.trainer_process)
+def children():  # the server's child processes: its trainer process (vae_core.jobs.process)
     pids = []
     for task in os.listdir("/proc/self/task"):
         try:
@@ -131,7 +133,7 @@ def timed_run_script(self, rerun_data):
 ScriptRunner._run_script = timed_run_script
 
 def stats(path, every=0.25):
-    from vae_core.sessions import registry
+    from vae_core.jobs.sessions import registry
     main_stat, training, trainer_cpu = f"/proc/self/task/{threading.main_thread().native_id}/stat", {}, 0.0
     with open(path, "a", buffering=1) as out:
         while True:
@@ -146,7 +148,7 @@ def stats(path, every=0.25):
                         pass
             child_cpu, child_rss = child_figures()
             trainer_cpu = max(trainer_cpu, child_cpu)  # (a restarted trainer would start from 0)
-            running = sum(getattr(work, "status", None) == "running" for work in registry().works())
+            running = sum(getattr(work.view(), "status", None) == "running" for work in registry().works())
             out.write(json.dumps({"t": time.time(), "late": late, "queued": queued, "rss": rss_mb() + child_rss,
                                   "running": running, "cpu": cpu("/proc/self/stat"), "trainer": trainer_cpu,
                                   "training": sum(training.values()), "main": cpu(main_stat), **scripts}) + "\n")
@@ -197,7 +199,7 @@ def runs_done(server, exclude=()) -> dict[str, dict]:
             ended = meta.stat().st_mtime  # written atomically, last, when the run ends
         except (OSError, ValueError):
             continue
-        if record.get("status") in DONE:
+        if record.get("status") in ENDED:
             out[meta.parent.name] = {"status": record["status"], "epochs": record["epochs_done"], "ended": ended}
     return out
 
@@ -286,7 +288,9 @@ class ChromiumStudents:
 
     @staticmethod
     def wait_finished(tab, timeout: float) -> None:
+        """Wait until the page shows "Finished." and Start again (not Restart), with no script running."""
         tab.get_by_text("Finished.", exact=True).wait_for(timeout=timeout * 1000)
+        tab.get_by_role("button", name="Start", exact=True).wait_for(timeout=timeout * 1000)
         tab.locator("[data-testid=stStatusWidget]").wait_for(state="hidden", timeout=timeout * 1000)
 
     @staticmethod
@@ -475,8 +479,7 @@ def measure(students, visitor, probe: LightStudents, n: int, max_jobs: int, smok
         student = students.open(url)
         if not students.ready(student, PATIENCE):
             raise RuntimeError(f"the Train page did not load on the idle server:\n{server.log.read_text()[-3000:]}")
-        if not smoke:
-            one_run(students, student, server)  # a warm-up run
+        one_run(students, student, server)  # a warm-up run
         # The same background as the load's: one after another is timed beside page loads too.
         beside = PageLoads(visits, url, every=LOAD_EVERY, server=probe)
         alone = [one_run(students, student, server, beside) for _ in range(repeats)]
@@ -651,11 +654,11 @@ def run(smoke: bool = False, repeats: int = 3, cases=None, students: str | None 
     notes = [
         "each student is its own Streamlit session and runs the Train page's default configuration (digits, MLP "
         "256-128, z 2, batch 32, 30 epochs" + (f"; here the link's {SMOKE_QUERY}" if smoke else "")
-        + "); VAE_LAB_MAX_JOBS = N, so no run queues" + ("" if smoke else f"; then the app's default, "
-                                                        f"{DEFAULT_MAX_JOBS}, where the runs queue for their turns"),
-        f"one run alone: one student on the same server, median [min–max] of {repeats}"
-        + ("" if smoke else " after a warm-up run") + f", beside the visitor's page loads (one every {LOAD_EVERY:g} "
-        "s, as during the load); N one after another = N × that median (not run)",
+        + f"); VAE_LAB_MAX_JOBS = N, so no run queues; then the app's default, {DEFAULT_MAX_JOBS}, where the runs "
+          "queue for their turns",
+        f"one run alone: one student on the same server, median [min–max] of {repeats} after a warm-up run, beside "
+        f"the visitor's page loads (one every {LOAD_EVERY:g} s, as during the load); N one after another = N × that "
+        "median (not run)",
         "N at once: from the first Start click to the last run's end; students' pages showing Finished.: after "
         "that, given 120 s in all to catch up (what the others show is in results.json); errors: students whose "
         "page shows an exception or an error alert (or, for tabs, threw), runs not finished, tracebacks in the "
@@ -666,8 +669,8 @@ def run(smoke: bool = False, repeats: int = 3, cases=None, students: str | None 
         f"a load over {TIMEOUT} s counts as {TIMEOUT} s; the server's part of a page load: a fresh light session "
         "(as the light students), from opening it to its page showing Start with its script run ended, one every "
         f"{LOAD_EVERY:g} s, half a period after each tab's: what a student's browser (with the frontend's files "
-        "cached) waits for, before it renders the page on its own cores; N students opened at once: from opening the first of the "
-        "N students' sessions to the last showing Start, before any run",
+        "cached) waits for, before it renders the page on its own cores; N students opened at once: from opening "
+        "the first of the N students' sessions to the last showing Start, before any run",
         "MB per session: (peak − idle) / N of the VmRSS of the server and its trainer process; idle is after the "
         "single runs and idle page loads; "
         "the peak includes the closed page-load tabs' sessions, which Streamlit keeps for 120 s",

@@ -1,18 +1,23 @@
-"""Part 1 (and 2): training throughput of vae_core's TrainingJob against a plain PyTorch loop.
+"""Part 1 (and 2): training throughput of vae_core against a plain PyTorch loop.
 
 For every dataset × model × batch size, in one process, alternating, `repeats` times:
-  job           TrainingJob(config, data, pool=SlotPool(1)) run on the main thread, as the trainer process
-                and the CLI run a job: the thread count it picks (`_thread_count`), live history,
-                throttled UI snapshots, a validation pass and a weights copy per epoch;
+  fit           vae_core.train.fit on a Trainer, on the main thread with torch's default thread count, as the
+                CLI runs it: the engine's loop with no host (no job, no threads, no slots, no snapshots),
+                its step rows kept in a History as the CLI keeps them (no run folder);
+  job           TrainingJob(config, data, pool=SlotPool(1)) run on the main thread, as the worker process
+                runs a job started while it has none: the thread count it picks (`_thread_count`), live
+                history, throttled UI snapshots, a validation pass and a weights copy per epoch;
   plain         bench/plain.py's loop on the main thread with torch's default thread count and torch's
                 default Adam (what a user's script gets);
-  plain fused   the same loop with fused Adam, the optimiser kernel the engine uses, so job / plain fused
-                is the engine's own overhead;
-  trainer       the same job as the app runs it: a RemoteJob in a trainer process (started once per
-                row, as a server starts one), timed on the trainer's clock from the job's start to its
-                end (the data's trip through the pipe before, and the last update's after, excluded).
-Both sides train the same epochs on the same in-memory tensors, and both include building the model.
-The time the job spends in SnapshotMaker.take is recorded too (part 2: the snapshots' share).
+  plain fused   the same loop with fused Adam, the optimiser kernel the engine uses, so fit / plain fused
+                is the loop's own overhead and job / plain fused the engine's with its host;
+  worker        the same job as the app runs it: a RemoteJob in a worker process (vae_core.jobs.process,
+                started once per row, as a server starts one), timed on the worker's clock from the job's
+                start to its end (the data's trip through the pipe before, and the last update's after,
+                excluded).
+Every side trains the same epochs on the same in-memory tensors and includes building the model; none
+saves a run folder. The time the job spends in SnapshotMaker.take is recorded too (part 2: the snapshots'
+share).
 
     python -m bench.engine [--smoke] [--repeats N] [--out FILE]
 """
@@ -21,12 +26,16 @@ from __future__ import annotations
 
 import time
 
+import torch
+
 from bench import common, plain
 from vae_core.config import TrainConfig
-from vae_core.job import FINISHED, TrainingJob
-from vae_core.slots import SlotPool
-from vae_core.snapshots import SnapshotMaker
-from vae_core.trainer_process import RemoteJob, TrainerProcess
+from vae_core.jobs.history import History
+from vae_core.jobs.job import TrainingJob
+from vae_core.jobs.process import ProcessBackend, RemoteJob
+from vae_core.jobs.slots import SlotPool
+from vae_core.jobs.snapshots import SnapshotMaker
+from vae_core.train import Status, Trainer, fit
 
 MODELS = {
     "mlp 400-20": TrainConfig(hidden=[400], latent_dim=20),
@@ -63,6 +72,19 @@ class SnapshotTimer:
         SnapshotMaker.take = self._original
 
 
+def run_fit(config: TrainConfig, data) -> dict:
+    """Wall-clock seconds of `fit` on this (the main) thread with torch's default threads, as the CLI runs it."""
+    torch.set_num_threads(common.DEFAULT_THREADS)  # a job before may have set fewer
+    history = History()
+    t0 = time.perf_counter()
+    outcome = fit(Trainer(config, data), on_step=history.add_step,
+                  on_epoch=lambda epoch: history.add_epoch(epoch.row))
+    seconds = time.perf_counter() - t0
+    if outcome.status != Status.FINISHED:
+        raise RuntimeError(f"fit did not finish: {outcome.status}: {outcome.message}")
+    return {"seconds": seconds}
+
+
 def run_job(config: TrainConfig, data) -> dict:
     """Wall-clock seconds of the job run on this (the main) thread, and the time it spent on snapshots."""
     job = TrainingJob(config, data, pool=SlotPool(1))
@@ -70,19 +92,28 @@ def run_job(config: TrainConfig, data) -> dict:
         t0 = time.perf_counter()
         job.run()
         seconds = time.perf_counter() - t0
-    view = job.view()
-    if view.status != FINISHED:
-        raise RuntimeError(f"the job did not finish: {view.status}: {view.message}")
+    state = job.state()
+    if state.status != Status.FINISHED:
+        raise RuntimeError(f"the job did not finish: {state.status}: {state.message}")
     return {"seconds": seconds, "snapshot_seconds": snaps.seconds, "snapshots": snaps.count}
 
 
-def run_remote(config: TrainConfig, data, trainer: TrainerProcess) -> dict:
-    """Seconds the job took in the trainer process, by the trainer's clock."""
-    job = RemoteJob(config, data, trainer=trainer).start()
+def start_remote(backend: ProcessBackend, config: TrainConfig, data) -> RemoteJob:
+    """A run of `config` on `data` in the backend's worker process, as ProcessBackend.start makes one, but
+    with no run folder (as the other sides save none)."""
+    worker = backend.worker()
+    job = RemoteJob(config, data, owner="bench", worker=worker)
+    worker.submit(job, data, None)
+    return job
+
+
+def run_remote(config: TrainConfig, data, backend: ProcessBackend) -> dict:
+    """Seconds the job took in the worker process, by the worker's clock."""
+    job = start_remote(backend, config, data)
     job.join()
     view = job.view()
-    if view.status != FINISHED:
-        raise RuntimeError(f"the trainer's job did not finish: {view.status}: {view.message}")
+    if view.status != Status.FINISHED:
+        raise RuntimeError(f"the worker's job did not finish: {view.status}: {view.message}")
     return {"seconds": view.elapsed}
 
 
@@ -99,22 +130,23 @@ def measure(name: str, data, model: str, base: TrainConfig, batch: int, repeats:
     config = config.replace(epochs=epochs_for(config, data, smoke))
     common.wait_for_quiet()
     with common.OtherLoad() as load:
-        trainer = TrainerProcess()  # inside: its CPU time counts as this benchmark's once it has ended
+        backend = ProcessBackend()  # inside: its worker's CPU time counts as this benchmark's once it has ended
         try:
             variants = {
+                "fit": lambda: run_fit(config, data),
                 "job": lambda: run_job(config, data),
                 "main": lambda: plain.train(config, data, common.DEFAULT_THREADS),
                 "fused": lambda: plain.train(config, data, common.DEFAULT_THREADS, fused=True),
-                "trainer": lambda: run_remote(config, data, trainer),
+                "trainer": lambda: run_remote(config, data, backend),
             }
             names = list(variants)
             runs: dict[str, list[dict]] = {k: [] for k in names}
-            run_remote(config.replace(epochs=1), data, trainer)  # the trainer's first job warms it up
+            run_remote(config.replace(epochs=1), data, backend)  # the worker's first job warms it up
             for r in range(repeats):
                 for k in names[r % len(names):] + names[:r % len(names)]:  # rotate the order so none is always first
                     runs[k].append(variants[k]())
         finally:
-            trainer.close()
+            backend.close()
     samples = config.epochs * len(data.train)
 
     def rate(k):
@@ -124,10 +156,10 @@ def measure(name: str, data, model: str, base: TrainConfig, batch: int, repeats:
         return [rb["seconds"] / ra["seconds"] for ra, rb in zip(runs[a], runs[b])]
 
     return {"dataset": name, "model": model, "params": common_params, "batch": batch, "epochs": config.epochs,
-            "job": common.stats(rate("job")), "main": common.stats(rate("main")),
+            "fit": common.stats(rate("fit")), "job": common.stats(rate("job")), "main": common.stats(rate("main")),
             "fused": common.stats(rate("fused")), "trainer": common.stats(rate("trainer")),
             "ratio_trainer": common.stats(ratio("trainer", "main")), "ratio_main": common.stats(ratio("job", "main")),
-            "ratio_fused": common.stats(ratio("job", "fused")),
+            "ratio_fused": common.stats(ratio("job", "fused")), "ratio_fit": common.stats(ratio("fit", "fused")),
             "snapshot_share": common.stats([100 * r["snapshot_seconds"] / r["seconds"] for r in runs["job"]]),
             "snapshots": common.stats([r["snapshots"] for r in runs["job"]]), "other_cpu": 100 * load.share}
 
@@ -147,23 +179,28 @@ def run(smoke: bool = False, repeats: int = 3, datasets=DATASETS) -> dict:
                 print(f"  throughput {name} {model} batch {batch}: job/plain {rows[-1]['ratio_main']['median']:.2f}",
                       flush=True)
     columns = [("dataset", "dataset", 0), ("model", "model", 0), ("batch", "batch", 0), ("epochs", "epochs", 0),
-               ("job", "job samples/s", 0), ("main", f"plain ({common.DEFAULT_THREADS} thr) samples/s", 0),
-               ("fused", "plain fused Adam samples/s", 0), ("trainer", "trainer process job samples/s", 0),
-               ("ratio_main", "job / plain", 2), ("ratio_trainer", "trainer job / plain", 2),
-               ("ratio_fused", "job / plain fused Adam", 2), ("snapshot_share", "snapshots % of job", 1),
+               ("fit", "fit samples/s", 0), ("job", "job samples/s", 0),
+               ("main", f"plain ({common.DEFAULT_THREADS} thr) samples/s", 0),
+               ("fused", "plain fused Adam samples/s", 0), ("trainer", "worker process job samples/s", 0),
+               ("ratio_main", "job / plain", 2), ("ratio_trainer", "worker job / plain", 2),
+               ("ratio_fused", "job / plain fused Adam", 2), ("ratio_fit", "fit / plain fused Adam", 2),
+               ("snapshot_share", "snapshots % of job", 1),
                ("other_cpu", "other processes' CPU %", 0)]
     notes += [f"median [min–max] of {repeats} alternating repeats; ratios are per repeat; each run trains whole "
               "epochs (about a second of work) and includes building the model and a validation pass per epoch",
-              "job: TrainingJob.run on the main thread (as the trainer process runs a job started while it has none, "
-              "and as the CLI runs one), with torch's default thread count, live history and UI snapshots",
+              "fit: vae_core.train.fit on the main thread with torch's default threads, as the CLI runs it: the "
+              "engine's loop with no host (no job, threads, slots or snapshots), its rows kept in a History",
+              "job: TrainingJob.run on the main thread (as the worker process runs a job started while it has none), "
+              "with the thread count it picks, live history and UI snapshots",
               "plain: hand-built nn.Sequential model, same architecture (parameter counts checked), Adam, "
               "randperm batches, BCE+KL, loss.item() every step, on the main thread with torch's default threads",
-              "plain fused Adam: the same loop with Adam(fused=True), as the engine builds it: job / plain fused "
-              "Adam is the engine's own overhead, job / plain adds what the fused kernel saves",
-              "trainer process job: the job as the app runs it, a RemoteJob in a trainer process (the same "
-              "TrainingJob, on the trainer's main thread), on the trainer's clock; the trainer's first job is an "
-              "unmeasured warm-up"]
-    title = "Training throughput: TrainingJob (history + snapshots live) vs a plain PyTorch loop"
+              "plain fused Adam: the same loop with Adam(fused=True), as the engine builds it: fit / plain fused Adam "
+              "is the loop's own overhead, job / plain fused Adam the engine's with its host, job / plain adds what "
+              "the fused kernel saves",
+              "worker process job: the job as the app runs it, a RemoteJob in the process backend's worker (the same "
+              "TrainingJob, on the worker's main thread), on the worker's clock; the worker's first job is an "
+              "unmeasured warm-up; no side saves a run folder"]
+    title = "Training throughput: fit and TrainingJob (history + snapshots live) vs a plain PyTorch loop"
     return common.table(title, columns, rows, notes)
 
 

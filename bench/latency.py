@@ -13,15 +13,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import time
 
 from bench import common
 from bench.engine import DATASETS, MODELS, SMOKE_MODELS
 from vae_core.config import TrainConfig
-from vae_core.job import TrainingJob
-from vae_core.slots import SlotPool
-from vae_core.snapshots import SnapshotMaker
-from vae_core.trainer_process import RemoteJob, TrainerProcess
+from vae_core.jobs.job import TrainingJob
+from vae_core.jobs.process import ProcessBackend
+from vae_core.jobs.slots import SlotPool
+from vae_core.jobs.snapshots import SnapshotMaker
 
 APP_DEFAULT = "app default (mlp 256-128-2, batch 32)"
 
@@ -59,25 +60,28 @@ def first_times(config: TrainConfig, data, data_dir=None) -> dict:
     return {"point": stamps["point"] - t0, "snapshot": stamps["snapshot"] - t0}
 
 
-def first_remote_point(trainer: TrainerProcess) -> float:
-    """Seconds from a RemoteJob's start() (app default on digits, as the app starts it) to its first
-    history point in the server's handle: what the Train page can draw."""
-    t0 = time.perf_counter()
-    job = RemoteJob(TrainConfig(), trainer=trainer).start()
-    while not job.history.steps() and job.alive:
-        time.sleep(0.002)
-    seen = time.perf_counter() - t0
-    job.stop()
-    job.join()
-    if not job.history.steps():
-        raise RuntimeError(f"the job ended without a history point: {job.message}")
+def first_remote_point(backend: ProcessBackend) -> float:
+    """Seconds from starting a run on the process backend (app default on digits, as the app starts it) to
+    its first history point in the server's handle (a RemoteJob): what the Train page can draw."""
+    with tempfile.TemporaryDirectory(prefix="bench-latency-") as runs_dir:
+        t0 = time.perf_counter()
+        job = backend.start(TrainConfig(), runs_dir=runs_dir)
+        while not job.view().step_history and job.alive:
+            time.sleep(0.002)
+        seen = time.perf_counter() - t0
+        job.stop()
+        job.join()
+        view = job.view()
+    if not view.step_history:
+        raise RuntimeError(f"the job ended without a history point: {view.message}")
     return seen
 
 
 def cases(smoke: bool):
     """(dataset name, model label, config, data is passed) to time."""
-    if smoke:
-        return [("digits", "mlp 32-4", SMOKE_MODELS["mlp 32-4"].replace(batch_size=64), True)]
+    if smoke:  # the same kinds of rows, on a tiny model
+        tiny = SMOKE_MODELS["mlp 32-4"].replace(batch_size=64)
+        return [("digits", "mlp 32-4", tiny, False), ("digits", "mlp 32-4", tiny, True)]
     out = [("digits", APP_DEFAULT, TrainConfig(), False), ("digits", APP_DEFAULT, TrainConfig(), True)]
     for name in DATASETS:
         for model, base in MODELS.items():
@@ -96,20 +100,19 @@ def fresh_process() -> dict:
 
 def run(smoke: bool = False, repeats: int = 3) -> dict:
     rows, notes, loaded = [], [], {}
-    if not smoke:
-        fresh = [fresh_process() for _ in range(repeats)]
-        rows.append({"dataset": "digits", "model": APP_DEFAULT, "how": "fresh process, data loaded by the job",
-                     "point": common.stats([f["point"] for f in fresh]),
-                     "snapshot": common.stats([f["snapshot"] for f in fresh])})
-    trainer = TrainerProcess()
-    time.sleep(2 if smoke else 10)  # a server starts its trainer with itself: up and warm by the first Start
+    fresh = [fresh_process() for _ in range(repeats)]
+    rows.append({"dataset": "digits", "model": APP_DEFAULT, "how": "fresh process, data loaded by the job",
+                 "point": common.stats([f["point"] for f in fresh]),
+                 "snapshot": common.stats([f["snapshot"] for f in fresh])})
+    backend = ProcessBackend()  # a server starts its worker with itself: up and warm by the first Start
+    time.sleep(2 if smoke else 10)
     try:
-        seen = [first_remote_point(trainer) for _ in range(repeats)]
+        seen = [first_remote_point(backend) for _ in range(repeats)]
     finally:
-        trainer.close()
+        backend.close()
     rows.append({"dataset": "digits", "model": APP_DEFAULT, "point": common.stats(seen), "snapshot": None,
-                 "how": "trainer process, as the app: seen by the server (the first of these is the trainer's "
-                        "first job, 10 s after it started)"})
+                 "how": "worker process, as the app: seen by the server (the first of these is the worker's "
+                        f"first job, {2 if smoke else 10} s after it started)"})
     for name, model, config, pass_data in cases(smoke):
         if name not in loaded:
             loaded[name] = common.load(name, smoke)

@@ -19,8 +19,9 @@ import numpy as np
 from bench import common
 from bench.engine import MODELS, SMOKE_MODELS
 from vae_core.config import TrainConfig
-from vae_core.job import FINISHED, TrainingJob
-from vae_core.slots import SlotPool
+from vae_core.jobs.job import TrainingJob
+from vae_core.jobs.slots import SlotPool
+from vae_core.train import Status
 
 MB = 2**20
 
@@ -43,7 +44,7 @@ def session(config: TrainConfig, data) -> dict:
     job.join()
     seconds = time.perf_counter() - t0
     view = job.view()
-    if view.status != FINISHED:
+    if view.status != Status.FINISHED:
         raise RuntimeError(f"the job did not finish: {view.status}: {view.message}")
     steps_kept, epochs_kept, steps_done = len(view.step_history), len(view.epoch_history), view.step
     peak = tracemalloc.get_traced_memory()[1]

@@ -5,7 +5,7 @@ per epoch), with the engine's defaults: Adam (lr 2e-3), randperm batches, BCE-on
 implementation, as a user gets it; `fused=True` gives the fused kernel the engine uses, so the engine's
 own overhead can be told apart from what the kernel saves.
 
-The models are written out here rather than taken from vae_core.models, so the comparison is against
+The models are written out here rather than taken from vae_core.maths.models, so the comparison is against
 code that owes nothing to the engine; `check_same_architecture` proves the parameter counts agree.
 """
 
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vae_core.config import TrainConfig
-from vae_core.models import build_model, parameter_count
+from vae_core.maths.models import build_model, parameter_count
 
 
 class PlainVAE(nn.Module):

@@ -1,4 +1,4 @@
-"""The app served by a real `streamlit run` on 127.0.0.1, for browser tests and the classroom benchmark."""
+"""The app served by a real `streamlit run` on 127.0.0.1, for the classroom benchmark and browser tests."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def streamlit_server(env: dict, log: Path, launcher: list[str] | None = None, ti
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     with open(log, "w") as out:
-        process = subprocess.Popen([*(prefix or []), sys.executable, *(launcher or ["-m", "streamlit", "run"]), "app.py", *FLAGS,
-                                    "--server.port", str(port)], cwd=REPO, env=env, stdout=out,
+        process = subprocess.Popen([*(prefix or []), sys.executable, *(launcher or ["-m", "streamlit", "run"]),
+                                    "app.py", *FLAGS, "--server.port", str(port)], cwd=REPO, env=env, stdout=out,
                                    stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout

@@ -125,6 +125,13 @@ class Student:
         return (start is not None and not start.disabled and not self.running
                 and any(t.startswith("Ready: press Start") for t in self.texts()))
 
+    def finished(self) -> bool:
+        """Shows "Finished." and Start, enabled, no script running: its run has ended and the whole page has
+        caught up. The live view can show the end a redraw before the controls do (their button still reads
+        Restart): a student, like a user, waits for Start before pressing it again."""
+        start = self.start_button()
+        return (start is not None and not start.disabled and not self.running and self.shows() == "Finished.")
+
     def shows(self) -> str:
         """"Finished." when the page shows it, else the text of its progress bar."""
         if "Finished." in (t.strip() for t in self.texts()):
@@ -181,7 +188,11 @@ class Student:
         await self.socket.send(msg.SerializeToString())
 
     async def press_start(self) -> None:
-        await self.rerun(trigger=self.start_button().id)
+        start = self.start_button()
+        if start is None or start.disabled:
+            labels = [e.label for kind, e in self.elements() if kind == "button"]
+            raise RuntimeError(f"no enabled Start button to press; the page's buttons: {labels}")
+        await self.rerun(trigger=start.id)
 
     def handle(self, msg: ForwardMsg) -> None:
         kind = msg.WhichOneof("type")
@@ -331,10 +342,11 @@ class LightStudents:
         self._call(student.press_start)
 
     def wait_finished(self, student: Student, timeout: float) -> None:
-        """Wait until the page shows "Finished." with no script running (RuntimeError after `timeout` s)."""
-        if not self._until(lambda: self._call(lambda: not student.running and student.shows() == "Finished."),
-                           timeout):
-            raise RuntimeError(f"a light student's page did not show Finished.: {self._call(student.shows)}")
+        """Wait until the page shows "Finished." and Start again, with no script running (RuntimeError after
+        `timeout` s)."""
+        if not self._until(lambda: self._call(student.finished), timeout):
+            raise RuntimeError("a light student's page did not show Finished. and Start: "
+                               + self._call(student.shows))
 
     def outcomes(self, students, within: float) -> list[str]:
         """What each student's page shows at the end: "Finished." (waiting up to `within` seconds in all), else

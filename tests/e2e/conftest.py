@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from chromium import CHROMIUM, CHROMIUM_ARGS
-from local_server import streamlit_server
+from bench.browser import CHROMIUM, CHROMIUM_ARGS
+from bench.server import streamlit_server
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"

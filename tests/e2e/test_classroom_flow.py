@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from vae_core.lessons import LESSONS
+from polling import wait_until
+from vae_core.views.lessons import LESSONS
 
 pytestmark = pytest.mark.e2e
 
@@ -120,10 +121,14 @@ def test_train_watch_stop_and_explore(page, server, shoot):
     assert plot.evaluate("g => g._fullLayout.xaxis.range") == zoomed
 
     # The first snapshot replaces the grey placeholder tiles with reconstructions.
-    shown, deadline = placeholder, time.monotonic() + 30
-    while shown["levels"] <= 3 * flat and time.monotonic() < deadline:  # a redraw before the snapshot: grey again
-        shown = recon(page, shown["src"])
-    levels = shown["levels"]
+    shown = [placeholder]
+
+    def drawn() -> bool:  # each redraw's image; one before the snapshot is grey again
+        shown[0] = recon(page, shown[0]["src"])
+        return shown[0]["levels"] > 3 * flat
+
+    wait_until(drawn, timeout=30, every=0)
+    levels = shown[0]["levels"]
     print(f"reconstruction row: {flat} grey levels before Start, {levels} after the first snapshot")
     assert levels > 3 * flat, "the reconstructions are still flat tiles"
     page.get_by_text("Decoded samples from the prior").wait_for()
@@ -196,10 +201,8 @@ def test_compare_two_short_runs(page, server, shoot):
             page.wait_for_url(re.compile(f"beta={beta}"))
         idle(page)
         start.click()
-        deadline = time.monotonic() + 60
-        while finished_runs(server) < already + n:
-            assert time.monotonic() < deadline, "a 2-epoch run did not finish within a minute"
-            time.sleep(0.2)
+        assert wait_until(lambda: finished_runs(server) >= already + n, timeout=60, every=0.2), \
+            "a 2-epoch run did not finish"
         page.get_by_text("Finished.").wait_for()
     with page.expect_download() as download:  # the zip is made when the button is pressed
         page.get_by_role("button", name="Download the run (zip)").click()

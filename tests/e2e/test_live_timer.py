@@ -5,9 +5,9 @@ message; a whole-page run's messages can be lost when runs pile up. So every run
 timer again, and a page that lost it gets it back with the next one."""
 
 import re
-import time
 
 from bench.students import LightStudents
+from polling import wait_until
 
 NEW = re.compile(r"< new_session run (\S+) (\S+)")
 
@@ -25,9 +25,8 @@ def test_every_run_of_the_live_view_sends_its_timer_again(server):
         student = students.open(server.url + "/?epochs=100")
         assert students.ready(student, 60)
         students.press(student)
-        deadline = time.monotonic() + 60
-        while len(finished := _fragment_runs(list(student.protocol))) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: len(_fragment_runs(list(student.protocol))) >= 2, timeout=60, every=0.2)
+        finished = _fragment_runs(list(student.protocol))
         assert len(finished) >= 2, list(student.protocol)  # the timer's reruns of the live view, each ended
         for lines, fragment in finished:
             assert any(f"< auto_rerun {fragment} every" in line for line in lines), lines
