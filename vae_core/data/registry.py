@@ -102,7 +102,7 @@ def _read(name: str, seed: int, folder: str | None) -> Dataset:
 
 def _load_digits(seed: int) -> Dataset:
     """scikit-learn's 8x8 digits (values 0..16 scaled to [0, 1]), split 70/15/15."""
-    from sklearn.datasets import load_digits  # here, not at the top: importing scikit-learn takes a second
+    from sklearn.datasets import load_digits  # here, not at the top (bench/README.md, "Start-up imports")
 
     bunch = load_digits()
     x = torch.from_numpy(bunch.images.astype(np.float32) / 16).unsqueeze(1)

@@ -9,7 +9,7 @@ from .dataset import Dataset, from_splits
 
 N_TRAIN, N_VAL, N_TEST = 3000, 500, 500
 
-# scikit-learn is imported by the generators that use it: importing it takes about a second.
+# scikit-learn is imported by the generators that use it (bench/README.md, "Start-up imports").
 
 
 def _moons(n: int, seed: int):

@@ -138,7 +138,7 @@ def _decode_image(blob: bytes, where: str, size: tuple[int, int], mode: str, dec
     decoded bytes.
 
     The header's dimensions are checked before pixels are decoded; JPEGs decode at a reduced scale."""
-    from PIL import Image  # here, not at the top: only uploaded images need Pillow
+    from PIL import Image  # here, not at the top (bench/README.md, "Start-up imports")
 
     try:
         with Image.open(io.BytesIO(blob)) as img:
