@@ -114,7 +114,7 @@ def controls(job: Job | None, config: TrainConfig | None, data) -> None:
         view = job.view()
         what = ("stops it and starts a new run with the settings on the left" if asked == "restart"
                 else "stops it and clears this view")
-        st.warning(f"This run is still training (epoch {view.epoch} of {view.epochs}). {asked.title()} {what}; "
+        st.warning(f"This run is still training ({view.epoch} of {view.epochs} epochs done). {asked.title()} {what}; "
                    "what it has learnt so far stays saved and can be opened in Explore.", icon=":material/warning:")
         yes, keep, _ = st.columns([1, 1, 3])
         yes.button(f"Yes, {asked}", key="confirm_yes", type="primary", width="stretch",
