@@ -70,6 +70,9 @@ export default function (component) {
   plot.vaeImages = data.images || null;  // read by the handlers at each event: the latest data's
   plot.vaePick = data.pick ? setTriggerValue : null;
   const figure = JSON.parse(data.figure);
+  // The element keeps the figure's height: left to Plotly's responsive resize, a window resize (a laptop
+  // moved to a projector) collapsed it, and the rows below were drawn over the chart.
+  if (figure.layout.height) plot.style.height = `${figure.layout.height}px`;
   if (data.images) {  // the box above names the point: no Plotly label as well (hover events still fire)
     figure.data.forEach((trace) => {
       if (trace.customdata) { trace.hoverinfo = "none"; delete trace.hovertemplate; }
