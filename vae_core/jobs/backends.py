@@ -58,7 +58,8 @@ class Backend(Protocol):
 
 
 class JobBook:
-    """The jobs a backend knows, by id: all running ones and the last KEEP_ENDED that ended."""
+    """What every backend shares: the jobs it knows, by id (all running ones and the last KEEP_ENDED that
+    ended), for `find` and `jobs`."""
 
     def __init__(self):
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -81,24 +82,18 @@ class JobBook:
             return list(self._jobs.values())
 
 
-class ThreadBackend:
+class ThreadBackend(JobBook):
     """Runs train on threads of this process: the quickest to test, and to debug."""
 
     def __init__(self):
-        self.book = JobBook()
+        super().__init__()
         # A thread waiting for the GIL waits up to the switch interval (5 ms by default) after every torch op
         # of a training thread: a server's script reruns waited that long (bench/README.md, "Classroom load").
         sys.setswitchinterval(SWITCH_INTERVAL)
 
     def start(self, config, data=None, *, owner="", runs_dir=None) -> TrainingJob:
         runs_dir = runs.default_runs_dir() if runs_dir is None else runs_dir
-        return self.book.add(TrainingJob(config, data, owner=owner, runs_dir=runs_dir)).start()
-
-    def find(self, job_id: str) -> Job | None:
-        return self.book.find(job_id)
-
-    def jobs(self) -> list[Job]:
-        return self.book.jobs()
+        return self.add(TrainingJob(config, data, owner=owner, runs_dir=runs_dir)).start()
 
     def close(self) -> None:
         for job in self.jobs():

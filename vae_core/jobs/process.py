@@ -138,17 +138,17 @@ class WorkerProcess:
             job._ended(message)
 
 
-class ProcessBackend:
+class ProcessBackend(JobBook):
     """Runs train in one worker process per server, started with the server's first page and again
     after a death for the next run."""
 
     def __init__(self):
-        self.book = JobBook()
+        super().__init__()
         self._worker = WorkerProcess()  # started now, with the server, not on the first Start
-        self._lock = threading.Lock()
+        self._worker_lock = threading.Lock()
 
     def worker(self) -> WorkerProcess:
-        with self._lock:
+        with self._worker_lock:
             if not self._worker.alive:
                 self._worker = WorkerProcess()
             return self._worker
@@ -156,18 +156,12 @@ class ProcessBackend:
     def start(self, config, data=None, *, owner="", runs_dir=None) -> RemoteJob:
         runs_dir = runs.default_runs_dir() if runs_dir is None else runs_dir
         job = RemoteJob(config, data, owner=owner, worker=self.worker())
-        self.book.add(job)
+        self.add(job)
         job.worker.submit(job, data, str(runs_dir))
         return job
 
-    def find(self, job_id: str) -> RemoteJob | None:
-        return self.book.find(job_id)
-
-    def jobs(self) -> list[RemoteJob]:
-        return self.book.jobs()
-
     def close(self) -> None:
-        with self._lock:
+        with self._worker_lock:
             self._worker.close()
 
 

@@ -65,10 +65,13 @@ class JobSeries:
         return self._thread.is_alive()
 
     def view(self) -> SeriesView:
-        views = [job.view() for job in list(self.jobs)]
-        return SeriesView(self.status, sum(view.status.ended for view in views), len(self.configs), self.labels,
-                          views[-1] if views else None, [view.run_dir for view in views if view.run_dir],
-                          [view.message for view in views], [view.status for view in views])
+        """Each run's state, and the history of the current one only (the panel polls this every second)."""
+        jobs = list(self.jobs)
+        states = [job.state() for job in jobs]
+        return SeriesView(self.status, sum(state.status.ended for state in states), len(self.configs),
+                          self.labels, jobs[-1].view() if jobs else None,
+                          [state.run_dir for state in states if state.run_dir],
+                          [state.message for state in states], [state.status for state in states])
 
     def _run(self) -> None:
         try:
