@@ -123,11 +123,10 @@ def controls(job: Job | None, config: TrainConfig | None, data) -> None:
 
 
 def _confirmed(action: str, config: TrainConfig | None, data) -> None:
-    st.session_state.confirm = None
     if action == "restart":
         _start(config, data)
     else:
-        session.clear()
+        _reset()
 
 
 def live_controls(job: Job | None) -> None:
