@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from pages.ui import fragments, router, session
+from pages.ui import fragments, router, session, text
+from vae_core.classroom.identity import NAME_MAX
 from vae_core.jobs.series import JobSeries
 
 STATUS_SECONDS = 2  # how often other pages refresh the running work's line in the sidebar
@@ -28,9 +29,24 @@ def status_line(watch: bool) -> None:
     st.progress(view.progress, text=text)
 
 
+def _save_name() -> None:
+    session.classroom().set_name(session.owner(), st.session_state.student_name)
+
+
+def name_box() -> None:
+    """Who this student is, as the teacher sees them: a name they type once (a label, not a login)."""
+    me = session.classroom().student(session.owner())
+    with st.popover(text.plain(me["name"]), icon=":material/person:", width="stretch",
+                    help="Your name as your teacher sees it. Your runs are yours in this browser, whatever the name."):
+        with st.form("name", border=False):
+            st.text_input("Your name", me["name"] if me["named"] else "", max_chars=NAME_MAX, key="student_name")
+            st.form_submit_button("Save", on_click=_save_name)
+
+
 # First in the sidebar, so the fragment keeps its place (and identity) whatever the page draws.
 work = session.work()
 watch = page.title != "Train" and work is not None and work.alive
 with st.sidebar:
     fragments.fragment(status_line, STATUS_SECONDS if watch else None)(watch)
+    name_box()
 page.run()

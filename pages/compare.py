@@ -6,11 +6,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.ui import charts, draft, fragments, router, session
+from pages.ui import charts, draft, fragments, router, scope, session
+from vae_core.classroom import cards
+from vae_core.classroom.quotas import QuotaError
 from vae_core.config import ConfigError, parse_numbers
 from vae_core.data import DataError
 from vae_core.jobs.series import JobSeries
-from vae_core.runs import RunError, SavedRun, list_runs
+from vae_core.runs import RunError, SavedRun
 from vae_core.views import explore, figures
 from vae_core.views.lessons import LESSONS
 
@@ -23,7 +25,8 @@ SELECTED = "compare_runs"
 
 
 def _label(run: SavedRun) -> str:
-    return f"{draft.describe(run.config)} · {run.name[:15]}"
+    """The run's title and live changes; legends need unique names, so the time it started follows."""
+    return f"{cards.label(run)} · {run.name[9:15]}"
 
 
 # --- background series: a β sweep or a lesson's runs --------------------------------------------
@@ -49,8 +52,7 @@ def sweep_form() -> None:
             if not configs:
                 st.error("β values: give at least one")
                 return
-            session.start_series(configs, [f"β = {b:g}" for b in betas])
-            st.rerun()
+            _start_series(configs, [f"β = {b:g}" for b in betas], "β sweep")
 
 
 def lesson_form() -> None:
@@ -61,8 +63,16 @@ def lesson_form() -> None:
                + f" ({lesson.preset.epochs} epochs each).")
     if st.button("Run this pair" if len(labels) == 2 else f"Run these {len(labels)} runs",
                  icon=":material/compare_arrows:", type="primary"):
-        session.start_series(list(configs), list(labels))
-        st.rerun()
+        _start_series(list(configs), list(labels), lesson.title)
+
+
+def _start_series(configs, labels, title: str) -> None:
+    try:
+        session.start_series(configs, labels, title)
+    except (ConfigError, QuotaError) as exc:
+        st.error(f"Not started — {exc}", icon=":material/block:")
+        return
+    st.rerun()
 
 
 def series_panel(polling: bool) -> None:
@@ -103,7 +113,7 @@ def _table(chosen: list[SavedRun]) -> None:
     rows = []
     for run in chosen:
         last = run.epochs[-1] if run.epochs else {}
-        rows.append({"run": run.name, "dataset": run.config.dataset, "model": run.config.mode.upper(),
+        rows.append({"run": cards.label(run), "owner": scope.owner_name(run), "dataset": run.config.dataset, "model": run.config.mode.upper(),
                      "β": run.config.beta if run.config.mode == "vae" else None, "latent": run.config.latent_dim,
                      "epochs": len(run.epochs), "−ELBO (val)": last.get("val_neg_elbo"),
                      "reconstruction (val)": last.get("val_recon"), "KL (val)": last.get("val_kl"),
@@ -118,7 +128,7 @@ def _reconstructions(chosen: list[SavedRun]) -> None:
         with cols[i % len(cols)]:
             st.caption(_label(run))
             try:
-                data = session.dataset(run.config.dataset)
+                data = session.run_dataset(run)
                 model = session.saved_model(run)
             except (DataError, RunError) as exc:
                 st.warning(str(exc))
@@ -134,6 +144,7 @@ def _reconstructions(chosen: list[SavedRun]) -> None:
 
 
 def comparison(saved: list[SavedRun]) -> None:
+    """The runs picked, drawn together (this student's own are listed first)."""
     by_name = {run.name: run for run in saved}
     st.session_state[SELECTED] = [n for n in st.session_state.get(SELECTED, list(by_name)[:2]) if n in by_name]
     names = st.multiselect("Runs to compare", list(by_name), key=SELECTED, format_func=lambda n: _label(by_name[n]))
@@ -170,7 +181,7 @@ def page() -> None:
         lesson_form()
     fragments.fragment(series_panel, POLL_SECONDS if polling else None)(polling)
     _select_finished_series()
-    saved = list_runs(session.runs_dir())
+    saved = scope.runs_in_scope("compare_scope")
     if not saved:
         st.info("No saved runs yet: train on the Train page, or run a sweep above.", icon=":material/info:")
         return

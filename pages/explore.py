@@ -5,14 +5,17 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from pages.ui import charts, draft, router, session
+from pages.ui import charts, router, scope, session, text
+from vae_core import bundles
+from vae_core.classroom import cards, quotas
+from vae_core.classroom.identity import NOTE_MAX, TITLE_MAX
 from vae_core.config import TrainConfig
 from vae_core.data import DataError, Dataset
 from vae_core.data.uploads import load_image
 from vae_core.maths import metrics
 from vae_core.maths.models import VAE
 from vae_core.maths.objectives import kl_per_dim
-from vae_core.runs import RunError, list_runs
+from vae_core.runs import RunError, SavedRun
 from vae_core.train import Status
 from vae_core.views import explore, figures
 
@@ -23,15 +26,19 @@ N_POINTS = 1000  # validation samples drawn in the latent scatter
 
 
 def pick_run() -> tuple[VAE, TrainConfig, Dataset, str] | None:
-    """The model to explore: this session's run when it is not training, or a saved run."""
+    """The model to explore: this student's run when it is not training, or a saved run (with its card)."""
     job = session.job()
-    saved = {run.name: run for run in list_runs(session.runs_dir())}
+    saved = {run.name: run for run in scope.runs_in_scope("explore_scope")}
     options = ([CURRENT] if job is not None else []) + list(saved)
+    if st.session_state.get("explore_run") not in options:
+        st.session_state.pop("explore_run", None)
     if not options:
-        st.info("No trained model yet: train one on the Train page first.", icon=":material/info:")
+        st.info("No trained model yet: train one on the Train page first, or import a run below.",
+                icon=":material/info:")
         return None
     name = st.selectbox("Run", options, key="explore_run",
-                        format_func=lambda n: n if n == CURRENT else f"{n} · {draft.describe(saved[n].config)}")
+                        format_func=lambda n: n if n == CURRENT else f"{cards.label(saved[n])} · "
+                                                                     f"{scope.owner_name(saved[n])} · {n[:15]}")
     if name == CURRENT:
         view = job.view()
         if not (view.status.ended or view.status == Status.PAUSED):
@@ -44,13 +51,93 @@ def pick_run() -> tuple[VAE, TrainConfig, Dataset, str] | None:
             return None
         return model, job.config, job.data, f"current-{job.id}-{view.step}"
     run = saved[name]
+    run_card(run)
     try:
         model = session.saved_model(run)
-        data = session.dataset(run.config.dataset)
+        data = session.run_dataset(run)
     except (RunError, DataError) as exc:
         st.error(str(exc))
         return None
     return model, run.config, data, name
+
+
+def _act(action, *args) -> None:
+    """Run a card action for this student; its refusal (not theirs, gone) is shown in plain words."""
+    try:
+        action(*args)
+        st.session_state.card_error = None
+    except (cards.NotAllowed, FileNotFoundError, ValueError, OSError) as exc:
+        st.session_state.card_error = str(exc)
+
+
+def _save_card(run_dir) -> None:
+    _act(cards.rename, run_dir, session.actor(), st.session_state[f"card_title-{run_dir.name}"])
+    if not st.session_state.card_error:
+        _act(cards.annotate, run_dir, session.actor(), st.session_state[f"card_note-{run_dir.name}"])
+
+
+def _delete(name: str) -> None:
+    _act(cards.trash, session.runs_dir(), name, session.actor())
+    st.session_state.pop("explore_run", None)
+
+
+def run_card(run: SavedRun) -> None:
+    """The run's card: whose it is, its title and note (editable by its owner and the teacher), hand-in and
+    feedback, its download, and Delete."""
+    card, actor = cards.card(run), session.actor()
+    mine = cards.owned_by(run, actor.owner)
+    may_edit = mine or actor.teacher
+    status = run.meta.get("status", "")
+    with st.expander(f"About this run · {text.plain(scope.owner_name(run))} · {status}", icon=":material/badge:",
+                     expanded=bool(card["feedback"]) and mine):
+        if run.meta.get("message"):
+            st.caption(text.plain(str(run.meta["message"])))
+        if card["feedback"]:
+            st.info("**Feedback from your teacher:**  \n" + text.plain(card["feedback"]), icon=":material/rate_review:")
+        if may_edit:
+            with st.form(f"card-{run.name}", border=False):
+                st.text_input("Title", cards.title(run), max_chars=TITLE_MAX, key=f"card_title-{run.name}")
+                st.text_area("Note", card["note"], max_chars=NOTE_MAX, key=f"card_note-{run.name}", height=80)
+                st.form_submit_button("Save", icon=":material/save:", on_click=_save_card, args=(run.path,))
+        else:
+            st.markdown(f"**{text.plain(cards.title(run))}**" + (f"  \n{text.plain(card['note'])}" if card["note"] else ""))
+        cols = st.columns(3, vertical_alignment="bottom")
+        if may_edit:
+            assignments = list(session.classroom().room().assignments)
+            hand_in = card["handed_in"]
+            if hand_in:
+                cols[0].success("Handed in" + (f" for {text.plain(hand_in['assignment'])}" if hand_in["assignment"] else "")
+                                + f" · {hand_in['at']}", icon=":material/assignment_turned_in:")
+                cols[1].button("Withdraw the hand-in", key="withdraw", on_click=_act,
+                               args=(cards.withdraw, run.path, actor))
+            else:
+                picked = cols[0].selectbox("Assignment", assignments or [""], key="hand_in_for",
+                                           format_func=lambda a: a or "(none open)", disabled=not assignments)
+                cols[1].button("Hand in", key="hand_in", icon=":material/assignment_turned_in:", type="primary",
+                               on_click=_act, args=(cards.hand_in, run.path, actor, picked or ""))
+        cols[2].download_button("Download the run (zip)", lambda: bundles.bundle(run.path), f"{run.name}.zip",
+                                "application/zip", icon=":material/download:", on_click="ignore", width="stretch")
+        if may_edit:
+            confirm = st.checkbox("I want to delete this run", key=f"delete-{run.name}")
+            st.button("Delete", key="delete", icon=":material/delete:", disabled=not confirm, on_click=_delete,
+                      args=(run.name,), help="Moves the run to the trash; the teacher can still get it back.")
+        if st.session_state.get("card_error"):
+            st.error(st.session_state.card_error)
+
+
+def import_section() -> None:
+    """Import a downloaded run bundle as a new run of this student's."""
+    with st.expander("Import a run (a zip downloaded from VAE Lab)", icon=":material/upload_file:"):
+        file = st.file_uploader("Run bundle", type=["zip"], key="import_file")
+        if file is not None and st.button("Import", key="import", type="primary", icon=":material/upload:"):
+            try:
+                quotas.check_room_for_runs(session.runs_dir(), session.owner(), new_bytes=file.size)
+                path = bundles.import_bundle(file.getvalue(), session.runs_dir(), session.owner())
+            except (bundles.BundleError, quotas.QuotaError) as exc:
+                st.error(f"Not imported — {exc}")
+                return
+            st.session_state.explore_scope, st.session_state.explore_run = "mine", path.name
+            st.rerun()
 
 
 def _on_pick() -> None:
@@ -200,6 +287,7 @@ def iwae_section(model: VAE, config: TrainConfig, data: Dataset, run_key: str) -
 def page() -> None:
     st.title("Explore a trained model")
     picked = pick_run()
+    import_section()
     if picked is None:
         return
     model, config, data, run_key = picked

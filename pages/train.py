@@ -6,14 +6,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.ui import charts, draft, fragments, live_view, router, session
+from pages.ui import charts, draft, fragments, live_view, router, session, text
 from pages.ui.settings import dataset_label, settings
-from vae_core import runs
+from vae_core import bundles, runs
+from vae_core.classroom.quotas import QuotaError
+from vae_core.classroom.room import Pushed
 from vae_core.config import RANGES, ConfigError, TrainConfig, check_compatible
 from vae_core.data import DATASETS, DataError, Dataset
 from vae_core.jobs.backends import Job
 from vae_core.views import figures
-from vae_core.views.lessons import LESSONS
+from vae_core.views.lessons import LESSONS, Lesson
 
 router.require_router()
 
@@ -52,7 +54,13 @@ def dataset_preview(name: str) -> Dataset | None:
 def _start(config: TrainConfig, data: Dataset | None) -> None:
     st.session_state.confirm = None
     upload = data if data is not None and data.name not in DATASETS else None
-    session.start_run(config, upload)
+    lesson = lesson_run(config)
+    try:
+        session.start_run(config, upload, title=f"{lesson[0].title}: {lesson[1]}" if lesson else "")
+    except (ConfigError, QuotaError) as exc:
+        st.session_state.start_error = str(exc)
+        return
+    st.session_state.start_error = None
     st.session_state.runs_started = st.session_state.get("runs_started", 0) + 1  # a new run resets the charts' zoom
     st.session_state.live_lr, st.session_state.live_beta = config.lr, config.beta
     st.session_state.paused = False
@@ -157,21 +165,44 @@ def downloads(job: Job) -> None:
         return
     a, b, _ = st.columns([1, 1, 2])
     name = Path(view.run_dir).name
-    a.download_button("Download the run (zip)", lambda: runs.bundle(view.run_dir), f"{name}.zip", "application/zip",
+    a.download_button("Download the run (zip)", lambda: bundles.bundle(view.run_dir), f"{name}.zip", "application/zip",
                       icon=":material/download:", on_click="ignore", width="stretch")  # zipped on click only
     b.download_button("Download metrics (CSV)", runs.metrics_csv(view.epoch_history), f"{name}-metrics.csv",
                       "text/csv", icon=":material/table:", on_click="ignore", width="stretch")
 
 
-def lesson_banner(config: TrainConfig | None) -> None:
+def lesson_run(config: TrainConfig | None) -> tuple[Lesson, str] | None:
+    """The lesson loaded into the settings and the side of it they are, while they are unchanged."""
     key = st.session_state.get("lesson")
     lesson = next((item for item in LESSONS if item.key == key), None)
-    if lesson is None or config is None:
-        return
-    label = next((label for label, run in lesson.runs if run == config), None)
-    if label:
+    label = next((label for label, run in lesson.runs if run == config), None) if lesson and config else None
+    return (lesson, label) if label else None
+
+
+def lesson_banner(config: TrainConfig | None) -> None:
+    found = lesson_run(config)
+    if found:
+        lesson, label = found
         st.info(f"**Lesson: {lesson.title}** ({label})  \n{lesson.claim}  \n*Look at:* {lesson.look_for}",
                 icon=":material/school:")
+
+
+def _load_sent(pushed: Pushed) -> None:
+    configs = pushed.configs()
+    draft.load_config(configs[0], lesson=pushed.lesson or None)
+    st.session_state.loaded_push = pushed.id
+
+
+def teacher_offer() -> None:
+    """What the teacher sent the class, offered with one click until this student loads it."""
+    pushed = session.classroom().room().pushed
+    if pushed is None or st.session_state.get("loaded_push") == pushed.id or not pushed.configs():
+        return
+    what = "a lesson" if pushed.lesson else "settings"
+    text_col, button_col = st.columns([4, 1], vertical_alignment="center")
+    text_col.info(f"Your teacher sent {what}: **{text.plain(pushed.label)}**", icon=":material/campaign:")
+    button_col.button("Load it", key="load_push", type="primary", icon=":material/download:", width="stretch",
+                      on_click=_load_sent, args=(pushed,))
 
 
 def page() -> None:
@@ -198,6 +229,9 @@ def page() -> None:
                     st.error(f"Invalid setting for this dataset — {exc}", icon=":material/error:")
                     data = None
         lesson_banner(config)
+        teacher_offer()
+        if st.session_state.get("start_error"):
+            st.error(f"Not started — {st.session_state.start_error}", icon=":material/block:")
     controls(job, config, data)
     live_controls(job)
     st.session_state[live_view.WHOLE_PAGE_RERUN] = True

@@ -1,4 +1,5 @@
-"""Headless command line: `python -m vae_core train --dataset digits --beta 4`, `python -m vae_core list`.
+"""Headless command line: `python -m vae_core train --dataset digits --beta 4`, `python -m vae_core list`,
+`python -m vae_core import run.zip` (a downloaded run bundle, as a new run).
 
 Every TrainConfig field is an option (`--latent-dim 8`, `--hidden 400 200`, `--batch-norm`).
 """
@@ -12,7 +13,7 @@ import sys
 import threading
 import time
 
-from vae_core import runs
+from vae_core import bundles, limits, runs
 from vae_core.config import ConfigError, TrainConfig
 from vae_core.data import DataError, load_dataset
 from vae_core.jobs.history import History
@@ -39,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--data-dir", default=None, help="folder with MNIST-style IDX files")
     listing = sub.add_parser("list", help="list saved runs")
     listing.add_argument("--runs-dir", default=str(runs.default_runs_dir()))
+    importing = sub.add_parser("import", help="import a downloaded run bundle (.zip) as a new run")
+    importing.add_argument("bundle", help="the .zip that the Train page's 'Download the run' saved")
+    importing.add_argument("--runs-dir", default=str(runs.default_runs_dir()))
     return parser
 
 
@@ -88,10 +92,27 @@ def list_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def import_run(args: argparse.Namespace) -> int:
+    """Import a bundle as a run of nobody's and print its name; a refused bundle prints why and exits 1."""
+    try:
+        with open(args.bundle, "rb") as f:
+            raw = f.read(limits.current().max_upload_mb * 2**20 + 1)  # one byte over the limit is refused
+    except OSError as exc:
+        print(f"error: {args.bundle}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    try:
+        print(bundles.import_bundle(raw, args.runs_dir, "").name)
+    except bundles.BundleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    commands = {"train": train, "list": list_runs, "import": import_run}
     try:
-        return train(args) if args.command == "train" else list_runs(args)
+        return commands[args.command](args)
     except (ConfigError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -34,6 +34,9 @@ class Limits:
     max_upload_mb: int  # VAE_LAB_MAX_UPLOAD_MB: size of one upload, and of its decompressed data
     max_images: int  # VAE_LAB_MAX_IMAGES: images in one uploaded dataset
     max_image_side: int  # VAE_LAB_MAX_IMAGE_SIDE: pixels along one side of an uploaded image
+    max_student_runs: int  # VAE_LAB_MAX_STUDENT_RUNS: saved runs one student may keep
+    max_student_mb: int  # VAE_LAB_MAX_STUDENT_MB: disk one student's runs, uploads and imports may take
+    keep_days: int  # VAE_LAB_KEEP_DAYS: days the trash and archived class sessions' runs are kept
 
 
 def current() -> Limits:
@@ -46,4 +49,7 @@ def current() -> Limits:
         max_upload_mb=_env_int("VAE_LAB_MAX_UPLOAD_MB", 100),
         max_images=_env_int("VAE_LAB_MAX_IMAGES", 70_000),
         max_image_side=_env_int("VAE_LAB_MAX_IMAGE_SIDE", 4096),
+        max_student_runs=_env_int("VAE_LAB_MAX_STUDENT_RUNS", 200),
+        max_student_mb=_env_int("VAE_LAB_MAX_STUDENT_MB", 500),
+        keep_days=_env_int("VAE_LAB_KEEP_DAYS", 30),
     )

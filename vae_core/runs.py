@@ -14,7 +14,6 @@ import re
 import secrets
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 
 FILES = ("config.json", "meta.json", "metrics.csv", "steps.json", "weights.safetensors")
 MAX_FILE_BYTES = 200 * 1024 * 1024
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 class RunError(ValueError):
@@ -72,6 +71,15 @@ def metrics_csv(epochs: list[dict[str, float]]) -> str:
     writer.writeheader()
     writer.writerows(epochs)
     return out.getvalue()
+
+
+def started(run_dir: Path) -> tuple[float, str]:
+    """When a run started, to order runs by (its config.json is written once, at the start; the folder's
+    name says the second only)."""
+    try:
+        return (run_dir / "config.json").stat().st_mtime, run_dir.name
+    except OSError:
+        return 0.0, run_dir.name
 
 
 def save_config(run_dir: Path, config: TrainConfig) -> None:
@@ -167,7 +175,9 @@ def _json(path: Path):
         raise RunError(f"{path.parent.name}/{path.name} is not valid JSON") from None
 
 
-def load_run(path: str | os.PathLike) -> SavedRun:
+def load_run(path: str | os.PathLike, *, steps: bool = True) -> SavedRun:
+    """A run folder, checked (RunError names what is wrong). Without `steps`, the per-step history is left
+    unread (a board of many runs needs their epochs only)."""
     path = Path(path)
     try:
         config = TrainConfig.from_dict(_json(path / "config.json"), strict=False)
@@ -187,7 +197,7 @@ def load_run(path: str | os.PathLike) -> SavedRun:
     # metrics.csv is written just before meta.json: a process killed between the two leaves one epoch
     # more in the table than meta.json says were done; meta.json is the record of how far the run got.
     epochs = epochs[:meta.get("epochs_done", len(epochs))]
-    steps = _json(path / "steps.json")
+    steps = _json(path / "steps.json") if steps else []
     if not isinstance(steps, list):
         raise RunError(f"{path.name}/steps.json is not a list of steps")
     return SavedRun(path, config, meta, epochs, steps)
@@ -195,32 +205,21 @@ def load_run(path: str | os.PathLike) -> SavedRun:
 
 def run_path(runs_dir: str | os.PathLike, name: str) -> Path:
     """The folder of a run named by a user, refusing names that could leave the runs directory."""
-    if not _RUN_NAME.match(name):
+    if not RUN_NAME.match(name):
         raise RunError(f"{name!r:.60} is not a valid run name")
     return Path(runs_dir) / name
 
 
-def list_runs(runs_dir: str | os.PathLike) -> list[SavedRun]:
+def list_runs(runs_dir: str | os.PathLike, *, steps: bool = True) -> list[SavedRun]:
     """Every loadable run in the folder, newest first; broken folders are skipped."""
     root = Path(runs_dir)
     if not root.is_dir():
         return []
     runs = []
     for path in sorted(root.iterdir(), reverse=True):
-        if path.is_dir() and _RUN_NAME.match(path.name):
+        if path.is_dir() and RUN_NAME.match(path.name):
             try:
-                runs.append(load_run(path))
+                runs.append(load_run(path, steps=steps))
             except RunError:
                 continue
     return runs
-
-
-def bundle(run_dir: str | os.PathLike) -> bytes:
-    """A zip of the run's files, for download."""
-    run_dir = Path(run_dir)
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name in FILES:
-            if (run_dir / name).is_file():
-                zf.write(run_dir / name, f"{run_dir.name}/{name}")
-    return out.getvalue()

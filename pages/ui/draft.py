@@ -40,12 +40,6 @@ def draft_config() -> TrainConfig:
         return TrainConfig()
 
 
-def describe(config: TrainConfig) -> str:
-    """A run's settings in a few words: "digits · VAE · z2 · β 4"."""
-    return (f"{config.dataset.removeprefix('upload:')} · {config.mode.upper()} · z{config.latent_dim}"
-            + (f" · β {config.beta:g}" if config.mode == "vae" else ""))
-
-
 def config_to_query(config: TrainConfig) -> dict[str, str]:
     """The fields that differ from the defaults, as URL text."""
     out = {}

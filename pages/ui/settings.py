@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from pages.ui import draft, session
+from vae_core.classroom import policy
 from vae_core.config import (ACTIVATIONS, ARCHITECTURES, BETA_SCHEDULES, FOR_POINTS, LR_SCHEDULES, OPTIMIZERS,
                              RANGES, RECON_LOSSES, ConfigError, TrainConfig, parse_numbers)
 from vae_core.data import DATASETS, DataError, dataset_names, load_upload
@@ -45,13 +46,47 @@ def _collect() -> tuple[TrainConfig | None, str | None]:
         return None, str(exc)
 
 
+LOCKED = "locked_settings"  # session key: {setting: values allowed} of the settings the teacher locked
+
+
+def _locked(name: str) -> bool:
+    return name in st.session_state.get(LOCKED, {})
+
+
+def _help(name: str, help: str | None) -> str | None:
+    return "Locked by your teacher for this class." if _locked(name) else help
+
+
 def _number(name: str, label: str, step, fmt=None, help=None):
     """A number field from the setting's lower bound up (a value above its range is named by validation)."""
-    return st.number_input(label, min_value=RANGES[name][0], step=step, format=fmt, key=_key(name), help=help)
+    return st.number_input(label, min_value=RANGES[name][0], step=step, format=fmt, key=_key(name),
+                           help=_help(name, help), disabled=_locked(name))
 
 
 def _select(name: str, label: str, options, help=None):
-    return st.selectbox(label, options, key=_key(name), help=help)
+    return st.selectbox(label, options, key=_key(name), help=_help(name, help), disabled=_locked(name))
+
+
+def _apply_class_rules() -> None:
+    """Keep locked settings at a value the class allows and epochs within the class's cap (the server checks
+    again at Start: vae_core.classroom.policy)."""
+    room = session.classroom().room()
+    teacher = session.classroom().is_teacher(session.owner())
+    st.session_state[LOCKED] = {} if teacher else policy.allowed_values(room)
+    st.session_state.epoch_cap = None if teacher else room.max_epochs
+    for name, allowed in st.session_state[LOCKED].items():
+        value = st.session_state.get(_key(name), st.session_state[draft.DRAFT].get(name))
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        if value not in allowed and shown not in allowed:
+            first = allowed[0]
+            st.session_state[_key(name)] = ", ".join(map(str, first)) if isinstance(first, list) else first
+    cap = st.session_state.epoch_cap
+    if cap is not None and st.session_state.get(_key("epochs"), 0) > cap:
+        st.session_state[_key("epochs")] = cap
+
+
+def _checkbox(name: str, label: str, help=None):
+    return st.checkbox(label, key=_key(name), help=_help(name, help), disabled=_locked(name))
 
 
 def _value(name: str):
@@ -98,28 +133,33 @@ def _upload_box() -> None:
 def settings() -> tuple[TrainConfig | None, str | None]:
     """Every setting as a widget in the sidebar; the validated config or the error naming the field."""
     _prepare_widgets()
+    _apply_class_rules()
     upload = st.session_state.get(session.UPLOAD)
     names = dataset_names() + ([upload.name] if upload is not None else [])
     if _value("dataset") not in names:
         names.append(_value("dataset"))
     lim = current_limits()
     st.header("Settings")
-    st.selectbox("Dataset", names, key=_key("dataset"), format_func=dataset_label, on_change=_on_dataset_change)
-    _upload_box()
+    st.selectbox("Dataset", names, key=_key("dataset"), format_func=dataset_label, on_change=_on_dataset_change,
+                 disabled=_locked("dataset"), help=_help("dataset", None))
+    if not _locked("dataset"):
+        _upload_box()
     with st.expander("Model", icon=":material/hub:"):
         st.radio("Kind", ["vae", "ae"], key=_key("mode"), horizontal=True,
-                 format_func={"vae": "VAE", "ae": "Autoencoder"}.get,
-                 help="An autoencoder has a deterministic encoder and no KL term.")
+                 format_func={"vae": "VAE", "ae": "Autoencoder"}.get, disabled=_locked("mode"),
+                 help=_help("mode", "An autoencoder has a deterministic encoder and no KL term."))
         st.radio("Architecture", ARCHITECTURES, key=_key("architecture"), horizontal=True,
-                 format_func={"mlp": "MLP", "conv": "Convolutional"}.get)
-        st.number_input("Latent size", min_value=1, max_value=lim.max_latent, step=1, key=_key("latent_dim"))
-        st.text_input("Hidden widths (comma separated)", key=_key("hidden"),
-                      help="Layer widths of the MLP, or channels per layer of the convolutional model.")
+                 format_func={"mlp": "MLP", "conv": "Convolutional"}.get, disabled=_locked("architecture"),
+                 help=_help("architecture", None))
+        st.number_input("Latent size", min_value=1, max_value=lim.max_latent, step=1, key=_key("latent_dim"),
+                        disabled=_locked("latent_dim"), help=_help("latent_dim", None))
+        st.text_input("Hidden widths (comma separated)", key=_key("hidden"), disabled=_locked("hidden"),
+                      help=_help("hidden", "Layer widths of the MLP, or channels per layer of the convolutional model."))
         _select("activation", "Activation", ACTIVATIONS)
-        st.checkbox("Batch norm", key=_key("batch_norm"))
+        _checkbox("batch_norm", "Batch norm")
         _number("dropout", "Dropout", 0.05)
-        st.checkbox("Standardise inputs", key=_key("normalize_inputs"),
-                    help="Standardise the encoder's input per feature; targets stay as they are.")
+        _checkbox("normalize_inputs", "Standardise inputs",
+                  help="Standardise the encoder's input per feature; targets stay as they are.")
     with st.expander("Objective", icon=":material/functions:", expanded=True):
         _select("recon_loss", "Reconstruction loss", RECON_LOSSES,
                 help="bce: pixels as Bernoulli probabilities; mse: Gaussian decoder with σ below.")
@@ -135,7 +175,7 @@ def settings() -> tuple[TrainConfig | None, str | None]:
             _number("beta_cycles", "Cycles", 1)
             _number("beta_cycle_ratio", "Share of each cycle spent rising", 0.1)
         beta_plot = st.empty()
-        st.checkbox("Capacity objective γ·|KL − C|", key=_key("capacity"))
+        _checkbox("capacity", "Capacity objective γ·|KL − C|")
         if _value("capacity"):
             _number("capacity_gamma", "γ", 10.0, "%g")
             _number("capacity_max", "C at the end of the ramp (nats)", 1.0, "%g")
@@ -149,7 +189,7 @@ def settings() -> tuple[TrainConfig | None, str | None]:
         if _value("optimizer") in ("sgd", "rmsprop"):
             _number("momentum", "Momentum", 0.05)
         if _value("optimizer") == "sgd":
-            st.checkbox("Nesterov", key=_key("nesterov"))
+            _checkbox("nesterov", "Nesterov")
         _number("weight_decay", "Weight decay", 1e-4, "%g")
         _select("lr_schedule", "LR schedule", LR_SCHEDULES)
         if _value("lr_schedule") != "onecycle":
@@ -163,20 +203,23 @@ def settings() -> tuple[TrainConfig | None, str | None]:
         lr_plot = st.empty()
         _number("grad_clip", "Gradient clipping (max norm, 0 = off)", 0.5, "%g")
     with st.expander("Training", icon=":material/tune:"):
-        st.number_input("Epochs", min_value=1, max_value=lim.max_epochs, step=1, key=_key("epochs"))
+        cap = st.session_state.get("epoch_cap")
+        st.number_input("Epochs", min_value=1, max_value=min(lim.max_epochs, cap or lim.max_epochs), step=1,
+                        key=_key("epochs"), disabled=_locked("epochs"),
+                        help=f"Your teacher capped runs at {cap} epochs for this class." if cap else None)
         _number("batch_size", "Batch size", 16)
         _number("seed", "Seed", 1)
-        st.checkbox("Early stopping on validation loss", key=_key("early_stopping"))
+        _checkbox("early_stopping", "Early stopping on validation loss")
         if _value("early_stopping"):
             _number("patience", "Patience (epochs)", 1)
             _number("min_delta", "Minimum improvement", 0.1, "%g")
     with st.expander("Augmentation (images)", icon=":material/flip:"):
-        st.checkbox("Augment training batches", key=_key("augment"))
+        _checkbox("augment", "Augment training batches")
         if _value("augment"):
             _number("aug_shift", "Shift (share of the side)", 0.05)
             _number("aug_rotation", "Rotation (degrees)", 5.0)
             _number("aug_zoom", "Zoom (relative)", 0.05)
-            st.checkbox("Horizontal flips", key=_key("aug_flip"))
+            _checkbox("aug_flip", "Horizontal flips")
     st.button("Restore defaults", icon=":material/restart_alt:", on_click=draft.load_config, args=(TrainConfig(),))
     config, error = _collect()
     if config is not None:

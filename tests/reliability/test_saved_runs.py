@@ -177,7 +177,7 @@ def test_run_folders_named_from_any_dataset_name_stay_inside(tmp_path_factory, d
     config = TrainConfig.__new__(TrainConfig)  # any text, even one validate() refuses
     object.__setattr__(config, "dataset", dataset)
     path = runs.new_run_dir(root, config)
-    assert path.parent == root and runs._RUN_NAME.match(path.name) and runs.run_path(root, path.name) == path
+    assert path.parent == root and runs.RUN_NAME.match(path.name) and runs.run_path(root, path.name) == path
 
 
 # --- the pages over a folder of broken runs ---------------------------------------------------------

@@ -5,7 +5,7 @@ import io
 import pytest
 import torch
 
-from vae_core import runs
+from vae_core import bundles, runs
 from vae_core.__main__ import main
 from vae_core.config import TrainConfig
 from vae_core.jobs.job import TrainingJob
@@ -35,8 +35,8 @@ def test_a_run_folder_holds_every_file_and_loads_back_without_pickle(saved_run, 
 
 
 def test_bundle_zips_the_run_files(saved_run):
-    names = zipfile.ZipFile(io.BytesIO(runs.bundle(saved_run.view().run_dir))).namelist()
-    assert {n.split("/")[1] for n in names} == set(runs.FILES)
+    names = zipfile.ZipFile(io.BytesIO(bundles.bundle(saved_run.view().run_dir))).namelist()
+    assert {n.split("/")[1] for n in names} == {*runs.FILES, "card.json"}
 
 
 def test_a_pickle_payload_in_the_weights_never_runs(saved_run, tmp_path):

@@ -1,10 +1,12 @@
 """vae_core.jobs.sessions: one live job per browser session, reaping of silent sessions, job series."""
 
 import threading
+from pathlib import Path
 
 import pytest
 
 from polling import wait_until
+from vae_core.classroom.cards import card, new_card
 from vae_core.config import TrainConfig
 from vae_core.jobs.job import TrainingJob
 from vae_core.jobs.series import JobSeries
@@ -89,6 +91,21 @@ def test_a_connected_tab_keeps_its_work_however_long_its_page_is_not_run():
     assert reg.reap() == ["starved"] and starved.stopped and reg.get("starved") is None
 
 
+def test_a_students_work_stays_while_any_of_their_tabs_is_open():
+    """A reload or a second tab is the same student (one session id): closing one tab keeps the work."""
+    clock, tabs = Clock(), {"first": True, "second": True}
+    reg = SessionRegistry(grace=120, clock=clock, reaper=False)
+    work = reg.start("alex", FakeWork().start)
+    reg.touch("alex", connected=lambda: tabs["first"], tab="first")
+    reg.touch("alex", connected=lambda: tabs["second"], tab="second")
+    tabs["first"] = False
+    clock.now += 500
+    assert reg.reap() == [] and not work.stopped
+    tabs["second"] = False
+    clock.now += 130
+    assert reg.reap() == ["alex"] and work.stopped
+
+
 def test_reaper_thread_stops_a_closed_tabs_job():
     reg = SessionRegistry(grace=0.1)
     work = reg.start("tab", FakeWork().start)
@@ -130,8 +147,8 @@ TINY = TrainConfig(dataset="moons", recon_loss="mse", hidden=[16], epochs=1, bat
 
 
 def job_starter(runs_dir, pool):
-    """What a page hands a series: start a job of a configuration, and return it."""
-    return lambda config: TrainingJob(config, runs_dir=runs_dir, pool=pool).start()
+    """What a page hands a series: start a job of a configuration titled by its label, and return it."""
+    return lambda config, label: TrainingJob(config, card=new_card("", label), runs_dir=runs_dir, pool=pool).start()
 
 
 def test_the_registry_starts_new_work_only_after_stopping_the_old():
@@ -155,6 +172,7 @@ def test_series_trains_each_config_in_turn_and_saves_them(tmp_path):
     assert [job.config.beta for job in series.jobs] == [0.5, 2.0]
     assert view.statuses == [Status.FINISHED, Status.FINISHED] and view.labels == ["β = 0.5", "β = 2"]
     assert len(view.run_dirs) == 2 and all(m == "Finished." for m in view.messages)
+    assert [card(Path(d))["title"] for d in view.run_dirs] == ["β = 0.5", "β = 2"]
     assert view.current is not None and view.current.id == series.jobs[-1].id
 
 
@@ -182,9 +200,9 @@ def test_a_series_stopped_for_a_reason_gives_it_to_its_running_job(tmp_path):
 
 def test_a_series_needs_one_label_per_configuration():
     with pytest.raises(ValueError, match="one label per configuration"):
-        JobSeries([TINY, TINY], ["only one"], lambda config: None)
+        JobSeries([TINY, TINY], ["only one"], lambda config, label: None)
     with pytest.raises(ValueError, match="at least one configuration"):
-        JobSeries([], [], lambda config: None)
+        JobSeries([], [], lambda config, label: None)
 
 
 def test_live_counts_the_sessions_whose_work_is_queued_or_running():

@@ -47,10 +47,10 @@ class Job(Protocol):
 
 
 class Backend(Protocol):
-    def start(self, config: TrainConfig, data: Dataset | None = None, *, owner: str = "",
+    def start(self, config: TrainConfig, data: Dataset | None = None, *, owner: str = "", card: dict | None = None,
               runs_dir: str | os.PathLike | None = None) -> Job:
-        """Start a run of `config` (on `data`, an upload, else the built-in dataset it names), saved in
-        `runs_dir` (default: the runs folder)."""
+        """Start a run of `config` (on `data`, an upload, else the built-in dataset it names) for `owner`,
+        saved in `runs_dir` (default: the runs folder) with `card` (classroom.cards.new_card) as its card."""
     def find(self, job_id: str) -> Job | None: ...
     def jobs(self) -> list[Job]:
         """Every job still known, running or recently ended, oldest first (each with its owner)."""
@@ -91,9 +91,9 @@ class ThreadBackend(JobBook):
         # of a training thread: a server's script reruns waited that long (bench/README.md, "Classroom load").
         sys.setswitchinterval(SWITCH_INTERVAL)
 
-    def start(self, config, data=None, *, owner="", runs_dir=None) -> TrainingJob:
+    def start(self, config, data=None, *, owner="", card=None, runs_dir=None) -> TrainingJob:
         runs_dir = runs.default_runs_dir() if runs_dir is None else runs_dir
-        return self.add(TrainingJob(config, data, owner=owner, runs_dir=runs_dir)).start()
+        return self.add(TrainingJob(config, data, owner=owner, card=card, runs_dir=runs_dir)).start()
 
     def close(self) -> None:
         for job in self.jobs():

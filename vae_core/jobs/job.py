@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from vae_core import runs
+from vae_core.classroom import cards
 from vae_core.config import TrainConfig, live_value
 from vae_core.data import Dataset, LoadStopped, load_dataset
 from vae_core.jobs.clock import JobClock
@@ -34,12 +35,13 @@ CORES = torch.get_num_threads()  # torch's default intra-op threads (physical co
 
 class TrainingJob:
     def __init__(self, config: TrainConfig, data: Dataset | None = None, *, job_id: str | None = None,
-                 owner: str = "", data_dir: str | None = None, runs_dir: str | os.PathLike | None = None,
+                 owner: str = "", card: dict | None = None, data_dir: str | None = None, runs_dir: str | os.PathLike | None = None,
                  pool: SlotPool | None = None, snapshot_interval: float = 0.5, max_points: int = 2000):
         self.config = config
         self.data = data
         self.id = job_id or secrets.token_hex(8)
         self.owner = owner
+        self.card = card if card is not None else cards.new_card(owner, "")  # written with the run folder
         self.data_dir = data_dir
         self.runs_dir = runs_dir
         self.pool = pool or default_pool()
@@ -254,6 +256,7 @@ class TrainingJob:
         try:
             self.run_dir = runs.new_run_dir(self.runs_dir, self.config)
             runs.save_config(self.run_dir, self.config)
+            cards.write_card(self.run_dir, self.card)
         except OSError as exc:  # a full disk or read-only folder: train anyway, the results stay on screen
             self.run_dir, self.save_error = None, _save_failure(exc)
 

@@ -61,10 +61,10 @@ class WorkerProcess:
         self.alive = True
         threading.Thread(target=self._receive, name="vae-lab-worker-link", daemon=True).start()
 
-    def submit(self, job: RemoteJob, data: Dataset | None, runs_dir: str | None) -> None:
+    def submit(self, job: RemoteJob, data: Dataset | None, runs_dir: str | None, card: dict | None = None) -> None:
         with self._lock:
             self._jobs[job.id] = job
-        if not self.send("start", job.id, job.config.to_json(), data, runs_dir, job.owner):
+        if not self.send("start", job.id, job.config.to_json(), data, runs_dir, job.owner, card):
             self._lost([job])
 
     def send(self, *message) -> bool:
@@ -153,11 +153,11 @@ class ProcessBackend(JobBook):
                 self._worker = WorkerProcess()
             return self._worker
 
-    def start(self, config, data=None, *, owner="", runs_dir=None) -> RemoteJob:
+    def start(self, config, data=None, *, owner="", card=None, runs_dir=None) -> RemoteJob:
         runs_dir = runs.default_runs_dir() if runs_dir is None else runs_dir
         job = RemoteJob(config, data, owner=owner, worker=self.worker())
         self.add(job)
-        job.worker.submit(job, data, str(runs_dir))
+        job.worker.submit(job, data, str(runs_dir), card)
         return job
 
     def close(self) -> None:
@@ -301,10 +301,10 @@ def _serve(inbox: Connection, outbox: Connection) -> None:
             with lock:
                 job = jobs.get(job_id, (None,))[0]
             if kind == "start":
-                config_json, data, runs_dir, owner = args
+                config_json, data, runs_dir, owner, card = args
                 try:
                     job = TrainingJob(TrainConfig.from_json(config_json), data, job_id=job_id, owner=owner,
-                                      runs_dir=runs_dir)
+                                      card=card, runs_dir=runs_dir)
                 except Exception as exc:  # a config the worker refuses (its limits): that run fails, the worker goes on
                     send("progress", job_id, failure(queued_state(job_id, owner, TrainConfig()),
                                                      f"Training failed: {exc}"))

@@ -31,9 +31,9 @@ class SeriesView:
 
 
 class JobSeries:
-    """Runs `start_job(config)` for each configuration in turn, on a background thread of its own."""
+    """Runs `start_job(config, label)` for each configuration in turn, on a background thread of its own."""
 
-    def __init__(self, configs: list[TrainConfig], labels: list[str], start_job: Callable[[TrainConfig], Job],
+    def __init__(self, configs: list[TrainConfig], labels: list[str], start_job: Callable[[TrainConfig, str], Job],
                  poll: float = 0.1):
         if len(configs) != len(labels) or not configs:
             raise ValueError("a series needs one label per configuration, and at least one configuration")
@@ -75,10 +75,10 @@ class JobSeries:
 
     def _run(self) -> None:
         try:
-            for config in self.configs:
+            for config, label in zip(self.configs, self.labels):
                 if self._stop.is_set():
                     break
-                job = self.start_job(config)
+                job = self.start_job(config, label)
                 self.jobs.append(job)
                 while not job.join(self.poll):
                     if self._stop.is_set():

@@ -1,6 +1,6 @@
-"""Which browser session owns which background work.
+"""Which student owns which background work.
 
-`SessionRegistry` maps a session id to its one piece of work (a `Job` or a `JobSeries`):
+`SessionRegistry` maps a session id (a student's owner id: all their tabs share it) to its one piece of work (a `Job` or a `JobSeries`):
 starting new work stops the session's old work, and a reaper thread stops the work of sessions
 not seen (`touch`) for a grace period whose browser is no longer connected, so a closed tab does
 not keep a training slot.
@@ -54,18 +54,19 @@ class SessionRegistry:
         self._lock = threading.Lock()
         self._work: dict[str, Work] = {}
         self._seen: dict[str, float] = {}
-        self._connected: dict[str, Callable[[], bool]] = {}
+        self._connected: dict[str, dict[str, Callable[[], bool]]] = {}  # session -> tab -> probe
         if reaper:
             threading.Thread(target=self._reap_forever, name="vae-lab-reaper", daemon=True).start()
 
-    def touch(self, session_id: str, connected: Callable[[], bool] | None = None) -> None:
+    def touch(self, session_id: str, connected: Callable[[], bool] | None = None, tab: str = "") -> None:
         """The session is alive (call on every rerun, the polling fragments' too). `connected`, when
-        given, tells whether the session's browser is still connected: a connected session is kept
-        however long the busy server leaves its page unrun."""
+        given, tells whether the browser tab `tab` of the session is still connected: a session with a
+        connected tab is kept however long the busy server leaves its pages unrun. A student's session
+        may have several tabs."""
         with self._lock:
             self._seen[session_id] = self._clock()
             if connected is not None:
-                self._connected[session_id] = connected
+                self._connected.setdefault(session_id, {})[tab] = connected
 
     def start(self, session_id: str, begin: Callable[[], Work]) -> Work:
         """Stop the session's old work (freeing its training slot first), then `begin()` the new and keep it."""
@@ -100,12 +101,19 @@ class SessionRegistry:
             old.stop()
 
     def reap(self) -> list[str]:
-        """Stop and forget the work of sessions unseen for longer than the grace period and not connected;
-        their ids. A connected session counts as seen now."""
+        """Stop and forget the work of sessions unseen for longer than the grace period with no tab still
+        connected; their ids. A session with a connected tab counts as seen now."""
         now = self._clock()
         with self._lock:
-            silent = {s: self._connected.get(s) for s, seen in self._seen.items() if now - seen > self.grace}
-        still_there = {s for s, connected in silent.items() if connected is not None and connected()}
+            silent = {s: dict(self._connected.get(s, {})) for s, seen in self._seen.items() if now - seen > self.grace}
+        still_there = set()
+        for s, probes in silent.items():
+            open_tabs = {tab for tab, connected in probes.items() if connected()}
+            if open_tabs:
+                still_there.add(s)
+            with self._lock:
+                for tab in set(probes) - open_tabs:
+                    self._connected.get(s, {}).pop(tab, None)
         with self._lock:
             for s in still_there:
                 self._seen[s] = now
