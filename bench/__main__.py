@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench import common
 
-PARTS = ("engine", "threads", "latency", "classroom", "memory", "startup")
+PARTS = ("engine", "threads", "latency", "classroom", "memory", "startup", "class-page")
 RESULTS = Path(__file__).with_name("results.json")
 README = Path(__file__).with_name("README.md")
 BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
@@ -33,7 +33,7 @@ def run(parts=PARTS, smoke: bool = False, repeats: int = 3) -> dict:
 
 
 def _run_parts(parts, smoke: bool, repeats: int, tables: dict) -> None:
-    from bench import classroom, engine, latency, memory, startup, threads  # noqa: E402 (here so --help is quick)
+    from bench import class_page, classroom, engine, latency, memory, startup, threads  # noqa: E402 (--help quick)
 
     if "engine" in parts:
         print("engine throughput and snapshot share ...", flush=True)
@@ -56,6 +56,9 @@ def _run_parts(parts, smoke: bool, repeats: int, tables: dict) -> None:
         print("start-up and the CLI's whole run ...", flush=True)
         tables["startup"] = startup.startup_table(smoke, repeats)
         tables["startup_cli"] = startup.cli_table(smoke, repeats)
+    if "class-page" in parts:
+        print("the Class page's live board ...", flush=True)
+        tables["class_page"] = class_page.run(smoke, repeats)
 
 
 def report(results: dict) -> str:

@@ -36,9 +36,9 @@ def pick_run() -> tuple[VAE, TrainConfig, Dataset, str] | None:
         st.info("No trained model yet: train one on the Train page first, or import a run below.",
                 icon=":material/info:")
         return None
-    name = st.selectbox("Run", options, key="explore_run",
-                        format_func=lambda n: n if n == CURRENT else f"{cards.label(saved[n])} · "
-                                                                     f"{scope.owner_name(saved[n])} · {n[:15]}")
+    labels = {CURRENT: CURRENT} | {n: f"{cards.label(run)} · {scope.owner_name(run)} · {n[:15]}"
+                                   for n, run in saved.items()}
+    name = st.selectbox("Run", options, key="explore_run", format_func=labels.get)
     if name == CURRENT:
         view = job.view()
         if not (view.status.ended or view.status == Status.PAUSED):

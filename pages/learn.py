@@ -5,6 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.ui import draft, router, session
+from vae_core.classroom.quotas import QuotaError
+from vae_core.config import ConfigError
 from vae_core.views.lessons import LESSONS, UNAVAILABLE, Lesson
 
 router.require_router()
@@ -57,7 +59,11 @@ def _run_side_by_side(lesson: Lesson) -> None:
     """Train all of the lesson's runs as one background series, as the Compare page's "Run this pair" does,
     and show them there, with the lesson picked."""
     labels, configs = zip(*lesson.runs)
-    session.start_series(list(configs), list(labels))
+    try:
+        session.start_series(list(configs), list(labels), lesson.title)
+    except (ConfigError, QuotaError) as exc:
+        st.session_state.learn_error = f"Not started — {exc}"
+        return
     st.session_state.pair_lesson = lesson.key
     st.switch_page(router.COMPARE_PAGE)
 
@@ -88,6 +94,8 @@ def page() -> None:
     with lessons_tab:
         st.markdown("Each lesson is two or three runs that differ in one setting. A **Train** button loads one of them "
                     "into the Train page; **Run side by side** trains them all and shows them on the Compare page.")
+        if st.session_state.get("learn_error"):
+            st.error(st.session_state.pop("learn_error"), icon=":material/block:")
         cols = st.columns(2)
         for i, lesson in enumerate(LESSONS):
             with cols[i % 2]:

@@ -17,7 +17,8 @@ def pages() -> list[st.Page]:
     return [st.Page(TRAIN_PAGE, title="Train", icon=":material/model_training:", default=True),
             st.Page("pages/explore.py", title="Explore", icon=":material/travel_explore:"),
             st.Page(COMPARE_PAGE, title="Compare", icon=":material/compare:"),
-            st.Page("pages/learn.py", title="Learn", icon=":material/school:")]
+            st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
+            st.Page("pages/classroom.py", title="Class", icon=":material/groups:")]
 
 
 def frame() -> st.Page:
@@ -26,7 +27,9 @@ def frame() -> st.Page:
     st.set_page_config(page_title="VAE Lab", page_icon=":material/blur_on:", layout="wide")
     st.cache_resource(show_spinner=False)(warm_up)()
     backend()  # made with the server's first page, not on the first Start
+    session.remember()
     session.touch()
+    session.join_class()
     draft.init_session()
     return st.navigation(pages(), position="top")
 

@@ -6,6 +6,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from vae_core.config import TrainConfig
+from students import TOKEN, student
+from vae_core.classroom.cards import new_card
+from vae_core.classroom.identity import new_token
 from vae_core.jobs import sessions
 from vae_core.jobs.backends import TRAINER_ENV, backend
 
@@ -23,9 +26,10 @@ def runs_dir(tmp_path, monkeypatch):
 def app(runs_dir):
     """A fresh browser session of the app; call .run() to render it."""
     at = AppTest.from_file(str(APP), default_timeout=30)
+    at.session_state[TOKEN] = new_token()  # as if its browser had a cookie: the runs `train_run` saves are its own
     yield at
-    if "session_id" in at.session_state:
-        sessions.registry().clear(at.session_state["session_id"])
+    if student(at) is not None:
+        sessions.registry().clear(student(at))
 
 
 @pytest.fixture(params=["threads", "process"])
@@ -36,10 +40,11 @@ def any_backend(request, monkeypatch):
 
 
 @pytest.fixture
-def train_run(runs_dir):
-    """Train and save a small run, as the Train page would; returns its folder."""
+def train_run(runs_dir, app):
+    """Train and save a small run of the `app` session's student, as the Train page would; returns its folder."""
     def train(config: TrainConfig = TINY) -> Path:
-        job = backend().start(config, runs_dir=runs_dir)
+        owner = student(app)
+        job = backend().start(config, owner=owner, card=new_card(owner, ""), runs_dir=runs_dir)
         assert job.join(60), "the training job did not finish in time"
         return Path(job.view().run_dir)
     return train
@@ -47,7 +52,7 @@ def train_run(runs_dir):
 
 def work_of(at: AppTest):
     """The work the registry holds for this AppTest's browser session."""
-    return sessions.registry().get(at.session_state["session_id"])
+    return sessions.registry().get(student(at))
 
 
 @pytest.fixture

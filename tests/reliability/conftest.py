@@ -19,7 +19,8 @@ def new_app(runs_dir):
     """A factory of fresh AppTest browser sessions; every session's work is stopped afterwards."""
     from streamlit.testing.v1 import AppTest
 
-    from vae_core.jobs import sessions
+    from students import student
+from vae_core.jobs import sessions
 
     made = []
 
@@ -30,9 +31,9 @@ def new_app(runs_dir):
 
     yield make
     for at in made:
-        if "session_id" in at.session_state:
-            work = sessions.registry().get(at.session_state["session_id"])
-            sessions.registry().clear(at.session_state["session_id"])
+        if student(at) is not None:
+            work = sessions.registry().get(student(at))
+            sessions.registry().clear(student(at))
             if work is not None:
                 work.join(5)
 

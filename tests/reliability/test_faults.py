@@ -29,6 +29,7 @@ from vae_core.jobs.sessions import SessionRegistry
 from vae_core.jobs.slots import SlotPool
 from vae_core.train import Status, Trainer
 from polling import wait_until
+from students import student
 from reliability_helpers import REPO, training_threads
 
 SMALL = TrainConfig(epochs=4, hidden=[32], batch_size=64)
@@ -133,7 +134,7 @@ def test_start_and_stop_clicked_quickly_on_the_train_page_leave_one_job_and_no_t
     other.run()
     at.sidebar.number_input(key="cfg_epochs").set_value(400).run()
     from vae_core.jobs import sessions
-    mine = lambda app: sessions.registry().get(app.session_state["session_id"])  # noqa: E731
+    mine = lambda app: sessions.registry().get(student(app))  # noqa: E731
     seen = []
     for click in range(8):
         at.button(key="start").click().run()

@@ -23,6 +23,7 @@ from vae_core.jobs.sessions import SessionRegistry, grace_from_env
 from vae_core.jobs.slots import SlotPool
 from vae_core.train import Status
 from polling import wait_until
+from students import student
 from reliability_helpers import REPO, npz_of, page_ok, training_threads, warnings
 from upload_files import png, zip_of
 
@@ -34,11 +35,11 @@ def test_two_browser_sessions_never_see_or_control_each_others_job(new_app):
     alice, bob = new_app(), new_app()
     alice.run()
     bob.run()
-    assert re.fullmatch(r"[0-9a-f]{32}", alice.session_state["session_id"])
-    assert alice.session_state["session_id"] != bob.session_state["session_id"]
+    assert re.fullmatch(r"[0-9a-f]{24}", student(alice))
+    assert student(alice) != student(bob)
     alice.sidebar.number_input(key="cfg_epochs").set_value(400).run()
     alice.button(key="start").click().run()
-    job = sessions.registry().get(alice.session_state["session_id"])
+    job = sessions.registry().get(student(alice))
     assert job is not None and wait_until(lambda: job.view().step > 0)
 
     def still_training() -> bool:
@@ -52,7 +53,7 @@ def test_two_browser_sessions_never_see_or_control_each_others_job(new_app):
     assert bob.progress[0].text.startswith("Ready")
     bob.sidebar.number_input(key="cfg_epochs").set_value(400).run()
     bob.button(key="start").click().run()  # Bob's own run does not replace Alice's
-    bobs = sessions.registry().get(bob.session_state["session_id"])
+    bobs = sessions.registry().get(student(bob))
     assert bobs is not job and still_training()
     bob.button(key="reset").click().run()  # asks first: Bob's run trains
     bob.button(key="confirm_yes").click().run()
@@ -163,7 +164,7 @@ def test_limits_below_the_defaults_keep_the_app_working(monkeypatch, new_app):
     assert (at.session_state["draft"]["epochs"], at.session_state["draft"]["latent_dim"]) == (3, 1)
     at.button(key="start").click().run()
     page_ok(at)
-    job = sessions.registry().get(at.session_state["session_id"])
+    job = sessions.registry().get(student(at))
     assert job.join(60) and job.view().status == Status.FINISHED and len(job.view().epoch_history) == 3
 
 
