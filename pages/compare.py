@@ -52,7 +52,7 @@ def sweep_form() -> None:
             if not configs:
                 st.error("β values: give at least one")
                 return
-            _start_series(configs, [f"β = {b:g}" for b in betas], "β sweep")
+            _start_series(configs, [f"β = {b:g}" for b in betas], "β sweep", "")
 
 
 def lesson_form() -> None:
@@ -63,12 +63,12 @@ def lesson_form() -> None:
                + f" ({lesson.preset.epochs} epochs each).")
     if st.button("Run this pair" if len(labels) == 2 else f"Run these {len(labels)} runs",
                  icon=":material/compare_arrows:", type="primary"):
-        _start_series(list(configs), list(labels), lesson.title)
+        _start_series(list(configs), list(labels), lesson.title, lesson.key)
 
 
-def _start_series(configs, labels, title: str) -> None:
+def _start_series(configs, labels, title: str, lesson: str) -> None:
     try:
-        session.start_series(configs, labels, title)
+        session.start_series(configs, labels, title, lesson)
     except (ConfigError, QuotaError) as exc:
         st.error(f"Not started — {exc}", icon=":material/block:")
         return

@@ -92,7 +92,7 @@ def run_card(run: SavedRun) -> None:
                      expanded=bool(card["feedback"]) and mine):
         if run.meta.get("message"):
             st.caption(text.plain(str(run.meta["message"])))
-        if card["feedback"]:
+        if card["feedback"] and may_edit:  # a student's feedback and note are theirs and the teacher's only
             st.info("**Feedback from your teacher:**  \n" + text.plain(card["feedback"]), icon=":material/rate_review:")
         if may_edit:
             with st.form(f"card-{run.name}", border=False):
@@ -100,9 +100,9 @@ def run_card(run: SavedRun) -> None:
                 st.text_area("Note", card["note"], max_chars=NOTE_MAX, key=f"card_note-{run.name}", height=80)
                 st.form_submit_button("Save", icon=":material/save:", on_click=_save_card, args=(run.path,))
         else:
-            st.markdown(f"**{text.plain(cards.title(run))}**" + (f"  \n{text.plain(card['note'])}" if card["note"] else ""))
+            st.markdown(f"**{text.plain(cards.title(run))}**")
         cols = st.columns(3, vertical_alignment="bottom")
-        if may_edit:
+        if mine:
             assignments = list(session.classroom().room().assignments)
             hand_in = card["handed_in"]
             if hand_in:

@@ -60,7 +60,7 @@ def _run_side_by_side(lesson: Lesson) -> None:
     and show them there, with the lesson picked."""
     labels, configs = zip(*lesson.runs)
     try:
-        session.start_series(list(configs), list(labels), lesson.title)
+        session.start_series(list(configs), list(labels), lesson.title, lesson.key)
     except (ConfigError, QuotaError) as exc:
         st.session_state.learn_error = f"Not started — {exc}"
         return

@@ -56,7 +56,8 @@ def _start(config: TrainConfig, data: Dataset | None) -> None:
     upload = data if data is not None and data.name not in DATASETS else None
     lesson = lesson_run(config)
     try:
-        session.start_run(config, upload, title=f"{lesson[0].title}: {lesson[1]}" if lesson else "")
+        session.start_run(config, upload, title=f"{lesson[0].title}: {lesson[1]}" if lesson else "",
+                          lesson=lesson[0].key if lesson else "")
     except (ConfigError, QuotaError) as exc:
         st.session_state.start_error = str(exc)
         return

@@ -104,27 +104,26 @@ def check_start(configs: list[TrainConfig]) -> None:
     quotas.check_room_for_runs(runs_dir(), me, len(configs))
 
 
-def _card(title: str, upload: Dataset | None) -> dict:
-    data = stored.save(upload, runs_dir(), owner()) if upload is not None else ""
-    return cards.new_card(owner(), title, classroom().room().period, data)
-
-
-def start_run(config: TrainConfig, upload: Dataset | None = None, title: str = "") -> Job:
+def start_run(config: TrainConfig, upload: Dataset | None = None, title: str = "", lesson: str = "") -> Job:
     """Train `config` (on `upload`, else the built-in dataset it names) for this student, stopping whatever
-    they were doing. Raises ConfigError or QuotaError (see `check_start`) before anything starts."""
+    they were doing; `lesson`: the key of the lesson it is a run of. Raises ConfigError or QuotaError (see
+    `check_start`) before anything starts."""
     check_start([config])
-    me, card = owner(), _card(title, upload)
+    me = owner()
+    data = stored.save(upload, runs_dir(), me) if upload is not None else ""
+    card = cards.new_card(me, title, classroom().room().period, data, lesson)
     return sessions.registry().start(me, lambda: backend().start(config, upload, owner=me, card=card))
 
 
-def start_series(configs: list[TrainConfig], labels: list[str], title: str = "") -> None:
-    """Train several runs one after another in the background, each titled "`title`: label" (or the label);
-    the Compare page follows them and selects their runs once the series has ended."""
+def start_series(configs: list[TrainConfig], labels: list[str], title: str = "", lesson: str = "") -> None:
+    """Train several runs one after another in the background, each titled "`title`: label" (or the label),
+    of `lesson` (a key) when they are a lesson's; the Compare page follows them and selects their runs once
+    the series has ended."""
     check_start(configs)
     me, period = owner(), classroom().room().period
 
     def start_one(config: TrainConfig, label: str) -> Job:
-        card = cards.new_card(me, f"{title}: {label}" if title else label, period)
+        card = cards.new_card(me, f"{title}: {label}" if title else label, period, lesson=lesson)
         return backend().start(config, owner=me, card=card)
     sessions.registry().start(me, JobSeries(configs, labels, start_one).start)
     st.session_state.series_shown = False

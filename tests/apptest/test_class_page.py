@@ -67,7 +67,7 @@ def _tab(at, label):
     return at.run()
 
 
-def _run(runs_dir, owner, title, period, *, beta=1.0, epochs=3, hand_in=None):
+def _run(runs_dir, owner, title, period, *, beta=1.0, epochs=3, hand_in=None, lesson=""):
     """A saved run folder with its card, as a job leaves it (no weights: the page does not load the model)."""
     config = TrainConfig(beta=beta, epochs=epochs, hidden=[32])
     run_dir = runs.new_run_dir(runs_dir, config)
@@ -78,7 +78,7 @@ def _run(runs_dir, owner, title, period, *, beta=1.0, epochs=3, hand_in=None):
             "parameters": 1, "epochs_done": epochs, "steps_done": 10 * epochs, "best_epoch": None,
             "live_changes": [], "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     runs.save_progress(run_dir, meta, rows, [], None)
-    card = cards.new_card(owner, title, period)
+    card = cards.new_card(owner, title, period, lesson=lesson)
     if hand_in is not None:
         card["handed_in"] = {"assignment": hand_in, "at": "2026-12-06 10:00"}
     cards.write_card(run_dir, card)
@@ -122,7 +122,7 @@ def test_the_teacher_sees_the_sessions_students_and_runs(app, teacher_key, runs_
     _teacher(app, runs_dir)
     period = Classroom(runs_dir).room().period
     ann, bob = _student(runs_dir, "Ann **bold**", period), _student(runs_dir, "Bob", period)
-    _run(runs_dir, ann, "β sweep: β = 4", period, beta=4.0)
+    _run(runs_dir, ann, "β sweep: β = 4", period, beta=4.0, lesson=LESSONS[0].key)
     _run(runs_dir, bob, "mine", period, beta=0.5, epochs=5)
     _run(runs_dir, bob, "last week's", "old-period")
     _student(runs_dir, "Cleo", period)  # joined, trained nothing yet
@@ -142,7 +142,7 @@ def test_the_teacher_sees_the_sessions_students_and_runs(app, teacher_key, runs_
     app.run()
     _ok(app)
     chart = json.loads(next(c for c in app.get("plotly_chart") if c.key == "class_plane_digits").proto.spec)
-    assert sorted(t["name"] for t in chart["data"] if t["showlegend"]) == ["no lesson", "β sweep"]
+    assert sorted(t["name"] for t in chart["data"] if t["showlegend"]) == sorted(["no lesson", LESSONS[0].title])
 
     app.toggle(key="class_plane_live").set_value(False).run()  # held still: a new run waits
     _run(runs_dir, ann, "later", period, beta=2.0)

@@ -20,7 +20,7 @@ def new_app(runs_dir):
     from streamlit.testing.v1 import AppTest
 
     from students import student
-from vae_core.jobs import sessions
+    from vae_core.jobs import sessions
 
     made = []
 

@@ -122,7 +122,7 @@ def test_delete_moves_the_whole_folder_to_the_trash_and_names_never_become_paths
 def test_a_malformed_card_leaves_the_run_unowned(tmp_path):
     run = make_run(tmp_path, ALEX_1, "mine")
     (run / cards.CARD).write_text(json.dumps({"owner": "../../x", "title": ["not", "text"], "handed_in": 3}))
-    assert cards.card(run) == {"owner": "", "title": "", "period": "", "data": "", "note": "",
+    assert cards.card(run) == {"owner": "", "title": "", "period": "", "data": "", "lesson": "", "note": "",
                                "handed_in": None, "feedback": ""}
     (run / cards.CARD).write_text("{not json")
     assert cards.card(run)["owner"] == ""
@@ -235,11 +235,13 @@ def test_retention_empties_old_trash_and_retires_old_archived_sessions(tmp_path,
     old_class = make_run(tmp_path, ALEX_1, period="old")
     current = make_run(tmp_path, ALEX_1, period="now")
     deleted = cards.trash(tmp_path, make_run(tmp_path, ALEX_2).name, Actor(ALEX_2))
+    half_import = tmp_path / ".import-0123456789ab"
+    half_import.mkdir()
     long_ago = time.time() - 11 * 86400
-    for path in (old_class / "meta.json", current / "meta.json", deleted):
+    for path in (old_class / "meta.json", current / "meta.json", deleted, half_import):
         os.utime(path, (long_ago, long_ago))
     assert quotas.apply_retention(tmp_path, {"old"}) == {"emptied": 1, "archived_to_trash": 1}
-    assert not deleted.exists() and not old_class.exists() and current.exists()
+    assert not deleted.exists() and not old_class.exists() and current.exists() and not half_import.exists()
     assert (tmp_path / cards.TRASH / old_class.name / "meta.json").is_file()  # recoverable for another 10 days
     assert quotas.empty_trash(tmp_path) == 1 and not any((tmp_path / cards.TRASH).iterdir())
 

@@ -106,11 +106,11 @@ def board(runs: list[ClassRun], students: dict[str, dict], period: str, waiting:
 
 
 def colour_value(item: ClassRun, by: str):
-    """The setting a run is coloured by on the class's rate–distortion plane: β, latent size, or its lesson
-    (the title's part before ":", the way lesson runs are titled)."""
+    """The setting a run is coloured by on the class's rate–distortion plane: β, latent size, or the title of
+    its lesson."""
     if by == "lesson":
-        title = item.card["title"]
-        return title.split(":", 1)[0] if ":" in title else "no lesson"
+        from vae_core.views.lessons import LESSONS
+        return next((lesson.title for lesson in LESSONS if lesson.key == item.card["lesson"]), "no lesson")
     return getattr(item.run.config, by)
 
 

@@ -42,11 +42,12 @@ def describe(config: TrainConfig) -> str:
             + (f" · β {config.beta:g}" if config.mode == "vae" else ""))
 
 
-def new_card(owner: str, title: str, period: str = "", data: str = "") -> dict:
-    """The card a job writes with its run folder: owner id ("" for nobody), title, class period, and the
-    content hash of the uploaded data it trained on ("" for a built-in dataset)."""
+def new_card(owner: str, title: str, period: str = "", data: str = "", lesson: str = "") -> dict:
+    """The card a job writes with its run folder: owner id ("" for nobody), title, class period, the
+    content hash of the uploaded data it trained on ("" for a built-in dataset), and the key of the lesson
+    it is a run of ("" for none)."""
     return {"owner": owner if OWNER.match(owner or "") else "", "title": plain_text(title, TITLE_MAX),
-            "period": period, "data": data, "note": "", "handed_in": None, "feedback": ""}
+            "period": period, "data": data, "lesson": lesson, "note": "", "handed_in": None, "feedback": ""}
 
 
 def card(run: SavedRun | Path) -> dict:
@@ -60,6 +61,7 @@ def card(run: SavedRun | Path) -> dict:
     owner = raw.get("owner") if isinstance(raw.get("owner"), str) and OWNER.match(raw["owner"]) else ""
     return {"owner": owner, "title": plain_text(raw.get("title"), TITLE_MAX),
             "period": str(raw.get("period", ""))[:20], "data": str(raw.get("data", ""))[:64],
+            "lesson": str(raw.get("lesson", ""))[:40],
             "note": plain_text(raw.get("note"), NOTE_MAX, lines=True), "handed_in": hand_in,
             "feedback": plain_text(raw.get("feedback"), NOTE_MAX, lines=True)}
 

@@ -66,8 +66,9 @@ def check_room_for_runs(runs_dir: str | os.PathLike, owner: str, new_runs: int =
 
 
 def apply_retention(runs_dir: str | os.PathLike, archived_periods: set[str], now: float | None = None) -> dict:
-    """Empty the trash of runs deleted more than VAE_LAB_KEEP_DAYS ago, and move runs of archived class sessions
-    older than that to the trash. Returns {"emptied": n, "archived_to_trash": n}."""
+    """Empty the trash of runs deleted more than VAE_LAB_KEEP_DAYS ago, move runs of archived class sessions
+    older than that to the trash, and remove imports a crash left half-done a day ago. Returns
+    {"emptied": n, "archived_to_trash": n}."""
     now = time.time() if now is None else now
     cutoff = now - limits.current().keep_days * 86400
     root = Path(runs_dir)
@@ -86,6 +87,9 @@ def apply_retention(runs_dir: str | os.PathLike, archived_periods: set[str], now
                 os.rename(path, trash / path.name)
                 os.utime(trash / path.name)  # its days in the trash start now
                 moved += 1
+    for path in root.glob(".import-*") if root.is_dir() else []:  # left by an import the server died during
+        if path.is_dir() and path.stat().st_mtime < now - 86400:
+            shutil.rmtree(path, ignore_errors=True)
     return {"emptied": emptied, "archived_to_trash": moved}
 
 
