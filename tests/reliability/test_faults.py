@@ -283,7 +283,7 @@ def test_a_run_that_cannot_be_saved_still_trains_and_says_so(digits, tmp_path, m
 
         def fills_up(src, dst):
             calls.append(dst)
-            if len(calls) > 9:  # config, then two epochs of four files
+            if len(calls) > 10:  # config and card, then two epochs of four files
                 _enospc()
             real_replace(src, dst)
         monkeypatch.setattr(runs.os, "replace", fills_up)

@@ -278,6 +278,7 @@ def test_a_decompression_bomb_on_the_explore_page_is_an_error_and_the_page_keeps
     assert TrainingJob(TrainConfig(epochs=1, hidden=[32]), digits, runs_dir=runs_dir, pool=SlotPool(1)).start().join(60)
     at = new_app()
     at.run()
+    at.session_state["explore_scope"] = "class"  # the run is nobody's
     at.switch_page("pages/explore.py").run()
     page_ok(at)
     at.file_uploader(key="explore_upload").set_value(("bomb.png", png_claiming(100_000, 100_000), "image/png")).run()
