@@ -90,39 +90,49 @@ def run_card(run: SavedRun) -> None:
     status = run.meta.get("status", "")
     with st.expander(f"About this run · {text.plain(scope.owner_name(run))} · {status}", icon=":material/badge:",
                      expanded=bool(card["feedback"]) and mine):
-        if run.meta.get("message"):
-            st.caption(text.plain(str(run.meta["message"])))
-        if card["feedback"] and may_edit:  # a student's feedback and note are theirs and the teacher's only
-            st.info("**Feedback from your teacher:**  \n" + text.plain(card["feedback"]), icon=":material/rate_review:")
-        if may_edit:
-            with st.form(f"card-{run.name}", border=False):
-                st.text_input("Title", cards.title(run), max_chars=TITLE_MAX, key=f"card_title-{run.name}")
-                st.text_area("Note", card["note"], max_chars=NOTE_MAX, key=f"card_note-{run.name}", height=80)
-                st.form_submit_button("Save", icon=":material/save:", on_click=_save_card, args=(run.path,))
-        else:
-            st.markdown(f"**{text.plain(cards.title(run))}**")
-        cols = st.columns(3, vertical_alignment="bottom")
-        if mine:
-            assignments = list(session.classroom().room().assignments)
-            hand_in = card["handed_in"]
-            if hand_in:
-                cols[0].success("Handed in" + (f" for {text.plain(hand_in['assignment'])}" if hand_in["assignment"] else "")
-                                + f" · {hand_in['at']}", icon=":material/assignment_turned_in:")
-                cols[1].button("Withdraw the hand-in", key="withdraw", on_click=_act,
-                               args=(cards.withdraw, run.path, actor))
+        left, right = st.columns([3, 2], gap="large")
+        with left:
+            if may_edit:
+                with st.form(f"card-{run.name}", border=False):
+                    st.text_input("Title", cards.title(run), max_chars=TITLE_MAX, key=f"card_title-{run.name}")
+                    st.text_area("Note", card["note"], max_chars=NOTE_MAX, key=f"card_note-{run.name}", height=68)
+                    st.form_submit_button("Save", icon=":material/save:", on_click=_save_card, args=(run.path,))
             else:
-                picked = cols[0].selectbox("Assignment", assignments or [""], key="hand_in_for",
-                                           format_func=lambda a: a or "(none open)", disabled=not assignments)
-                cols[1].button("Hand in", key="hand_in", icon=":material/assignment_turned_in:", type="primary",
-                               on_click=_act, args=(cards.hand_in, run.path, actor, picked or ""))
-        cols[2].download_button("Download the run (zip)", lambda: bundles.bundle(run.path), f"{run.name}.zip",
-                                "application/zip", icon=":material/download:", on_click="ignore", width="stretch")
-        if may_edit:
-            confirm = st.checkbox("I want to delete this run", key=f"delete-{run.name}")
-            st.button("Delete", key="delete", icon=":material/delete:", disabled=not confirm, on_click=_delete,
-                      args=(run.name,), help="Moves the run to the trash; the teacher can still get it back.")
+                st.markdown(f"**{text.plain(cards.title(run))}**")
+            if run.meta.get("message"):
+                st.caption(text.plain(str(run.meta["message"])))
+        with right:
+            if card["feedback"] and may_edit:  # a student's feedback and note are theirs and the teacher's only
+                st.info("**Feedback from your teacher:**  \n" + text.plain(card["feedback"]),
+                        icon=":material/rate_review:")
+            if mine:
+                _hand_in_row(run, card, actor)
+            st.download_button("Download the run (zip)", lambda: bundles.bundle(run.path), f"{run.name}.zip",
+                               "application/zip", icon=":material/download:", on_click="ignore", width="stretch")
+            if may_edit:
+                box, button = st.columns([3, 2], vertical_alignment="center")
+                confirm = box.checkbox("I want to delete this run", key=f"delete-{run.name}")
+                button.button("Delete", key="delete", icon=":material/delete:", disabled=not confirm, on_click=_delete,
+                              args=(run.name,), width="stretch",
+                              help="Moves the run to the trash; the teacher can still get it back.")
         if st.session_state.get("card_error"):
             st.error(st.session_state.card_error)
+
+
+def _hand_in_row(run: SavedRun, card: dict, actor: cards.Actor) -> None:
+    hand_in = card["handed_in"]
+    if hand_in:
+        st.success("Handed in" + (f" for {text.plain(hand_in['assignment'])}" if hand_in["assignment"] else "")
+                   + f" · {hand_in['at']}", icon=":material/assignment_turned_in:")
+        st.button("Withdraw the hand-in", key="withdraw", on_click=_act, args=(cards.withdraw, run.path, actor),
+                  width="stretch")
+        return
+    assignments = list(session.classroom().room().assignments)
+    pick, button = st.columns([3, 2], vertical_alignment="bottom")
+    picked = pick.selectbox("Hand in for", assignments or [""], key="hand_in_for",
+                            format_func=lambda a: a or "(no assignment open)", disabled=not assignments)
+    button.button("Hand in", key="hand_in", icon=":material/assignment_turned_in:", type="primary", width="stretch",
+                  on_click=_act, args=(cards.hand_in, run.path, actor, picked or ""))
 
 
 def import_section() -> None:
