@@ -135,19 +135,26 @@ def _hand_in_row(run: SavedRun, card: dict, actor: cards.Actor) -> None:
                   on_click=_act, args=(cards.hand_in, run.path, actor, picked or ""))
 
 
+def _import(file) -> None:
+    try:
+        quotas.check_room_for_runs(session.runs_dir(), session.owner(), new_bytes=file.size)
+        path = bundles.import_bundle(file.getvalue(), session.runs_dir(), session.owner())
+    except (bundles.BundleError, quotas.QuotaError) as exc:
+        st.session_state.import_error = f"Not imported — {exc}"
+        return
+    st.session_state.import_error = None
+    st.session_state.explore_scope, st.session_state.explore_run = "mine", path.name
+
+
 def import_section() -> None:
     """Import a downloaded run bundle as a new run of this student's."""
-    with st.expander("Import a run (a zip downloaded from VAE Lab)", icon=":material/upload_file:"):
+    with st.expander("Import a run (a zip downloaded from VAE Lab)", icon=":material/upload_file:",
+                     expanded=bool(st.session_state.get("import_error"))):
         file = st.file_uploader("Run bundle", type=["zip"], key="import_file")
-        if file is not None and st.button("Import", key="import", type="primary", icon=":material/upload:"):
-            try:
-                quotas.check_room_for_runs(session.runs_dir(), session.owner(), new_bytes=file.size)
-                path = bundles.import_bundle(file.getvalue(), session.runs_dir(), session.owner())
-            except (bundles.BundleError, quotas.QuotaError) as exc:
-                st.error(f"Not imported — {exc}")
-                return
-            st.session_state.explore_scope, st.session_state.explore_run = "mine", path.name
-            st.rerun()
+        st.button("Import", key="import", type="primary", icon=":material/upload:", disabled=file is None,
+                  on_click=_import, args=(file,))
+        if st.session_state.get("import_error"):
+            st.error(st.session_state.import_error)
 
 
 def _on_pick() -> None:

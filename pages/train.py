@@ -9,6 +9,7 @@ import streamlit as st
 from pages.ui import charts, draft, fragments, live_view, router, session, text
 from pages.ui.settings import dataset_label, settings
 from vae_core import bundles, runs
+from vae_core.classroom import policy
 from vae_core.classroom.quotas import QuotaError
 from vae_core.classroom.room import Pushed
 from vae_core.config import RANGES, ConfigError, TrainConfig, check_compatible
@@ -173,10 +174,13 @@ def downloads(job: Job) -> None:
 
 
 def lesson_run(config: TrainConfig | None) -> tuple[Lesson, str] | None:
-    """The lesson loaded into the settings and the side of it they are, while they are unchanged."""
+    """The lesson loaded into the settings and the side of it they are, while they are unchanged (but for the
+    class's rules, such as an epoch cap)."""
     key = st.session_state.get("lesson")
     lesson = next((item for item in LESSONS if item.key == key), None)
-    label = next((label for label, run in lesson.runs if run == config), None) if lesson and config else None
+    room = session.classroom().room()
+    label = next((label for label, run in lesson.runs if config in (run, policy.fit_to(run, room))), None) \
+        if lesson and config else None
     return (lesson, label) if label else None
 
 
