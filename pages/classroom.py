@@ -63,11 +63,29 @@ def sign_in() -> None:
 
 
 # --- the class session --------------------------------------------------------------------------------------
+SHOWN = "class_period"  # session key: the id of the class session the tabs show (the one under way by default)
+
+
+def shown_period(now: room.Room) -> dict:
+    """The class session the tabs show: {"id", "name", "started", "live"}; an archived one when picked."""
+    for past in now.archived:
+        if past.get("id") == st.session_state.get(SHOWN) and past.get("id") != now.period:
+            return {"id": past["id"], "name": str(past.get("name", "")), "started": float(past.get("started") or 0),
+                    "live": False}
+    return {"id": now.period, "name": now.period_name, "started": now.period_started, "live": True}
+
+
 def period_bar(classroom) -> None:
     now = classroom.room()
     left, middle, right = st.columns([5, 3, 1.4], vertical_alignment="center")
     with left:
-        if now.period:
+        if now.archived:
+            past = {p["id"]: p for p in reversed(now.archived) if isinstance(p.get("id"), str) and p["id"]}
+            options = ([now.period] if now.period else []) + list(past)
+            names = {now.period: f"{now.period_name} · under way since {_when(now.period_started)}"} | {
+                key: f"{p.get('name', '')} · archived, {_when(float(p.get('started') or 0))}" for key, p in past.items()}
+            st.selectbox("Class session shown", options, format_func=names.get, key=SHOWN)
+        elif now.period:
             st.markdown(f"**Class session:** {text.plain(now.period_name)} · started {_when(now.period_started)}")
         else:
             st.markdown("**No class session yet.** Start one: the board shows the students and runs of the session "
@@ -78,6 +96,7 @@ def period_bar(classroom) -> None:
             st.caption("The session under way is archived: its runs stay, the board starts empty.")
             if st.form_submit_button("Start it", type="primary"):
                 classroom.start_period(name)
+                st.session_state.pop(SHOWN, None)  # show the new one
                 st.rerun()
     if right.button("Sign out", icon=":material/logout:", width="stretch"):
         classroom.sign_out(session.owner())
@@ -130,13 +149,14 @@ def live_board() -> None:
     """The board and the plane, redrawn every BOARD_SECONDS from the runs store (every server's runs)."""
     classroom = session.classroom()
     now = classroom.room()
-    if not now.period:
+    period = shown_period(now)
+    if not period["id"]:
         st.info("The board needs a class session: start one above. It then lists every student who opens the app "
                 "and the runs they train.", icon=":material/info:")
         return
-    runs = board.class_runs(session.runs_dir(), now.period)
+    runs = board.class_runs(session.runs_dir(), period["id"])
     students = classroom.students()
-    rows = [r for r in board.board(runs, students, now.period, waiting_jobs())
+    rows = [r for r in board.board(runs, students, period["id"], waiting_jobs() if period["live"] else {})
             if not (r.owner in now.teachers and r.runs == 0 and not r.status)]  # the teacher, who trains nothing
     training = sum(r.status in ("running", "paused") for r in rows)
     waiting = sum(r.status.startswith("waiting") or r.status == "queued" for r in rows)
@@ -264,11 +284,12 @@ def hand_ins(classroom) -> None:
     now = classroom.room()
     with st.container(border=True):
         assignments(classroom)
-    if not now.period:
+    period = shown_period(now)
+    if not period["id"]:
         st.info("Hand-ins are listed per class session: start one above.", icon=":material/info:")
         return
     students = classroom.students()
-    handed = [item for item in board.class_runs(session.runs_dir(), now.period) if item.card["handed_in"]]
+    handed = [item for item in board.class_runs(session.runs_dir(), period["id"]) if item.card["handed_in"]]
     if not handed:
         st.caption("No run handed in during this class session yet.")
         return
@@ -396,11 +417,12 @@ def data(classroom) -> None:
     with left:
         st.markdown("**Class summary** · one row per run of this class session: student name, title, settings, "
                     "final metrics, hand-in. No tokens or ids.")
-        if now.period:
-            runs = board.class_runs(session.runs_dir(), now.period)
-            day = time.strftime("%Y-%m-%d", time.localtime(now.period_started))
+        period = shown_period(now)
+        if period["id"]:
+            runs = board.class_runs(session.runs_dir(), period["id"])
+            day = time.strftime("%Y-%m-%d", time.localtime(period["started"]))
             st.download_button("Download the summary (CSV)", board.summary_csv(runs, classroom.students()),
-                               file_name=f"vae-lab-class-{day}-{now.period}.csv", mime="text/csv",
+                               file_name=f"vae-lab-class-{day}-{period['id']}.csv", mime="text/csv",
                                icon=":material/download:", disabled=not runs)
             if not runs:
                 st.caption("No run in this class session yet.")

@@ -171,6 +171,16 @@ def test_starting_a_class_session_archives_the_one_before(app, teacher_key, runs
     next(b for b in app.button if b.label == "Start it").click().run()
     now = Classroom(runs_dir).room()
     assert now.period_name == "Tuesday" and [p["id"] for p in now.archived] == [first.period]
+    _ok(app)
+    ann = _student(runs_dir, "Ann", first.period)
+    _run(runs_dir, ann, "Monday's run", first.period)
+    app.run()
+    assert not any("Monday's run" in df.value.to_string() for df in app.main.dataframe)  # not mixed in
+    assert app.selectbox(key="class_period").value == now.period
+    app.selectbox(key="class_period").set_value(first.period).run()  # the archive, on demand
+    _ok(app)
+    table = app.main.dataframe[0].value
+    assert list(table["student"]) == ["Ann"] and list(table["latest run"]) == ["Monday's run"]
 
 
 def test_the_class_plane_is_coloured_safely_alike_in_every_chart():
