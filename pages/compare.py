@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import streamlit as st
 
-from pages.ui import charts, draft, fragments, router, scope, session
+from pages.ui import charts, draft, fragments, router, scope, session, text
 from vae_core.classroom import cards
 from vae_core.classroom.quotas import QuotaError
 from vae_core.config import ConfigError, parse_numbers
@@ -24,9 +25,16 @@ METRICS = {"val_neg_elbo": "validation −ELBO", "val_recon": "validation recons
 SELECTED = "compare_runs"
 
 
-def _label(run: SavedRun) -> str:
-    """The run's title and live changes; legends need unique names, so the time it started follows."""
-    return f"{cards.label(run)} · {run.name[9:15]}"
+def _labels(saved: list[SavedRun]) -> dict[str, str]:
+    """Run name -> its title and live changes, with whose run it is when not this student's, and the time it
+    started where two would read the same (a legend needs each name once)."""
+    labels = {}
+    for run in saved:
+        owner = scope.owner_name(run)
+        labels[run.name] = cards.label(run) + ("" if owner == "you" else f" · {owner}")
+    counts = Counter(labels.values())
+    return {name: label if counts[label] == 1 else f"{label} · {name[9:11]}:{name[11:13]}:{name[13:15]}"
+            for name, label in labels.items()}
 
 
 # --- background series: a β sweep or a lesson's runs --------------------------------------------
@@ -122,11 +130,11 @@ def _table(chosen: list[SavedRun]) -> None:
         k: st.column_config.NumberColumn(format="%.2f") for k in ("−ELBO (val)", "reconstruction (val)", "KL (val)")})
 
 
-def _reconstructions(chosen: list[SavedRun]) -> None:
+def _reconstructions(chosen: list[SavedRun], labels: dict[str, str]) -> None:
     cols = st.columns(min(len(chosen), 4))
     for i, run in enumerate(chosen):
         with cols[i % len(cols)]:
-            st.caption(_label(run))
+            st.caption(text.plain(labels[run.name]))
             try:
                 data = session.run_dataset(run)
                 model = session.saved_model(run)
@@ -147,12 +155,13 @@ def comparison(saved: list[SavedRun]) -> None:
     """The runs picked, drawn together (this student's own are listed first)."""
     by_name = {run.name: run for run in saved}
     st.session_state[SELECTED] = [n for n in st.session_state.get(SELECTED, list(by_name)[:2]) if n in by_name]
-    names = st.multiselect("Runs to compare", list(by_name), key=SELECTED, format_func=lambda n: _label(by_name[n]))
+    labels = _labels(saved)
+    names = st.multiselect("Runs to compare", list(by_name), key=SELECTED, format_func=labels.get)
     chosen = [by_name[n] for n in names]
     if not chosen:
         st.info("Pick runs to compare.")
         return
-    series = {_label(run): run.epochs for run in chosen}
+    series = {labels[run.name]: run.epochs for run in chosen}
     left, right = st.columns(2)
     with left:
         st.markdown("**Rate–distortion plane** · each run's path over its epochs; the star is its last epoch")
@@ -165,7 +174,7 @@ def comparison(saved: list[SavedRun]) -> None:
     st.markdown("**Final metrics**")
     _table(chosen)
     st.markdown("**Reconstructions** · originals (rows 1 and 3) and reconstructions (rows 2 and 4)")
-    _reconstructions(chosen)
+    _reconstructions(chosen, labels)
 
 
 def page() -> None:
