@@ -127,7 +127,8 @@ def _board_table(rows: list[board.Row]) -> None:
                                 "val −ELBO": st.column_config.NumberColumn(format="%.2f"),
                                 "latent": st.column_config.NumberColumn(format="%d"),
                                 "student": st.column_config.TextColumn(width="medium"),
-                                "latest run": st.column_config.TextColumn(width="large")})
+                                "latest run": st.column_config.TextColumn(width="large"),
+                                "status": st.column_config.TextColumn(width="medium")})
 
 
 def _plane_runs(runs: list[board.ClassRun], students: dict[str, dict], by: str) -> list[dict]:
