@@ -57,7 +57,7 @@ def _start(config: TrainConfig, data: Dataset | None) -> None:
     upload = data if data is not None and data.name not in DATASETS else None
     lesson = lesson_run(config)
     try:
-        session.start_run(config, upload, title=f"{lesson[0].title}: {lesson[1]}" if lesson else "",
+        job = session.start_run(config, upload, title=f"{lesson[0].title}: {lesson[1]}" if lesson else "",
                           lesson=lesson[0].key if lesson else "")
     except (ConfigError, QuotaError) as exc:
         st.session_state.start_error = str(exc)
@@ -65,17 +65,17 @@ def _start(config: TrainConfig, data: Dataset | None) -> None:
     st.session_state.start_error = None
     st.session_state.runs_started = st.session_state.get("runs_started", 0) + 1  # a new run resets the charts' zoom
     st.session_state.live_lr, st.session_state.live_beta = config.lr, config.beta
-    st.session_state.paused = False
+    st.session_state[live_view.PAUSED] = (job.id, False)
 
 
 def _pause(job: Job) -> None:
     job.pause()
-    st.session_state.paused = True  # a queued job starts paused
+    st.session_state[live_view.PAUSED] = (job.id, True)  # a queued job starts paused
 
 
 def _resume(job: Job) -> None:
     job.resume()
-    st.session_state.paused = False
+    st.session_state[live_view.PAUSED] = (job.id, False)
 
 
 def _stop(job: Job) -> None:
@@ -101,7 +101,7 @@ def controls(job: Job | None, config: TrainConfig | None, data) -> None:
     While a run trains, Pause (or Resume) and Stop stand out, and Restart and Reset ask first: either would
     end the run in one click."""
     alive = live_view.training(job) and st.session_state.get("stopping") != job.id
-    paused = alive and st.session_state.get("paused", False)
+    paused = alive and live_view.is_paused(job.state())
     can_start = config is not None and data is not None
     cols = st.columns(5)
     if alive:

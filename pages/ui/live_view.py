@@ -14,7 +14,7 @@ from vae_core.data import Dataset
 from vae_core.jobs import sessions
 from vae_core.jobs.backends import Job
 from vae_core.jobs.snapshots import N_IMAGES, Snapshot
-from vae_core.jobs.state import JobView
+from vae_core.jobs.state import JobView, RunState
 from vae_core.train import Status
 from vae_core.views import figures, pacing
 
@@ -29,6 +29,19 @@ def _clock(seconds: float | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+PAUSED = "paused"  # session key: (job id, whether this tab paused it), for the buttons before the job says so
+
+
+def is_paused(state: RunState) -> bool:
+    """Whether the run is paused: as this tab asked until the job says so too (the job takes a moment,
+    the buttons must not), then as the job says (whichever tab pauses or resumes it)."""
+    asked = st.session_state.get(PAUSED)
+    if isinstance(asked, tuple) and asked[0] == state.id and asked[1] != state.paused:
+        return asked[1]
+    st.session_state.pop(PAUSED, None)
+    return state.paused
+
+
 def progress(view: JobView | None, every: float | None) -> None:
     if view is None:
         st.progress(0.0, text="Ready: press Start to train. The charts below fill in as the model learns.")
@@ -36,7 +49,7 @@ def progress(view: JobView | None, every: float | None) -> None:
     if view.status == Status.QUEUED and not view.total_steps:  # before its model exists
         text = (f"Waiting for a free training slot: you are number {view.queue_position} in the queue."
                 if view.queue_position else "Loading the data and building the model…")
-        if st.session_state.get("paused"):
+        if is_paused(view):
             text += " Paused: it will not train until you press Resume."
         st.progress(0.0, text=text)
         return
@@ -48,7 +61,7 @@ def progress(view: JobView | None, every: float | None) -> None:
         if view.status == Status.QUEUED:  # resumed after a pause, which gave its slot to the queue
             text += " · waiting for a free training slot" + (
                 f": number {view.queue_position} in the queue" if view.queue_position else "")
-        if view.status == Status.PAUSED or (view.status == Status.QUEUED and st.session_state.get("paused")):
+        if view.status == Status.PAUSED or (view.status == Status.QUEUED and is_paused(view)):
             text += " · paused"
         if every and every > pacing.REDRAW_LEVELS[0]:
             text += f" · redrawn every {every:g} s while the server trains many runs"

@@ -8,7 +8,9 @@ from pathlib import Path
 from pages.ui import text
 from polling import wait_until
 
-from students import student
+from streamlit.testing.v1 import AppTest
+
+from students import TOKEN, student
 from vae_core import bundles
 from vae_core.classroom import cards, identity
 from vae_core.classroom.room import Classroom
@@ -17,7 +19,7 @@ from vae_core.jobs.backends import backend
 from vae_core.runs import list_runs
 from vae_core.views.lessons import LESSONS
 
-from conftest import TINY
+from conftest import APP, TINY
 
 
 def _ok(at):
@@ -112,4 +114,27 @@ def test_the_train_page_offers_what_the_teacher_sent_and_keeps_locked_settings(a
     job = sessions.registry().get(student(app))
     assert job is not None and (job.config.beta, job.config.epochs) == (lesson.preset.beta, 5)
     assert wait_until(lambda: job.view().run_dir) and cards.card(Path(job.view().run_dir))["lesson"] == "beta"
+    job.stop()
+
+
+def test_a_reloaded_tab_finds_the_students_run_as_it_is(app):
+    """A reload (or a second tab) is a new browser session with the same cookie: it shows the run training,
+    paused as it was, with Resume on offer."""
+    app.run()
+    app.sidebar.number_input(key="cfg_epochs").set_value(300).run()
+    app.button(key="start").click().run()
+    job = sessions.registry().get(student(app))
+    assert wait_until(lambda: job.view().step > 0)
+    app.button(key="pause").click().run()
+    assert wait_until(lambda: job.view().status == "paused")
+    reloaded = AppTest.from_file(str(APP), default_timeout=30)
+    reloaded.session_state[TOKEN] = app.session_state[TOKEN]
+    reloaded.run()
+    _ok(reloaded)
+    assert reloaded.button(key="pause").disabled and not reloaded.button(key="resume").disabled
+    assert "paused" in reloaded.get("progress")[0].proto.text
+    reloaded.button(key="resume").click().run()
+    assert wait_until(lambda: job.view().status == "running")
+    app.run()
+    assert not app.button(key="pause").disabled  # the first tab, which paused it, follows at its next run
     job.stop()

@@ -135,7 +135,7 @@ class TrainingJob:
             lr=trainer.schedule.lr if trainer else self.config.lr,
             beta_now=trainer.beta_now() if trainer else self.config.beta,
             queue_position=self.pool.position(self), run_dir=str(self.run_dir) if self.run_dir else None,
-            best_epoch=self.best_epoch, live_changes=tuple(self.live_changes))
+            best_epoch=self.best_epoch, live_changes=tuple(self.live_changes), paused=not self._running.is_set())
 
     def view(self) -> JobView:
         return JobView.of(self.state(), self.history, self.snapshot)

@@ -36,6 +36,7 @@ class RunState:
     run_dir: str | None = None
     best_epoch: int | None = None
     live_changes: tuple[dict, ...] = ()  # {"step": …, "lr" and/or "beta": …} per live change applied
+    paused: bool = False  # asked to pause: it holds before its next step (or, queued, once it has a slot)
 
     @property
     def progress(self) -> float:
