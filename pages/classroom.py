@@ -70,7 +70,7 @@ def shown_period(now: room.Room) -> dict:
     """The class session the tabs show: {"id", "name", "started", "live"}; an archived one when picked."""
     for past in now.archived:
         if past.get("id") == st.session_state.get(SHOWN) and past.get("id") != now.period:
-            return {"id": past["id"], "name": str(past.get("name", "")), "started": float(past.get("started") or 0),
+            return {"id": past["id"], "name": str(past.get("name", "")), "started": room.seconds(past.get("started")),
                     "live": False}
     return {"id": now.period, "name": now.period_name, "started": now.period_started, "live": True}
 
@@ -83,7 +83,7 @@ def period_bar(classroom) -> None:
             past = {p["id"]: p for p in reversed(now.archived) if isinstance(p.get("id"), str) and p["id"]}
             options = ([now.period] if now.period else []) + list(past)
             names = {now.period: f"{now.period_name} · under way since {_when(now.period_started)}"} | {
-                key: f"{p.get('name', '')} · archived, {_when(float(p.get('started') or 0))}" for key, p in past.items()}
+                key: f"{p.get('name', '')} · archived, {_when(room.seconds(p.get('started')))}" for key, p in past.items()}
             st.selectbox("Class session shown", options, format_func=names.get, key=SHOWN)
         elif now.period:
             st.markdown(f"**Class session:** {text.plain(now.period_name)} · started {_when(now.period_started)}")
@@ -290,7 +290,7 @@ def hand_ins(classroom) -> None:
         st.info("Hand-ins are listed per class session: start one above.", icon=":material/info:")
         return
     students = classroom.students()
-    handed = [item for item in board.class_runs(session.runs_dir(), period["id"]) if item.card["handed_in"]]
+    handed = board.hand_ins(session.runs_dir(), period["id"])
     if not handed:
         st.caption("No run handed in during this class session yet.")
         return

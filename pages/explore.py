@@ -88,7 +88,7 @@ def run_card(run: SavedRun) -> None:
     mine = cards.owned_by(run, actor.owner)
     may_edit = mine or actor.teacher
     status = run.meta.get("status", "")
-    with st.expander(f"About this run · {text.plain(scope.owner_name(run))} · {status}", icon=":material/badge:",
+    with st.expander(f"About this run · {text.plain(scope.owner_name(run))} · {text.plain(str(status))}", icon=":material/badge:",
                      expanded=bool(card["feedback"]) and mine):
         left, right = st.columns([3, 2], gap="large")
         with left:
@@ -107,14 +107,14 @@ def run_card(run: SavedRun) -> None:
                         icon=":material/rate_review:")
             if mine:
                 _hand_in_row(run, card, actor)
-            st.download_button("Download the run (zip)", lambda: bundles.bundle(run.path), f"{run.name}.zip",
+            st.download_button("Download the run (zip)", lambda: bundles.bundle(run.path, private=may_edit), f"{run.name}.zip",
                                "application/zip", icon=":material/download:", on_click="ignore", width="stretch")
             if may_edit:
                 box, button = st.columns([3, 2], vertical_alignment="center")
                 confirm = box.checkbox("I want to delete this run", key=f"delete-{run.name}")
                 button.button("Delete", key="delete", icon=":material/delete:", disabled=not confirm, on_click=_delete,
                               args=(run.name,), width="stretch",
-                              help="Moves the run to the trash; the teacher can still get it back.")
+                              help="Moves the run to the server's trash, which your teacher empties.")
         if st.session_state.get("card_error"):
             st.error(st.session_state.card_error)
 
@@ -132,7 +132,8 @@ def _hand_in_row(run: SavedRun, card: dict, actor: cards.Actor) -> None:
     picked = pick.selectbox("Hand in for", assignments or [""], key="hand_in_for",
                             format_func=lambda a: a or "(no assignment open)", disabled=not assignments)
     button.button("Hand in", key="hand_in", icon=":material/assignment_turned_in:", type="primary", width="stretch",
-                  on_click=_act, args=(cards.hand_in, run.path, actor, picked or ""))
+                  on_click=_act, args=(cards.hand_in, run.path, actor, picked or "",
+                                       session.classroom().room().period))
 
 
 def _import(file) -> None:

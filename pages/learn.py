@@ -63,7 +63,7 @@ def _run_side_by_side(lesson: Lesson) -> None:
         session.start_series(list(configs), list(labels), lesson.title, lesson.key)
     except (ConfigError, QuotaError) as exc:
         st.session_state.learn_error = f"Not started — {exc}"
-        return
+        st.rerun()
     st.session_state.pair_lesson = lesson.key
     st.switch_page(router.COMPARE_PAGE)
 

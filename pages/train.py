@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from pages.ui import charts, draft, fragments, live_view, router, session, text
-from pages.ui.settings import dataset_label, settings
+from pages.ui.settings import LOCKED, dataset_label, settings
 from vae_core import bundles, runs
 from vae_core.classroom import policy
 from vae_core.classroom.quotas import QuotaError
@@ -146,18 +146,22 @@ def live_controls(job: Job | None) -> None:
     if not alive or "live_lr" not in st.session_state:  # idle: show what Start would use
         st.session_state.live_lr, st.session_state.live_beta = source.lr, source.beta
 
+    locked = st.session_state.get(LOCKED, {})  # the class's locks hold while it trains too
+
     def apply():
-        job.set_lr(st.session_state.live_lr)
-        if job.config.mode == "vae":
+        if "lr" not in locked:
+            job.set_lr(st.session_state.live_lr)
+        if job.config.mode == "vae" and "beta" not in locked:
             job.set_beta(st.session_state.live_beta)
 
     with st.form("live", border=False):
         label, a, b, c = st.columns([2, 2, 2, 2], vertical_alignment="bottom")
         label.markdown("**While it trains:**")
-        a.number_input("Learning rate", *RANGES["lr"], format="%g", key="live_lr",
-                       disabled=not alive)
+        a.number_input("Learning rate", *RANGES["lr"], format="%g", key="live_lr", disabled=not alive or "lr" in locked,
+                       help="Locked by your teacher for this class." if "lr" in locked else None)
         b.number_input("β", *RANGES["beta"], format="%g", key="live_beta",
-                       disabled=not alive or source.mode != "vae")
+                       disabled=not alive or source.mode != "vae" or "beta" in locked,
+                       help="Locked by your teacher for this class." if "beta" in locked else None)
         c.form_submit_button("Apply to the running job", on_click=apply, width="stretch", disabled=not alive)
 
 
@@ -167,7 +171,7 @@ def downloads(job: Job) -> None:
         return
     a, b, _ = st.columns([1, 1, 2])
     name = Path(view.run_dir).name
-    a.download_button("Download the run (zip)", lambda: bundles.bundle(view.run_dir), f"{name}.zip", "application/zip",
+    a.download_button("Download the run (zip)", lambda: bundles.bundle(view.run_dir, private=True), f"{name}.zip", "application/zip",
                       icon=":material/download:", on_click="ignore", width="stretch")  # zipped on click only
     b.download_button("Download metrics (CSV)", runs.metrics_csv(view.epoch_history), f"{name}-metrics.csv",
                       "text/csv", icon=":material/table:", on_click="ignore", width="stretch")

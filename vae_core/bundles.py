@@ -10,6 +10,7 @@ fit the model and are finite) before it joins the store.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import secrets
@@ -35,14 +36,20 @@ class BundleError(ValueError):
     """A bundle this server refuses; the message says what is wrong with it."""
 
 
-def bundle(run_dir: str | os.PathLike) -> bytes:
-    """A zip of the run's files, its card and the uploaded data it trained on, for download."""
+def bundle(run_dir: str | os.PathLike, *, private: bool = False) -> bytes:
+    """A zip of the run's files, its card and the uploaded data it trained on, for download. The card's
+    note, hand-in and feedback are the student's and the teacher's: in the bundle only when `private`
+    (the owner or the teacher downloads it)."""
     run_dir = Path(run_dir)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name in (*runs.FILES, cards.CARD):
+        for name in runs.FILES:
             if (run_dir / name).is_file():
                 zf.write(run_dir / name, f"{run_dir.name}/{name}")
+        card = cards.card(run_dir)
+        if not private:
+            card = {**card, "note": "", "handed_in": None, "feedback": ""}
+        zf.writestr(f"{run_dir.name}/{cards.CARD}", json.dumps(card, indent=1))
         data = _data_file(run_dir)
         if data is not None:
             zf.write(data, f"{run_dir.name}/{DATA}")

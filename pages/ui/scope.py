@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.ui import session
-from vae_core.classroom import cards
-from vae_core.runs import SavedRun, list_runs
+from vae_core.classroom import cards, quotas
+from vae_core.runs import RunError, SavedRun, list_runs, load_run
 
 SCOPES = {"mine": "My runs", "class": "The whole class"}
 
@@ -19,9 +19,18 @@ def runs_in_scope(key: str) -> list[SavedRun]:
     scope = st.radio("Show", list(SCOPES), format_func=SCOPES.get, key=key, horizontal=True,
                      label_visibility="collapsed")
     me = session.owner()
-    saved = list_runs(session.runs_dir())
-    mine = [run for run in saved if cards.owned_by(run, me)]
-    return mine if scope == "mine" else mine + [run for run in saved if not cards.owned_by(run, me)]
+    if scope == "mine":  # read the cards first: only this student's runs are loaded
+        return [run for path in reversed(quotas.owned_folders(session.runs_dir(), me)) if (run := _load(path))]
+    saved = list_runs(session.runs_dir(), steps=False)
+    return ([run for run in saved if cards.owned_by(run, me)]
+            + [run for run in saved if not cards.owned_by(run, me)])
+
+
+def _load(path) -> SavedRun | None:
+    try:
+        return load_run(path, steps=False)
+    except RunError:
+        return None
 
 
 def owner_name(run: SavedRun) -> str:

@@ -53,8 +53,6 @@ def join_class() -> None:
         st.session_state.joined = period
 
 
-def name() -> str:
-    return classroom().student(owner())["name"]
 
 
 def classroom() -> Classroom:
@@ -117,10 +115,13 @@ def start_run(config: TrainConfig, upload: Dataset | None = None, title: str = "
 
 def start_series(configs: list[TrainConfig], labels: list[str], title: str = "", lesson: str = "") -> None:
     """Train several runs one after another in the background, each titled "`title`: label" (or the label),
-    of `lesson` (a key) when they are a lesson's; the Compare page follows them and selects their runs once
-    the series has ended."""
+    of `lesson` (a key) when they are a lesson's, moved within the class's rules; the Compare page follows
+    them and selects their runs once the series has ended."""
+    room = classroom().room()
+    if not classroom().is_teacher(owner()):  # a lesson's runs within the class's rules (an epoch cap, say)
+        configs = [policy.fit_to(config, room) for config in configs]
     check_start(configs)
-    me, period = owner(), classroom().room().period
+    me, period = owner(), room.period
 
     def start_one(config: TrainConfig, label: str) -> Job:
         card = cards.new_card(me, f"{title}: {label}" if title else label, period, lesson=lesson)

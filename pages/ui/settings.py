@@ -76,8 +76,12 @@ def _apply_class_rules() -> None:
     st.session_state.epoch_cap = None if teacher else room.max_epochs
     for name, allowed in st.session_state[LOCKED].items():
         value = st.session_state.get(_key(name), st.session_state[draft.DRAFT].get(name))
-        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
-        if value not in allowed and shown not in allowed:
+        if draft.FIELDS[name] == "list[int]" and isinstance(value, str):  # the hidden widths' text field
+            try:
+                value = parse_numbers(value)
+            except ValueError:
+                pass
+        if value not in allowed:
             first = allowed[0]
             st.session_state[_key(name)] = ", ".join(map(str, first)) if isinstance(first, list) else first
     cap = st.session_state.epoch_cap

@@ -80,7 +80,7 @@ def _run(runs_dir, owner, title, period, *, beta=1.0, epochs=3, hand_in=None, le
     runs.save_progress(run_dir, meta, rows, [], None)
     card = cards.new_card(owner, title, period, lesson=lesson)
     if hand_in is not None:
-        card["handed_in"] = {"assignment": hand_in, "at": "2026-12-06 10:00"}
+        card["handed_in"] = {"assignment": hand_in, "at": "2026-12-06 10:00", "period": period}
     cards.write_card(run_dir, card)
     return run_dir
 

@@ -138,3 +138,23 @@ def test_a_reloaded_tab_finds_the_students_run_as_it_is(app):
     app.run()
     assert not app.button(key="pause").disabled  # the first tab, which paused it, follows at its next run
     job.stop()
+
+
+def test_class_rules_hold_for_live_changes_and_for_a_lessons_runs(app, runs_dir):
+    lesson = next(item for item in LESSONS if item.key == "beta")
+    Classroom(runs_dir).set_rules(["beta"], max_epochs=4)
+    app.run()
+    app.button(key="start").click().run()
+    _ok(app)
+    job = sessions.registry().get(student(app))
+    assert app.number_input(key="live_beta").disabled and "Locked" in app.number_input(key="live_beta").help
+    job.stop()
+    app.switch_page("pages/compare.py").run()
+    app.selectbox(key="pair_lesson").set_value(lesson.key).run()
+    Classroom(runs_dir).set_rules([], max_epochs=4)  # a cap only: the lesson's runs are cut to it
+    next(b for b in app.button if b.label.startswith("Run these")).click().run()
+    _ok(app)
+    series = sessions.registry().get(student(app))
+    assert [config.epochs for config in series.configs] == [4, 4, 4]
+    assert [config.beta for config in series.configs] == [run.beta for _, run in lesson.runs]
+    series.stop()

@@ -61,7 +61,7 @@ def train_run(runs_dir: Path, data, owner: str) -> Path:
 def source(tmp_path_factory):
     data = upload()
     run_dir = train_run(tmp_path_factory.mktemp("source"), data, ALICE)
-    return SimpleNamespace(run_dir=run_dir, data=data, raw=bundles.bundle(run_dir), top=run_dir.name)
+    return SimpleNamespace(run_dir=run_dir, data=data, raw=bundles.bundle(run_dir, private=True), top=run_dir.name)
 
 
 def files_of(raw: bytes) -> dict[str, bytes]:
@@ -101,7 +101,7 @@ def test_an_uploaded_data_run_imports_into_a_fresh_store_and_loads_there(source,
     assert imported.config == original.config and imported.meta == original.meta
     card = cards.card(run_dir)
     assert card == {"owner": BOB, "title": "My blobs", "period": "", "data": cards.card(source.run_dir)["data"],
-                    "note": "tried β = 1", "handed_in": None, "feedback": ""}
+                    "lesson": "", "note": "tried β = 1", "handed_in": None, "feedback": ""}
     data = stored.load(card["data"], store)
     assert torch.equal(data.train, source.data.train) and data.class_names == source.data.class_names
     assert stored.bytes_of(store, BOB) == stored.path_of(card["data"], store).stat().st_size > 0
@@ -113,10 +113,19 @@ def test_a_bundle_from_before_cards_imports_with_the_title_given(source, tmp_pat
     files = {name: content for name, content in files_of(source.raw).items()
              if name.split("/")[1] in runs.FILES}
     run_dir = import_bundle(make_zip(files), tmp_path, "", title="  From\x00 home ")
-    assert cards.card(run_dir) == {"owner": "", "title": "From home", "period": "", "data": "", "note": "",
-                                   "handed_in": None, "feedback": ""}
+    assert cards.card(run_dir) == {"owner": "", "title": "From home", "period": "", "data": "", "lesson": "",
+                                   "note": "", "handed_in": None, "feedback": ""}
     assert cards.card(import_bundle(make_zip(files), tmp_path, ALICE))["title"] == "imported"
     assert not (tmp_path / stored.DIR).exists()
+
+
+def test_a_classmates_download_carries_no_note_hand_in_or_feedback(source):
+    card = cards.card(source.run_dir)
+    cards.write_card(source.run_dir, {**card, "feedback": "for the owner", "handed_in": {"assignment": "HW"}})
+    public = json.loads(files_of(bundles.bundle(source.run_dir))[f"{source.top}/{cards.CARD}"])
+    assert (public["title"], public["note"], public["handed_in"], public["feedback"]) == ("My blobs", "", None, "")
+    private = json.loads(files_of(bundles.bundle(source.run_dir, private=True))[f"{source.top}/{cards.CARD}"])
+    assert (private["note"], private["feedback"]) == ("tried β = 1", "for the owner")
 
 
 def test_importing_twice_makes_two_runs(source, tmp_path):

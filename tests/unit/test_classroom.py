@@ -98,18 +98,23 @@ def test_titles_default_to_the_settings_and_labels_add_live_changes(tmp_path):
     assert cards.label(run) == "digits · VAE · z2 · β 1 · β → 4 at epoch 2"
 
 
-def test_hand_in_and_withdraw(tmp_path):
-    run = make_run(tmp_path, ALEX_1, "mine")
-    cards.hand_in(run, Actor(ALEX_1), "Homework 1")
-    assert cards.card(run)["handed_in"]["assignment"] == "Homework 1"
-    cards.withdraw(run, Actor(ALEX_1))
-    assert cards.card(run)["handed_in"] is None
+def test_a_run_handed_in_is_found_in_the_class_session_it_was_handed_in(tmp_path):
+    yesterdays = make_run(tmp_path, ALEX_1, "trained yesterday", period="monday")
+    cards.hand_in(yesterdays, Actor(ALEX_1), "Homework 1", period="tuesday")
+    assert cards.card(yesterdays)["handed_in"]["assignment"] == "Homework 1"
+    assert [item.name for item in board.hand_ins(tmp_path, "tuesday")] == [yesterdays.name]
+    assert board.hand_ins(tmp_path, "monday") == []
+    cards.withdraw(yesterdays, Actor(ALEX_1))
+    assert cards.card(yesterdays)["handed_in"] is None and board.hand_ins(tmp_path, "tuesday") == []
 
 
 def test_delete_moves_the_whole_folder_to_the_trash_and_names_never_become_paths(tmp_path):
     run = make_run(tmp_path, ALEX_1, "mine")
+    long_ago = time.time() - 100 * 86400
+    os.utime(run, (long_ago, long_ago))  # a run from last term, deleted today
     target = cards.trash(tmp_path, run.name, Actor(ALEX_1))
     assert not run.exists() and (target / "meta.json").is_file() and target.parent.name == cards.TRASH
+    assert target.stat().st_mtime > time.time() - 600  # its days in the trash count from today
     assert runs.list_runs(tmp_path) == []
     for name in ("../outside", "/etc", ".trash", ".class"):
         with pytest.raises((runs.RunError, FileNotFoundError)):
@@ -181,9 +186,11 @@ def test_wrong_keys_wait_longer_each_time():
 def test_a_hand_edited_room_file_is_not_trusted(tmp_path):
     (tmp_path / ".class").mkdir()
     (tmp_path / ".class" / "room.json").write_text(json.dumps(
-        {"locks": ["beta", "__class__"], "max_epochs": "lots", "pushed": {"id": 1}, "teachers": [1]}))
+        {"locks": ["beta", "__class__"], "max_epochs": "lots", "pushed": {"id": 1}, "teachers": [1],
+         "period_started": "yesterday", "archived": "all of them"}))
     room = Classroom(tmp_path).room()
     assert room.locks == ("beta",) and room.max_epochs is None and room.pushed is None and room.teachers == {}
+    assert room.period_started == 0.0 and room.archived == ()
 
 
 # --- what a student may set ----------------------------------------------------------------------------
@@ -222,7 +229,9 @@ def test_a_student_over_quota_is_told_what_to_delete(tmp_path, monkeypatch):
     make_run(tmp_path, ALEX_1)
     make_run(tmp_path, ALEX_2)
     quotas.check_room_for_runs(tmp_path, ALEX_2)
-    with pytest.raises(quotas.QuotaError, match="You have 2 saved runs.*delete.*your oldest is “the first”"):
+    with pytest.raises(quotas.QuotaError, match="no room for 3 more"):  # a series larger than the quota
+        quotas.check_room_for_runs(tmp_path, identity.owner_of("n" * 32), new_runs=3)
+    with pytest.raises(quotas.QuotaError, match="You have 2 saved runs.*Delete.*your oldest is “the first”"):
         quotas.check_room_for_runs(tmp_path, ALEX_1)
     monkeypatch.setenv("VAE_LAB_MAX_STUDENT_RUNS", "10")
     monkeypatch.setenv("VAE_LAB_MAX_STUDENT_MB", "1")
@@ -275,7 +284,7 @@ def test_the_class_summary_names_students_never_their_ids_and_defuses_formulas(t
     room = Classroom(tmp_path)
     room.set_name(ALEX_1, "=HYPERLINK(\"http://x\")")
     run = make_run(tmp_path, ALEX_1, "@SUM(A1)", period="p")
-    cards.hand_in(run, Actor(ALEX_1), "HW")
+    cards.hand_in(run, Actor(ALEX_1), "HW", "p")
     text = board.summary_csv(board.class_runs(tmp_path, "p"), room.students())
     assert ALEX_1 not in text
     row = next(csv.DictReader(io.StringIO(text)))

@@ -2,8 +2,9 @@
 each student of the class session with their latest run, the session's runs for the rate–distortion
 plane, and the summary a teacher downloads.
 
-A run's folder holds its card from the moment it starts training and its meta.json from its first epoch
-on, both rewritten as it goes: reading them is reading the run live, whichever server trains it.
+A run's folder holds its card from the moment it starts training, and its meta.json from its first epoch
+on, rewritten at every epoch's end, pause and resume: reading them is reading the run live, whichever server
+trains it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,17 @@ class ClassRun:
 
 
 def class_runs(runs_dir: str | os.PathLike, period: str) -> list[ClassRun]:
-    """The runs of class session `period`, oldest first (by their config.json, written once at the start)."""
+    """The runs trained in class session `period`, oldest first."""
+    return _runs(runs_dir, period, lambda card: card["period"] == period)
+
+
+def hand_ins(runs_dir: str | os.PathLike, period: str) -> list[ClassRun]:
+    """The runs handed in during class session `period`, whenever they were trained (or imported)."""
+    return _runs(runs_dir, period, lambda card: bool(card["handed_in"]) and card["handed_in"]["period"] == period)
+
+
+def _runs(runs_dir, period: str, wanted) -> list[ClassRun]:
+    """The run folders whose card is `wanted`, oldest first (by their config.json, written once at the start)."""
     root = Path(runs_dir)
     if not period or not root.is_dir():
         return []
@@ -49,7 +60,7 @@ def class_runs(runs_dir: str | os.PathLike, period: str) -> list[ClassRun]:
         if not (RUN_NAME.match(path.name) and path.is_dir()):
             continue
         card = cards.card(path)
-        if card["period"] != period:
+        if not wanted(card):
             continue
         try:
             run = load_run(path, steps=False) if (path / "meta.json").is_file() else None

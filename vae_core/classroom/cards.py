@@ -56,8 +56,8 @@ def card(run: SavedRun | Path) -> dict:
     raw = read_json(path / CARD, {})
     raw = raw if isinstance(raw, dict) else {}
     hand_in = raw.get("handed_in")
-    hand_in = ({"assignment": plain_text(hand_in.get("assignment"), TITLE_MAX), "at": str(hand_in.get("at", ""))[:40]}
-               if isinstance(hand_in, dict) else None)
+    hand_in = ({"assignment": plain_text(hand_in.get("assignment"), TITLE_MAX), "at": str(hand_in.get("at", ""))[:40],
+                "period": str(hand_in.get("period", ""))[:20]} if isinstance(hand_in, dict) else None)
     owner = raw.get("owner") if isinstance(raw.get("owner"), str) and OWNER.match(raw["owner"]) else ""
     return {"owner": owner, "title": plain_text(raw.get("title"), TITLE_MAX),
             "period": str(raw.get("period", ""))[:20], "data": str(raw.get("data", ""))[:64],
@@ -133,10 +133,11 @@ def annotate(run_dir: Path, actor: Actor, note: str) -> dict:
     return _edit(run_dir, actor, {"note": plain_text(note, NOTE_MAX, lines=True)})
 
 
-def hand_in(run_dir: Path, actor: Actor, assignment: str = "") -> dict:
-    """Hand the run in (for `assignment`, one the teacher opened, or none); handing in again replaces it."""
+def hand_in(run_dir: Path, actor: Actor, assignment: str = "", period: str = "") -> dict:
+    """Hand the run in (for `assignment`, one the teacher opened, or none) in class session `period`, where
+    the teacher finds it whenever it was trained; handing in again replaces it."""
     return _edit(run_dir, actor, {"handed_in": {"assignment": plain_text(assignment, TITLE_MAX),
-                                                "at": time.strftime("%Y-%m-%d %H:%M")}})
+                                                "at": time.strftime("%Y-%m-%d %H:%M"), "period": period}})
 
 
 def withdraw(run_dir: Path, actor: Actor) -> dict:
@@ -150,7 +151,8 @@ def give_feedback(run_dir: Path, actor: Actor, text: str) -> dict:
 
 
 def trash(runs_dir: str | os.PathLike, name: str, actor: Actor) -> Path:
-    """Move the run to the trash (one rename: the teacher can put it back or empty the trash)."""
+    """Move the run to the trash (one rename); the trash is emptied by the teacher, or after VAE_LAB_KEEP_DAYS
+    days by the retention rule. Until then the folder is whole on the server's disk."""
     run_dir = run_path(runs_dir, name)
     _exists(run_dir)
     with locked(run_dir / ".card.lock"):
@@ -160,4 +162,5 @@ def trash(runs_dir: str | os.PathLike, name: str, actor: Actor) -> Path:
         bin_dir.mkdir(exist_ok=True)
         target = bin_dir / name
         os.rename(run_dir, target)  # fails rather than overwrite: a run of that name is in the trash already
+    os.utime(target)  # its days in the trash start now
     return target

@@ -1,9 +1,9 @@
 """What a student may set: the one place that decides, for the Train page's widgets and for the server
 when a run starts (a shared link or a hand-edited request cannot get past it).
 
-Three rules compose: the server's limits (checked by TrainConfig itself), the teacher's class rules
-(settings locked to the values of the lesson or preset sent, else to the defaults; an epoch cap), and
-the student's quotas. The teacher is bound by the server's limits only.
+Two rules compose: the server's limits (checked by TrainConfig itself) and the teacher's class rules
+(settings locked to the values of the lesson or preset sent, else to the defaults; an epoch cap). The
+teacher is bound by the server's limits only. (How much a student may keep is `quotas`.)
 """
 
 from __future__ import annotations

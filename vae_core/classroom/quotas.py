@@ -57,9 +57,10 @@ def check_room_for_runs(runs_dir: str | os.PathLike, owner: str, new_runs: int =
     lim = limits.current()
     used = usage(runs_dir, owner)
     if len(used.runs) + new_runs > lim.max_student_runs:
+        oldest = f" (your oldest is “{_title(used.runs[0])}”)" if used.runs else ""
         raise QuotaError(f"You have {len(used.runs)} saved runs, and this server keeps at most "
-                         f"{lim.max_student_runs} per student: delete some of yours on the Explore page "
-                         f"(your oldest is “{_title(used.runs[0])}”), then start again.")
+                         f"{lim.max_student_runs} per student: that leaves no room for {new_runs} more. Delete some "
+                         f"of yours on the Explore page{oldest}, then start again.")
     if used.bytes + new_bytes > lim.max_student_mb * MB:
         raise QuotaError(f"Your runs and uploads take {used.bytes / MB:.0f} MB, and this server gives each student "
                          f"{lim.max_student_mb} MB: delete some of your runs on the Explore page, then try again.")

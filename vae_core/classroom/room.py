@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import math
 import os
 import secrets
 import threading
@@ -109,7 +110,7 @@ class Room:
         archived, assignments, locks = (raw.get(k) if isinstance(raw.get(k), list) else []
                                         for k in ("archived", "assignments", "locks"))
         return cls(period=str(raw.get("period", "")), period_name=str(raw.get("period_name", "")),
-                   period_started=float(raw.get("period_started") or 0.0),
+                   period_started=seconds(raw.get("period_started")),
                    archived=tuple(p for p in archived if isinstance(p, dict))[-ARCHIVE_MAX:],
                    assignments=tuple(str(a) for a in assignments)[:ASSIGNMENTS_MAX],
                    pushed=pushed, locks=tuple(f for f in locks if isinstance(f, str) and f in fields),
@@ -121,6 +122,12 @@ class Room:
         out = dataclasses.asdict(self)
         out["pushed"] = dataclasses.asdict(self.pushed) if self.pushed else None
         return out
+
+
+def seconds(value) -> float:
+    """A time in a hand-editable file: a number of seconds, else 0."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        else 0.0
 
 
 class Classroom:

@@ -200,6 +200,7 @@ class TrainingJob:
             while not self._running.is_set():
                 self.pool.release(self)
                 self.status = Status.PAUSED  # once its slot is free
+                self._save(None)  # the run folder says so too (the teacher's board reads it)
                 self._running.wait()
                 if self._stop.is_set():
                     return
@@ -208,6 +209,7 @@ class TrainingJob:
                     return
             self.clock.release()
             self.status = Status.RUNNING
+            self._save(None)
         self._fit_threads()
         if self._pending:
             with self._lock:

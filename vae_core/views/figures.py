@@ -219,10 +219,11 @@ def latent_figure(latent: np.ndarray, labels: np.ndarray | None, class_names: tu
     traces = []
     for k, idx in groups:
         name = "inputs" if k is None else (class_names[k] if class_names and k < len(class_names) else str(k))
+        name = _plain(name)  # an uploaded dataset's class names are its folder names
         traces.append(dict(type="scatter", x=_numbers(latent[idx, 0]), y=_numbers(latent[idx, 1]), mode="markers",
-                           name=name, customdata=idx.tolist(),
+                           name=name, customdata=idx.tolist(), meta=name,
                            marker=dict(size=5, opacity=0.75, color=PALETTE[int(k or 0) % len(PALETTE)]),
-                           hovertemplate=f"{name}<br>#%{{customdata}}<extra></extra>"))
+                           hovertemplate="%{meta}<br>#%{customdata}<extra></extra>"))
     for name, i in (highlight or {}).items():
         traces.append(dict(type="scatter", x=_numbers(latent[i, :1]), y=_numbers(latent[i, 1:2]),
                            mode="markers+text", text=[name], textposition="top center", name=f"{name}: #{i}",
@@ -264,16 +265,17 @@ def points_path_figure(data: np.ndarray, paths: np.ndarray, names: list[str],
 def rate_distortion_figure(runs: dict[str, list[dict]], revision: str = "rate-distortion") -> Figure:
     """Each run as its path over epochs in the plane of validation KL (rate) against reconstruction (distortion)."""
     traces = []
-    for i, (name, epochs) in enumerate(runs.items()):
+    for i, (label, epochs) in enumerate(runs.items()):
         rows = [r for r in epochs if "val_kl" in r and "val_recon" in r]
         if not rows:
             continue
+        name = _plain(label)  # a student's title
         colour = PALETTE[i % len(PALETTE)]
         traces.append(dict(type="scatter", x=_numbers(r["val_kl"] for r in rows),
                            y=_numbers(r["val_recon"] for r in rows), name=name, mode="lines+markers",
                            line=dict(color=colour), marker=dict(size=5), customdata=[int(r["epoch"]) for r in rows],
-                           legendgroup=name, hovertemplate=f"{name}<br>epoch %{{customdata}}<br>KL %{{x:.2f}}"
-                                                           "<br>recon %{y:.2f}<extra></extra>"))
+                           legendgroup=name, meta=name, hovertemplate="%{meta}<br>epoch %{customdata}<br>KL %{x:.2f}"
+                                                                      "<br>recon %{y:.2f}<extra></extra>"))
         traces.append(dict(type="scatter", x=_numbers([rows[-1]["val_kl"]]), y=_numbers([rows[-1]["val_recon"]]),
                            mode="markers", marker=dict(size=13, color=colour, symbol="star"), legendgroup=name,
                            showlegend=False, hoverinfo="skip"))
@@ -424,7 +426,7 @@ def runs_figure(runs: dict[str, list[dict]], key: str, label: str | None = None,
     for i, (name, epochs) in enumerate(runs.items()):
         rows = [r for r in epochs if key in r]
         traces.append(dict(type="scatter", x=[r["epoch"] for r in rows], y=_numbers(r[key] for r in rows),
-                           name=name, mode="lines+markers", line=dict(color=PALETTE[i % len(PALETTE)])))
+                           name=_plain(name), mode="lines+markers", line=dict(color=PALETTE[i % len(PALETTE)])))
     last = max((r["epoch"] for rows in runs.values() for r in rows), default=0)
     xaxis = _axis("epoch", **({"dtick": 1} if last <= 12 else {}))
     return _figure(traces, f"{revision}-{key}", 360, xaxis,
