@@ -10,6 +10,7 @@ import torch
 import vae_core.jobs.job
 import vae_core.jobs.snapshots
 from polling import wait_until
+from vae_core import runs
 from vae_core.config import OPTIMIZERS, TrainConfig
 from vae_core.data import Dataset
 from vae_core.jobs.clock import JobClock
@@ -45,16 +46,19 @@ def test_stop_mid_epoch_ends_the_job_and_leaves_no_thread(digits):
     assert wait_until(lambda: threading.active_count() <= before, 5)  # ends just after join (older ones may too)
 
 
-def test_pause_holds_the_step_count_and_resume_continues(digits, monkeypatch):
-    job = TrainingJob(LONG, digits, pool=SlotPool(1))
+def test_pause_holds_the_step_count_and_resume_continues(digits, monkeypatch, tmp_path):
+    """The run folder says so as well (the teacher's board reads it), before the epoch ends."""
+    job = TrainingJob(LONG, digits, pool=SlotPool(1), runs_dir=tmp_path)
     seen = record_steps(monkeypatch, job)
     job.start()
     assert wait_until(lambda: job.view().step > 5)
     job.pause()
-    assert wait_until(lambda: job.view().status == Status.PAUSED)
+    assert wait_until(lambda: job.view().status == Status.PAUSED and job.view().paused)
+    assert wait_until(lambda: runs.load_run(job.run_dir).meta["status"] == "paused")
     held = job.view().step
     job.resume()
     assert wait_until(lambda: job.view().step > held + 5)
+    assert runs.load_run(job.run_dir).meta["status"] == "running" and not job.view().paused
     job.stop()
     assert job.join(10)
     assert all(status == Status.RUNNING for _, _, status in seen)  # no step while paused
