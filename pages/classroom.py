@@ -33,7 +33,7 @@ FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
 LOG_COLOUR = {"beta", "latent_dim"}  # settings that grow by factors: coloured on a log scale
 HELD = "class_plane_held"  # the runs the plane shows while the teacher holds it still
 STATUS_WORDS = {"running": "training", "queued": "waiting for a training slot", "early-stopped": "finished early",
-                "": "–"}
+                "starting": "first epoch", "": "–"}
 
 
 def _when(seconds: float) -> str:
@@ -127,7 +127,7 @@ def _board_table(rows: list[board.Row]) -> None:
                                 "val −ELBO": st.column_config.NumberColumn(format="%.2f"),
                                 "latent": st.column_config.NumberColumn(format="%d"),
                                 "student": st.column_config.TextColumn(width="medium"),
-                                "latest run": st.column_config.TextColumn(width="large"),
+                                "latest run": st.column_config.TextColumn(width="medium"),
                                 "status": st.column_config.TextColumn(width="medium")})
 
 
@@ -159,7 +159,7 @@ def live_board() -> None:
     students = classroom.students()
     rows = [r for r in board.board(runs, students, period["id"], waiting_jobs() if period["live"] else {})
             if not (r.owner in now.teachers and r.runs == 0 and not r.status)]  # the teacher, who trains nothing
-    training = sum(r.status in ("running", "paused") for r in rows)
+    training = sum(r.status in ("running", "paused", "starting") for r in rows)
     waiting = sum(r.status.startswith("waiting") or r.status == "queued" for r in rows)
     done = sum(item.status in ("finished", "early-stopped") for item in runs)
     c1, c2, c3, c4 = st.columns(4)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 
@@ -77,8 +79,13 @@ def _save_card(run_dir) -> None:
 
 
 def _delete(name: str) -> None:
+    """Move the run to the trash; when it is this student's current run, forget that too (the Train page and
+    Explore would otherwise go on showing it from memory)."""
     _act(cards.trash, session.runs_dir(), name, session.actor())
     st.session_state.pop("explore_run", None)
+    job = session.job()
+    if not st.session_state.card_error and job is not None and Path(job.state().run_dir or "").name == name:
+        session.clear()
 
 
 def run_card(run: SavedRun) -> None:

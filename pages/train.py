@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from pages.ui import charts, draft, fragments, live_view, router, session, text
-from pages.ui.settings import LOCKED, dataset_label, settings
+from pages.ui.settings import LOCKED, collect, dataset_label, settings
 from vae_core import bundles, runs
 from vae_core.classroom import policy
 from vae_core.classroom.quotas import QuotaError
@@ -52,9 +52,20 @@ def dataset_preview(name: str) -> Dataset | None:
 
 
 # --- controls -------------------------------------------------------------------------------------
-def _start(config: TrainConfig, data: Dataset | None) -> None:
+def _start() -> None:
+    """Start a run of the settings as the widgets hold them now: a value typed just before the click counts
+    (arguments bound to the button would be those of the page's last run)."""
     st.session_state.confirm = None
-    upload = data if data is not None and data.name not in DATASETS else None
+    config, error = collect()
+    try:
+        if error:
+            raise ConfigError(error)
+        data = session.dataset(config.dataset)
+        check_compatible(config, data.is_image)
+    except (ConfigError, DataError) as exc:
+        st.session_state.start_error = str(exc)
+        return
+    upload = data if data.name not in DATASETS else None
     lesson = lesson_run(config)
     try:
         job = session.start_run(config, upload, title=f"{lesson[0].title}: {lesson[1]}" if lesson else "",
@@ -109,7 +120,7 @@ def controls(job: Job | None, config: TrainConfig | None, data) -> None:
                        on_click=_ask, args=("restart",), help="Stop this run and start a new one (asks first).")
     else:
         cols[0].button("Start", key="start", type="primary", icon=":material/play_arrow:", width="stretch",
-                       disabled=not can_start, on_click=_start, args=(config, data))
+                       disabled=not can_start, on_click=_start)
     cols[1].button("Pause", key="pause", icon=":material/pause:", width="stretch", disabled=not alive or paused,
                    type="primary" if alive and not paused else "secondary", on_click=_pause, args=(job,))
     cols[2].button("Resume", key="resume", icon=":material/resume:", width="stretch", disabled=not paused,
@@ -128,13 +139,13 @@ def controls(job: Job | None, config: TrainConfig | None, data) -> None:
                    "what it has learnt so far stays saved and can be opened in Explore.", icon=":material/warning:")
         yes, keep, _ = st.columns([1, 1, 3])
         yes.button(f"Yes, {asked}", key="confirm_yes", type="primary", width="stretch",
-                   on_click=_confirmed, args=(asked, config, data))
+                   on_click=_confirmed, args=(asked,))
         keep.button("Keep training", key="confirm_no", width="stretch", on_click=_cancel)
 
 
-def _confirmed(action: str, config: TrainConfig | None, data) -> None:
+def _confirmed(action: str) -> None:
     if action == "restart":
-        _start(config, data)
+        _start()
     else:
         _reset()
 
@@ -142,7 +153,7 @@ def _confirmed(action: str, config: TrainConfig | None, data) -> None:
 def live_controls(job: Job | None) -> None:
     """Change the learning rate and β of the running job (always shown, so the layout stays put)."""
     alive = live_view.training(job)
-    source = job.config if job is not None else draft.draft_config()
+    source = job.config if alive else draft.draft_config()
     if not alive or "live_lr" not in st.session_state:  # idle: show what Start would use
         st.session_state.live_lr, st.session_state.live_beta = source.lr, source.beta
 

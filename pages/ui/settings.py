@@ -29,7 +29,7 @@ def _prepare_widgets() -> None:
             st.session_state[_key(name)] = ", ".join(map(str, value)) if isinstance(value, list) else value
 
 
-def _collect() -> tuple[TrainConfig | None, str | None]:
+def collect() -> tuple[TrainConfig | None, str | None]:
     """Read the widgets back into the draft and validate it: (config, None) or (None, error naming the field)."""
     values = st.session_state[draft.DRAFT]
     for name in draft.FIELDS:
@@ -225,7 +225,7 @@ def settings() -> tuple[TrainConfig | None, str | None]:
             _number("aug_zoom", "Zoom (relative)", 0.05)
             _checkbox("aug_flip", "Horizontal flips")
     st.button("Restore defaults", icon=":material/restart_alt:", on_click=draft.load_config, args=(TrainConfig(),))
-    config, error = _collect()
+    config, error = collect()
     if config is not None:
         try:
             steps_per_epoch = math.ceil(len(session.dataset(config.dataset).train) / config.batch_size)

@@ -10,18 +10,31 @@ from bench.server import streamlit_server
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+TEACHER_KEY = "e2e-teacher-key"  # the Class page's key on `class_server`
+
+
+def _serve(tmp_path_factory, env: dict | None = None, **more):
+    """Serve a fresh app with its own runs folder and `env` added to the environment; yields a Server with
+    `url`, `runs` (the folder), `log` (the server's output) and the attributes `more`."""
+    runs = tmp_path_factory.mktemp("runs")
+    log = tmp_path_factory.mktemp("log") / "streamlit.log"
+    try:
+        with streamlit_server({**os.environ, **(env or {}), "VAE_LAB_RUNS": str(runs)}, log) as (url, _):
+            yield type("Server", (), {"url": url, "runs": runs, "log": log, **more})
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """Base URL of a fresh app with its own runs folder; the folder is `server.runs`."""
-    runs = tmp_path_factory.mktemp("runs")
-    log = tmp_path_factory.mktemp("log") / "streamlit.log"
-    try:
-        with streamlit_server({**os.environ, "VAE_LAB_RUNS": str(runs)}, log) as (url, _):
-            yield type("Server", (), {"url": url, "runs": runs})
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
+    yield from _serve(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def class_server(tmp_path_factory):
+    """Like `server`, with the teacher's Class page switched on: its key is `class_server.key`."""
+    yield from _serve(tmp_path_factory, {"VAE_LAB_TEACHER_KEY": TEACHER_KEY}, key=TEACHER_KEY)
 
 
 @pytest.fixture(scope="session")

@@ -108,7 +108,7 @@ def board(runs: list[ClassRun], students: dict[str, dict], period: str, waiting:
             rows.append(Row(owner, name, "no run yet", "", 0, 0, None, None, None, 0))
             continue
         config = item.run.config if item.run else None
-        rows.append(Row(owner, name, item.card["title"] or (cards.describe(config) if config else item.name),
+        rows.append(Row(owner, name, item.card["title"] or (cards.describe(config) if config else "a new run"),
                         item.status, item.run.meta.get("epochs_done", 0) if item.run else 0,
                         config.epochs if config else 0,
                         config.beta if config and config.mode == "vae" else None,
