@@ -53,8 +53,6 @@ def join_class() -> None:
         st.session_state.joined = period
 
 
-
-
 def classroom() -> Classroom:
     return Classroom(runs_dir())
 
