@@ -28,7 +28,18 @@ For each N, on a fresh server:
   is counted apart), its main thread (the web server's event loop) and the rest (mostly script runs), and how
   late the stats thread's 0.25 s sleeps wake (waiting for the GIL or a core).
 
+With a class (the cases "N+session" and "N+class"), the server has a teacher key (VAE_LAB_TEACHER_KEY) and a class
+session is started after the single runs, so the N students join it; with "+class", a teacher (one more light
+client) signs in on the Class page and keeps its Board tab open, which redraws every 5 s, from before the idle
+page loads to the end of the load. The server times the Class page's redraws apart from the other fragment runs,
+and the teacher's client times each from its timer's rerun to the run's end.
+
     python -m bench.classroom [--smoke] [--repeats N] [--students light|chromium] [--split-cores]
+                              [--cases 10,30,30/2,30+class]
+
+--cases (BENCH_CLASSROOM_CASES for `python -m bench`): which cases, in order (a case may come again): N students,
+"/J" for VAE_LAB_MAX_JOBS = J (else N, all training at once), "+session" for a class session, "+class" for a class
+session with the Class page open.
 
 With --split-cores (BENCH_SPLIT_CORES=1 for `python -m bench`), the server and its trainer process run on the
 first core and the visitor's Chromium on the second: the page loads are then timed as from a one-core machine
@@ -55,14 +66,21 @@ from bench import common
 from bench.students import LightStudents
 from bench.browser import CHROMIUM, CHROMIUM_ARGS, launcher
 from bench.server import streamlit_server
+from vae_core.classroom import identity, room
 from vae_core.config import TrainConfig
 from vae_core.limits import DEFAULT_MAX_JOBS
 from vae_core.train import ENDED
 
-# (students, VAE_LAB_MAX_JOBS): all training at once, then the app's default, where the runs queue. The smoke run
-# takes the same paths on a smaller scale: the 10 students at once, then a few queued for the default's slots.
-CASES = ((10, 10), (30, 30), (30, DEFAULT_MAX_JOBS))
-SMOKE_CASES = ((10, 10), (DEFAULT_MAX_JOBS + 1, DEFAULT_MAX_JOBS))
+# (students, VAE_LAB_MAX_JOBS, class): all training at once, then the app's default, where the runs queue, then 30
+# at once again with a class session and the teacher's Class page open (class: "" none, "session" a class session
+# only, "class" a class session and the Class page). The smoke run takes the same paths on a smaller scale: the 10
+# students at once, then a few queued for the default's slots, with the Class page open.
+CASES = ((10, 10, ""), (30, 30, ""), (30, DEFAULT_MAX_JOBS, ""), (30, 30, "class"))
+SMOKE_CASES = ((10, 10, ""), (DEFAULT_MAX_JOBS + 1, DEFAULT_MAX_JOBS, "class"))
+CLASS_WORDS = {"": "–", "session": "class session", "class": "class session, Class page open"}
+TEACHER_KEY = "bench-teacher-key"  # the server's VAE_LAB_TEACHER_KEY in the cases with a class
+CLASS_PAGE = "classroom"  # the Class page's URL path (st.Page("pages/classroom.py"))
+COOKIE = "vae_lab_student"  # pages/ui/session.py's cookie: the student's token
 QUERY, SMOKE_QUERY = "", "?epochs=1"  # the Train page's default configuration (smoke: one epoch of it)
 IDLE_LOADS, SMOKE_IDLE_LOADS = 5, 2
 # Under load, a fresh page load every 2 s, one at a time: each renders in the visitor's Chromium on this machine, and
@@ -76,8 +94,9 @@ MIN_WINDOW = 1.0  # seconds the load lasts at least, for the server's figures (s
 PATIENCE = 600  # seconds the N students' tabs may take to show Start
 DEADLINE = 1200  # seconds for N runs to finish
 LAUNCHER = r"""
-import json, logging, os, sys, threading, time
+import collections, json, logging, os, sys, threading, time
 from streamlit.runtime.scriptrunner.script_runner import ScriptRunner
+from streamlit.util import calc_hash
 from streamlit.web.cli import main
 
 handler = logging.StreamHandler()
@@ -115,20 +134,28 @@ def run_delay():  # seconds this thread has spent runnable, waiting for a core
     return int(open("/proc/thread-self/schedstat").read().split()[1]) / 1e9
 
 # script runs (a whole page, or a fragment such as the live view's redraw, with any whole-page rerun it asks
-# for): how many ended, their seconds and CPU seconds, how many began
-scripts = {"page": [0, 0.0, 0.0, 0], "fragment": [0, 0.0, 0.0, 0]}
+# for; the Class page's fragment runs, its board's redraws, apart): how many ended, their seconds and CPU
+# seconds, how many began; and the latest Class page redraws, each (time.time() at its end, seconds, CPU seconds)
+scripts = {"page": [0, 0.0, 0.0, 0], "fragment": [0, 0.0, 0.0, 0], "class": [0, 0.0, 0.0, 0]}
+class_runs = collections.deque(maxlen=8)
+CLASS_PAGE = calc_hash("classroom")  # the page script hash of st.Page("pages/classroom.py"), as the browser sends it
 run_script = ScriptRunner._run_script
 
 def timed_run_script(self, rerun_data):
-    figures = scripts["fragment" if rerun_data.fragment_id_queue else "page"]
+    kind = ("class" if rerun_data.page_script_hash == CLASS_PAGE else "fragment") if rerun_data.fragment_id_queue \
+        else "page"
+    figures = scripts[kind]
     figures[3] += 1
     wall, cpu_time = time.perf_counter(), time.thread_time()
     try:
         return run_script(self, rerun_data)
     finally:
+        wall, cpu_time = time.perf_counter() - wall, time.thread_time() - cpu_time
         figures[0] += 1
-        figures[1] += time.perf_counter() - wall
-        figures[2] += time.thread_time() - cpu_time
+        figures[1] += wall
+        figures[2] += cpu_time
+        if kind == "class":
+            class_runs.append((time.time(), wall, cpu_time))
 
 ScriptRunner._run_script = timed_run_script
 
@@ -151,7 +178,8 @@ def stats(path, every=0.25):
             running = sum(getattr(work.view(), "status", None) == "running" for work in registry().works())
             out.write(json.dumps({"t": time.time(), "late": late, "queued": queued, "rss": rss_mb() + child_rss,
                                   "running": running, "cpu": cpu("/proc/self/stat"), "trainer": trainer_cpu,
-                                  "training": sum(training.values()), "main": cpu(main_stat), **scripts}) + "\n")
+                                  "training": sum(training.values()), "main": cpu(main_stat), **scripts,
+                                  "class_runs": list(class_runs)}) + "\n")
 
 threading.Thread(target=stats, args=(os.environ["CLASSROOM_STATS"],), name="classroom-stats", daemon=True).start()
 sys.argv = ["streamlit", "run", *sys.argv[1:]]
@@ -162,14 +190,18 @@ sys.exit(main())
 # --- the server ----------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def serve(folder: Path, max_jobs: int, cores: str | None = None):
+def serve(folder: Path, max_jobs: int, cores: str | None = None, teacher_key: str = ""):
     """A server with its runs in folder/runs, its log in folder/server.log, its figures in folder/stats.jsonl;
-    on `cores` (a taskset list) if given, its trainer process too."""
+    on `cores` (a taskset list) if given, its trainer process too; with `teacher_key` as VAE_LAB_TEACHER_KEY
+    (else none)."""
     folder.mkdir(parents=True)
     server = type("Server", (), {"runs": folder / "runs",
                                  "log": folder / "server.log", "stats": folder / "stats.jsonl"})
     env = {**os.environ, "VAE_LAB_RUNS": str(server.runs), "VAE_LAB_MAX_JOBS": str(max_jobs),
            "CLASSROOM_STATS": str(server.stats)}
+    env.pop(room.KEY_ENV, None)
+    if teacher_key:
+        env[room.KEY_ENV] = teacher_key
     pin = ["taskset", "-c", cores] if cores else None  # taskset execs the server: the pid is the server's
     with streamlit_server(env, server.log, launcher=["-c", LAUNCHER], timeout=120, prefix=pin) as started:
         server.url, process = started
@@ -319,15 +351,18 @@ class ServerLoads:
     """The server's part of a page load: fresh light sessions (bench/students.py) on url, one at a time, a new one
     at most every `every` seconds, the first `delay` seconds in; for each, the seconds from opening it to its page
     showing Start with its script run ended (stamped on the students' event loop). What a student's browser,
-    with the frontend's files cached, waits for before it renders the page on its own cores."""
+    with the frontend's files cached, waits for before it renders the page on its own cores. With `cookies`
+    (the student's token): one student reloading the page, who shows on a class's board once, as the visitor's
+    Chromium tabs do (they share their cookie); without, a new student each time."""
 
-    def __init__(self, visitor: LightStudents, url: str, every: float, delay: float):
-        self.visitor, self.url, self.every = visitor, url, every
+    def __init__(self, visitor: LightStudents, url: str, every: float, delay: float,
+                 cookies: dict[str, str] | None = None):
+        self.visitor, self.url, self.every, self.cookies = visitor, url, every, cookies
         self.loading, self.times, self.due = None, [], time.perf_counter() + delay
 
     def poll(self) -> None:
         if self.loading is None and time.perf_counter() >= self.due:
-            self.loading = self.visitor.open(self.url), time.perf_counter()
+            self.loading = self.visitor.open(self.url, self.cookies), time.perf_counter()
             self.due = time.perf_counter() + self.every
         if self.loading is not None:
             student, t0 = self.loading
@@ -347,12 +382,13 @@ class ServerLoads:
 class PageLoads:
     """Fresh tabs on url, one at a time, a new one at most every `every` seconds; for each, the
     seconds from navigation to the Train page's title and to its Start button (polled, so to about 0.1 s).
-    With `server`, its light sessions are timed alongside, half a period later."""
+    With `server`, its light sessions are timed alongside, half a period later (with `cookies`, see ServerLoads)."""
 
-    def __init__(self, context, url: str, every: float, server: LightStudents | None = None):
+    def __init__(self, context, url: str, every: float, server: LightStudents | None = None,
+                 cookies: dict[str, str] | None = None):
         self.context, self.url, self.every = context, url, every
         self.loading, self.times, self.due = [], [], 0.0
-        self.server = ServerLoads(server, url, every, delay=every / 2) if server is not None else None
+        self.server = None if server is None else ServerLoads(server, url, every, delay=every / 2, cookies=cookies)
 
     def poll(self) -> None:
         from playwright.sync_api import Error as PlaywrightError
@@ -466,14 +502,44 @@ def _script_runs(first, last, span: float) -> tuple[float, float | None, float |
             last[3] - last[0])
 
 
+def open_class_page(teachers: LightStudents, url: str):
+    """A teacher (a light session of `teachers`) who opens the app, goes to the Class page, signs in with the
+    teacher key and waits for the Board tab's live board (a class session must be under way)."""
+    teacher = teachers.open(url)
+    steps = [("the Train page", lambda t: t.start_button() is not None and CLASS_PAGE in t.pages, None),
+             ("the sign-in form", lambda t: "Teacher key" in {e.label for e in t.of_kind("text_input")},
+              lambda: teachers.go_to(teacher, CLASS_PAGE)),
+             ("the live board", lambda t: "Students" in t.metrics() and t.timers,
+              lambda: teachers.submit(teacher, "Sign in", {"Teacher key": TEACHER_KEY}))]
+    for what, shown, action in steps:
+        if action is not None:
+            action()
+        teachers.wait_for(teacher, lambda t, shown=shown: shown(t) or t.shown_errors(), PATIENCE)
+        if teachers.errors(teacher) or not teachers.look(teacher, shown):
+            errors = teachers.errors(teacher) + teachers.events(teacher)[-10:]
+            teachers.close_session(teacher)
+            raise RuntimeError(f"the teacher's page did not show {what}: {errors}")
+    return teacher
+
+
+def board_shown(teacher) -> dict:
+    """What the teacher's live board shows: its metrics (label: value), and the rate–distortion plane's charts and
+    traces."""
+    specs = [json.loads(chart.spec) for chart in teacher.of_kind("plotly_chart") if chart.spec]
+    return {**teacher.metrics(), "charts": len(specs), "traces": sum(len(spec.get("data", [])) for spec in specs)}
+
+
 def measure(students, visitor, probe: LightStudents, n: int, max_jobs: int, smoke: bool, repeats: int,
-            folder: Path, server_cores: str | None = None) -> dict:
+            folder: Path, server_cores: str | None = None, extra: str = "") -> dict:
     """Everything in the table for N sessions, on a fresh server: the `students` (LightStudents or
     ChromiumStudents), the timed page loads in `visitor` (a Chromium at normal priority) and, beside them, the
-    server's part of a page load in `probe`."""
+    server's part of a page load in `probe`; `extra` "session": a class session started after the single runs,
+    "class": that and the teacher on the Class page (a light session of `probe`), from then on."""
     common.wait_for_quiet()
     url_query = SMOKE_QUERY if smoke else QUERY
-    with serve(folder, max_jobs=max_jobs, cores=server_cores) as server:
+    cookies = {COOKIE: identity.new_token()}  # the probe's sessions: one student reloading the page
+    teacher = None
+    with serve(folder, max_jobs=max_jobs, cores=server_cores, teacher_key=TEACHER_KEY if extra else "") as server:
         visits = visitor.new_context(viewport={"width": 1200, "height": 900})
         url = server.url + url_query
         student = students.open(url)
@@ -481,14 +547,18 @@ def measure(students, visitor, probe: LightStudents, n: int, max_jobs: int, smok
             raise RuntimeError(f"the Train page did not load on the idle server:\n{server.log.read_text()[-3000:]}")
         one_run(students, student, server)  # a warm-up run
         # The same background as the load's: one after another is timed beside page loads too.
-        beside = PageLoads(visits, url, every=LOAD_EVERY, server=probe)
+        beside = PageLoads(visits, url, every=LOAD_EVERY, server=probe, cookies=cookies)
         alone = [one_run(students, student, server, beside) for _ in range(repeats)]
         beside.finish()
         students.close_sessions()
+        if extra:  # the students who open the page from now on join it, and show on its board
+            room.Classroom(server.runs).start_period("bench")
+        if extra == "class":
+            teacher = open_class_page(probe, url)
         idle = PageLoads(visits, url, every=0)
         idle.until(lambda: len(idle.times) >= (SMOKE_IDLE_LOADS if smoke else IDLE_LOADS))
         idle.finish()
-        server_idle = ServerLoads(probe, url, every=0, delay=0)
+        server_idle = ServerLoads(probe, url, every=0, delay=0, cookies=cookies)
         while len(server_idle.times) < len(idle.times):
             server_idle.poll()
             time.sleep(0.02)
@@ -506,14 +576,26 @@ def measure(students, visitor, probe: LightStudents, n: int, max_jobs: int, smok
             students.press(tab)
         end = time.monotonic() + DEADLINE
 
+        training_shown, board, round_trips, teacher_errors = [], {}, [], []  # the teacher's, with the Class page
+
         def all_ended() -> bool:  # a lost press or a stuck run leaves the deadline to end the wait
+            if teacher is not None:
+                training_shown.append(probe.look(teacher, lambda t: t.metrics().get("Training now")))
             return len(runs_done(server, singles)) >= len(ready) or time.monotonic() > end
 
-        loads = PageLoads(visits, url, every=LOAD_EVERY, server=probe)
+        loads = PageLoads(visits, url, every=LOAD_EVERY, server=probe, cookies=cookies)
         loads.until(all_ended)
         time.sleep(max(0.0, t0 + MIN_WINDOW - time.time()))  # the server's figures need two samples at least
         busy1, tree1, own1, t1 = common.busy_seconds(), tree_cpu(), students.cpu_seconds(), time.time()
         loads.finish()
+        if teacher is not None:  # the board as the runs ended: after its next redraw (smoke: its latest)
+            probe.wait_for(teacher, lambda t: any(at > t1 for at, _, _ in t.round_trips), 0 if smoke else 30)
+            board = probe.look(teacher, board_shown)
+            round_trips = [seconds for at, _, seconds in probe.look(teacher, lambda t: list(t.round_trips))
+                           if t0 <= at <= t1]
+            teacher_errors = probe.errors(teacher)
+            probe.close_session(teacher)
+            teacher = None
         shown = students.outcomes(tabs, within=120)
         done = runs_done(server, singles)
         finished = sum(r["status"] == "finished" for r in done.values())
@@ -537,12 +619,16 @@ def measure(students, visitor, probe: LightStudents, n: int, max_jobs: int, smok
     rss_peak = max(s["rss"] for s in window)
     sequential = n * common.stats(alone)["median"]
     title_times, start_times = [t for t, _ in loads.times], [s for _, s in loads.times]
+    redraws = sorted({tuple(r) for s in window for r in s.get("class_runs", ()) if t0 <= r[0] <= t1})
+    redraw_walls = [1000 * wall for _, wall, _ in redraws]
+    shown_training = [int(v) for v in training_shown if v is not None and str(v).isdigit()]
     return {
-        "sessions": n, "students": students.kind, "max_jobs": max_jobs,
+        "sessions": n, "students": students.kind, "max_jobs": max_jobs, "class": CLASS_WORDS[extra],
         "peak_running": max(s["running"] for s in window),
         "epochs": max((r["epochs"] for r in done.values()), default=0),
         "finished": f"{finished} of {n}", "on_defaults": f"{defaults} of {len(done)}",
-        "errors": tab_errors + max(0, n - finished) + tracebacks,
+        "errors": tab_errors + max(0, n - finished) + tracebacks + bool(teacher_errors),
+        "teacher_errors": teacher_errors,
         "tabs_finished": f"{shown.count('Finished.')} of {n}",
         "tabs_not_finished": collections.Counter(t for t in shown if t != "Finished."),
         "unfinished_tab_events": collections.Counter(line.split(": ", 1)[1] for lines, t in zip(events, shown)
@@ -557,6 +643,7 @@ def measure(students, visitor, probe: LightStudents, n: int, max_jobs: int, smok
         "title_p50": _percentile(title_times, 50), "title_p95": _percentile(title_times, 95),
         "server_load_idle_p50": _percentile(server_idle.times, 50),
         "server_load_p50": _percentile(loads.server.times, 50), "server_load_p95": _percentile(loads.server.times, 95),
+        "server_load_times": [round(seconds, 3) for seconds in loads.server.times],
         "loads": len(start_times), "loads_timed_out": sum(s >= TIMEOUT for s in start_times),
         "rss_idle": rss_idle, "rss_tabs": rss_tabs, "rss_peak": rss_peak, "per_session": (rss_peak - rss_idle) / n,
         "dataset_loads": ", ".join(f"{k} {v}" for k, v in sorted(dataset_loads.items())) or "none",
@@ -566,6 +653,17 @@ def measure(students, visitor, probe: LightStudents, n: int, max_jobs: int, smok
                      f"{100 * (server_cpu - training - main) / server_cpu:.0f}",
         **{f"{kind}_{key}": value for kind in ("page", "fragment") for key, value in zip(
             ("runs", "cpu_ms", "wall_ms", "going"), _script_runs(first[kind], last[kind], span))},
+        "class_redraws": len(redraws) if extra == "class" else None,
+        "class_wall_p50": _percentile(redraw_walls, 50) if redraws else None,
+        "class_wall_p95": _percentile(redraw_walls, 95) if redraws else None,
+        "class_cpu_ms": 1000 * sum(cpu for _, _, cpu in redraws) / len(redraws) if redraws else None,
+        "teacher_rtt_p50": 1000 * _percentile(round_trips, 50) if round_trips else None,
+        "teacher_rtt_p95": 1000 * _percentile(round_trips, 95) if round_trips else None,
+        "class_redraw_ms": [[round(at - t0, 1), round(1000 * wall), round(1000 * cpu)] for at, wall, cpu in redraws],
+        "teacher_round_trip_ms": [round(1000 * seconds) for seconds in round_trips],
+        "board_training_peak": max(shown_training, default=None),
+        "board": (f"{board.get('Students')} students, {board.get('Runs finished')} runs finished, "
+                  f"{board['charts']} chart(s) of {board['traces']} traces" if board else None),
         "late_p95": 1000 * _percentile([s["late"] for s in window], 95),
         "late_core": 100 * sum(s["queued"] for s in window) / max(1e-9, sum(s["late"] for s in window)),
         "browser_cores": ((tree1 - tree0) - server_cpu - trainer_cpu) / (t1 - t0),
@@ -575,7 +673,8 @@ def measure(students, visitor, probe: LightStudents, n: int, max_jobs: int, smok
 
 
 COLUMNS = [("sessions", "sessions", 0), ("students", "students", 0), ("epochs", "epochs per run", 0),
-           ("max_jobs", "VAE_LAB_MAX_JOBS", 0), ("peak_running", "runs training at once (peak)", 0),
+           ("max_jobs", "VAE_LAB_MAX_JOBS", 0), ("class", "class", 0),
+           ("peak_running", "runs training at once (peak)", 0),
            ("finished", "runs finished", 0), ("on_defaults", "runs on the default configuration", 0),
            ("tabs_finished", "students' pages showing Finished.", 0),
            ("errors", "errors", 0), ("alone", "one run alone (s)", 1), ("sequential", "N one after another (s)", 0),
@@ -591,13 +690,20 @@ COLUMNS = [("sessions", "sessions", 0), ("students", "students", 0), ("epochs", 
            ("rss_idle", "server + trainer RSS idle (MB)", 0), ("rss_peak", "server + trainer RSS peak (MB)", 0),
            ("per_session", "MB per session", 1), ("dataset_loads", "dataset loads in the server", 0),
            ("other_cpu", "other processes' CPU %", 0)]
-CPU_COLUMNS = [("sessions", "sessions", 0), ("max_jobs", "VAE_LAB_MAX_JOBS", 0),
+CPU_COLUMNS = [("sessions", "sessions", 0), ("max_jobs", "VAE_LAB_MAX_JOBS", 0), ("class", "class", 0),
                ("server_cores", "server CPU (cores)", 2), ("trainer_cores", "trainer process CPU (cores)", 2),
                ("cpu_split", "training / main thread / rest (%)", 0), ("page_runs", "page runs per s", 1),
                ("page_cpu_ms", "page run CPU (ms)", 0), ("page_wall_ms", "page run wall (ms)", 0),
                ("page_going", "page runs unfinished at the end", 0),
                ("fragment_runs", "fragment runs per s", 1), ("fragment_cpu_ms", "fragment run CPU (ms)", 0),
                ("fragment_wall_ms", "fragment run wall (ms)", 0),
+               ("class_redraws", "Class page redraws", 0),
+               ("class_wall_p50", "Class page redraw wall, p50 (ms)", 0),
+               ("class_wall_p95", "Class page redraw wall, p95 (ms)", 0),
+               ("class_cpu_ms", "Class page redraw CPU (ms)", 0),
+               ("teacher_rtt_p50", "teacher's timer to redrawn, p50 (ms)", 0),
+               ("teacher_rtt_p95", "teacher's timer to redrawn, p95 (ms)", 0),
+               ("board_training_peak", "board's Training now (peak)", 0), ("board", "board after the runs", 0),
                ("late_p95", "a 0.25 s sleep wakes late, p95 (ms)", 0),
                ("late_core", "of which waiting for a core (%)", 0),
                ("student_cores", "students' CPU (cores)", 2), ("browser_cores", "bench's own CPU (cores)", 2),
@@ -606,11 +712,29 @@ CPU_COLUMNS = [("sessions", "sessions", 0), ("max_jobs", "VAE_LAB_MAX_JOBS", 0),
 KEYS = {k for k, _, _ in COLUMNS + CPU_COLUMNS}
 
 
+def parse_cases(text: str) -> list[tuple[int, int, str]]:
+    """Cases from "10,30,30/2,30+class": N students, "/J" VAE_LAB_MAX_JOBS = J (else N), "+session" a class
+    session, "+class" a class session with the teacher's Class page open."""
+    cases = []
+    for spec in filter(None, (part.strip() for part in text.split(","))):
+        match = re.fullmatch(r"(\d+)(?:/(\d+))?(?:\+(session|class))?", spec)
+        if match is None or int(match[1]) < 1 or (match[2] is not None and int(match[2]) < 1):
+            raise ValueError(f"not a classroom case: {spec!r} (N, N/J, N+session, N+class, N/J+class)")
+        cases.append((int(match[1]), int(match[2] or match[1]), match[3] or ""))
+    if not cases:
+        raise ValueError("no classroom case given")
+    return cases
+
+
 def run(smoke: bool = False, repeats: int = 3, cases=None, students: str | None = None,
         split_cores: bool | None = None) -> dict:
-    """The classroom table; `students`: light or chromium (by default $BENCH_STUDENTS, else light);
-    `split_cores` (by default $BENCH_SPLIT_CORES = 1): the server and its trainer on the first core, the
+    """The classroom table; `cases`: (students, VAE_LAB_MAX_JOBS[, class]) (by default $BENCH_CLASSROOM_CASES,
+    see parse_cases, else CASES or SMOKE_CASES); `students`: light or chromium (by default $BENCH_STUDENTS, else
+    light); `split_cores` (by default $BENCH_SPLIT_CORES = 1): the server and its trainer on the first core, the
     visitor's Chromium on the second, as if the visitor browsed from a one-core machine of its own."""
+    if cases is None and os.environ.get("BENCH_CLASSROOM_CASES"):
+        cases = parse_cases(os.environ["BENCH_CLASSROOM_CASES"])
+    cases = [(*case, "")[:3] for case in cases or (SMOKE_CASES if smoke else CASES)]
     students = students or os.environ.get("BENCH_STUDENTS", "light")
     if students not in ("light", "chromium"):
         raise ValueError(f"students must be light or chromium, not {students!r}")
@@ -632,21 +756,25 @@ def run(smoke: bool = False, repeats: int = 3, cases=None, students: str | None 
             args=CHROMIUM_ARGS + LOOPBACK_ONLY)
         probe = LightStudents()
         try:
-            for n, max_jobs in cases or (SMOKE_CASES if smoke else CASES):
+            for i, (n, max_jobs, extra) in enumerate(cases):
                 try:
-                    folder = Path(tmp) / f"n{n}-jobs{max_jobs}"
+                    folder = Path(tmp) / f"{i}-n{n}-jobs{max_jobs}{'-' + extra if extra else ''}"
                     rows.append(measure(pupils, visitor, probe, n, max_jobs, smoke, repeats, folder,
-                                        first if split_cores else None))
+                                        first if split_cores else None, extra))
                 except Exception as exc:  # noqa: BLE001 - keep the other cases' figures; this one says why
                     traceback.print_exc()
                     rows.append({**dict.fromkeys(KEYS), "sessions": n, "students": students, "max_jobs": max_jobs,
-                                 "finished": f"failed: {exc}"[:200]})
+                                 "class": CLASS_WORDS[extra], "finished": f"failed: {exc}"[:200]})
                     pupils.close_sessions()
                     continue
                 r = rows[-1]
-                print(f"  classroom {n}, {max_jobs} at a time: {r['finished']} finished in {r['at_once']:.0f} s "
-                      f"(one after another {r['sequential']:.0f} s), page load p95 {r['load_p95']:.2f} s, "
-                      f"{r['per_session']:.1f} MB per session", flush=True)
+                print(f"  classroom {n}, {max_jobs} at a time{', ' + r['class'] if extra else ''}: {r['finished']} "
+                      f"finished in {r['at_once']:.0f} s (one after another {r['sequential']:.0f} s), page load p95 "
+                      f"{r['load_p95']:.2f} s, server's part p50 {r['server_load_p50']:.2f} s, p95 "
+                      f"{r['server_load_p95']:.2f} s, {r['per_session']:.1f} MB per session"
+                      + (f"; Class page redraw p50 {r['class_wall_p50'] or 0:.0f} ms, p95 "
+                         f"{r['class_wall_p95'] or 0:.0f} ms ({r['class_redraws']})" if extra == "class" else ""),
+                      flush=True)
         finally:
             pupils.close()
             probe.close()
@@ -680,6 +808,13 @@ def run(smoke: bool = False, repeats: int = 3, cases=None, students: str | None 
          "as if each ran on its student's laptop" if students == "light" else
          "students: chromium = tabs of one headless Chromium on the server's cores")
         + "; targets: every run finishes, no error, page load p95 < 2 s, < 150 MB per session",
+        "class: with a class session, the server has a teacher key and a class session starts after the single "
+        "runs: the N students, the visitor and the server's-part probe join it (the visitor's tabs share a cookie, "
+        "and the probe's sessions send one, so each is one student on the board); with the Class page open, a "
+        "teacher (one more light session) has "
+        "signed in on the Class page and keeps its Board tab open, redrawn every 5 s, from before the idle "
+        "page loads on (its errors count in errors); the Class page's figures are in the next table; target: "
+        "the server's part of a page load p95 < 2 s with the Class page open",
     ] + ([f"split cores: the server and its trainer process on core {first} only, the visitor's Chromium on core "
           f"{second} only (the students and this process on either)"] if split_cores else [])
     return common.table(title, COLUMNS, rows, notes)
@@ -695,6 +830,11 @@ def cpu_table(classroom: dict) -> dict:
              "a thread in the server sleeps 0.25 s again and again: how late it wakes is how long a thread waits to "
              "run Python there; the share spent runnable without a core is from /proc (schedstat), the rest is "
              "waiting for the GIL",
+             "Class page: the teacher's Board tab redrawn every 5 s during the load (its fragment runs, not among "
+             "the fragment runs before them): on the server, each redraw's wall and CPU time; on the teacher's "
+             "client, from sending the timer's rerun to the run's end; the board's Training now, the highest the "
+             "teacher's page showed; after the runs, what the board showed: students, runs finished, the "
+             "rate–distortion plane's charts and traces (a path and a star per run)",
              "students' CPU: light, the students' event-loop thread in the bench's process; chromium, their "
              "Chromium's processes; bench's own CPU: the bench's processes but the server and its trainer process "
              "(the students, the visitor Chromium, Playwright's driver, this process), during the load"]
@@ -712,4 +852,9 @@ if __name__ == "__main__":
     if "--split-cores" in args:  # likewise, as BENCH_SPLIT_CORES
         args.remove("--split-cores")
         os.environ["BENCH_SPLIT_CORES"] = "1"
+    if "--cases" in args:  # likewise, as BENCH_CLASSROOM_CASES
+        at = args.index("--cases")
+        parse_cases(args[at + 1])  # a mistake shows now, not after the first cases
+        os.environ["BENCH_CLASSROOM_CASES"] = args[at + 1]
+        del args[at:at + 2]
     main(["--only", "classroom", *args])

@@ -17,7 +17,10 @@ starlette_websocket.py and runtime/app_session.py):
 - caches the cacheable messages by hash, tells the server their hashes on every rerun and resolves the
   ref_hash messages the server sends instead of them, dropping messages not used for max_cached_message_age
   runs, as the frontend's ForwardMsgCache does;
-- fetches each new image URL (st.image's media files) once, as a browser's <img> does.
+- fetches each new image URL (st.image's media files) once, as a browser's <img> does;
+- optionally sends a cookie with its connection (as a browser that has been here before), goes to another page
+  of the app's navigation (as its link does), and submits a form with values typed into its text inputs
+  (the teacher of the classroom benchmark signs in on the Class page so).
 
 Not done (a browser does): loading index.html and the frontend's scripts, the health and host-config checks,
 the components' and Plotly's scripts, reconnecting after a dropped connection, rendering.
@@ -90,9 +93,11 @@ class Student:
     """One student's Streamlit session (see the module's docstring); its state is changed on the event loop
     only and read from other threads."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, cookies: dict[str, str] | None = None):
         parts = urlsplit(url)
         self.url, self.origin, self.query = url, f"{parts.scheme}://{parts.netloc}", parts.query
+        self.cookies = dict(cookies or {})
+        self.pages: dict[str, str] = {}  # the navigation's pages: URL path ("" for the default): page script hash
         self.page_hash, self.run_id, self.new_session_seen = "", "", False
         self.page: dict[tuple, tuple] = {}  # delta path: (kind, element or block, run id, fragment id)
         self.widgets: dict[str, WidgetState] = {}
@@ -103,6 +108,9 @@ class Student:
         self.fetches: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
         self.running, self.closed, self.ended = True, False, False
         self.ready_at: float | None = None  # time.perf_counter() when its page was first ready()
+        self.timer_sent: dict[str, float] = {}  # fragment id: time.perf_counter() of its pending timed rerun
+        self.round_trips: list[tuple[float, str, float]] = []  # timed fragment reruns that ran to their end:
+        # (time.time() at the end, fragment id, seconds from sending the rerun to the run's script_finished)
         self.errors: list[str] = []  # what the page showed as errors, and protocol trouble
         self.events: list[str] = []  # (seconds since opening: text), as the Chromium tabs' events
         self.protocol = collections.deque(maxlen=PROTOCOL_LINES)  # the latest runs and timers, the same way
@@ -115,6 +123,13 @@ class Student:
 
     def texts(self) -> list[str]:
         return [getattr(element, TEXT[kind]) for kind, element in self.elements() if kind in TEXT]
+
+    def of_kind(self, kind: str) -> list:
+        return [element for k, element in self.elements() if k == kind]
+
+    def metrics(self) -> dict[str, str]:
+        """The st.metric values shown: label: value."""
+        return {m.label: m.body for m in self.of_kind("metric")}
 
     def start_button(self):
         return next((e for kind, e in self.elements() if kind == "button" and e.label == "Start"), None)
@@ -154,8 +169,10 @@ class Student:
     async def run(self) -> None:
         """Connect, ask for the page, and handle the server's messages until the connection ends."""
         ws_url = self.origin.replace("http", "ws", 1) + "/_stcore/stream"
+        cookie = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
         try:
             async with connect(ws_url, subprotocols=["streamlit", "PLACEHOLDER_AUTH_TOKEN"], origin=self.origin,
+                               additional_headers={"Cookie": cookie} if cookie else None,
                                max_size=MAX_MESSAGE, ping_interval=None) as self.socket:  # pings: the server's
                 if self.closed:  # closed while it connected
                     return
@@ -171,13 +188,17 @@ class Student:
             self.stop_timers(list(self.timers))
             self.ended = True
 
-    async def rerun(self, fragment_id: str = "", auto: bool = False, trigger: str | None = None) -> None:
-        """Send a rerun_script BackMsg as the frontend's sendRerunBackMsg does; `trigger`: a button's id."""
+    async def rerun(self, fragment_id: str = "", auto: bool = False, trigger: str | None = None,
+                    page_hash: str | None = None, typed: list[WidgetState] = ()) -> None:
+        """Send a rerun_script BackMsg as the frontend's sendRerunBackMsg does; `trigger`: a button's id;
+        `page_hash`: another page's (as its navigation link asks); `typed`: a form's values, on its submit."""
         msg = BackMsg()
         state = msg.rerun_script
-        state.query_string, state.page_script_hash, state.fragment_id = self.query, self.page_hash, fragment_id
+        state.query_string, state.fragment_id = self.query, fragment_id
+        state.page_script_hash = self.page_hash if page_hash is None else page_hash
         state.is_auto_rerun = auto
         state.widget_states.widgets.extend(self.widgets.values())
+        state.widget_states.widgets.extend(typed)
         if trigger:
             state.widget_states.widgets.add(id=trigger, trigger_value=True)
         state.cached_message_hashes.extend(self.cache)
@@ -185,6 +206,8 @@ class Student:
         info.timezone, info.locale, info.url, info.color_scheme = "UTC", "en-US", self.url, "light"
         self.new_session_seen = False
         self._log(f"> rerun {fragment_id[:8] or 'page'}" + (" (timer)" if auto else "") + (" Start" if trigger else ""))
+        if auto:
+            self.timer_sent.setdefault(fragment_id, time.perf_counter())  # a rerun still pending keeps its time
         await self.socket.send(msg.SerializeToString())
 
     async def press_start(self) -> None:
@@ -193,6 +216,26 @@ class Student:
             labels = [e.label for kind, e in self.elements() if kind == "button"]
             raise RuntimeError(f"no enabled Start button to press; the page's buttons: {labels}")
         await self.rerun(trigger=start.id)
+
+    async def go_to(self, url_path: str) -> None:
+        """Go to the navigation's page at `url_path` (as its link in the page's navigation does)."""
+        if url_path not in self.pages:
+            raise RuntimeError(f"no page at /{url_path}; the navigation's pages: {sorted(self.pages)}")
+        await self.rerun(page_hash=self.pages[url_path])
+
+    async def submit(self, button: str, typed: dict[str, str]) -> None:
+        """Type `typed` (label: text) into the text inputs of the form whose submit button is labelled
+        `button`, and press it."""
+        submit = next((e for kind, e in self.elements() if kind == "button" and e.label == button
+                       and e.is_form_submitter and not e.disabled), None)
+        if submit is None:
+            raise RuntimeError(f"no enabled {button!r} form button to press")
+        inputs = {e.label: e for e in self.of_kind("text_input") if e.form_id == submit.form_id}
+        missing = sorted(set(typed) - set(inputs))
+        if missing:
+            raise RuntimeError(f"the form has no text input {missing}; it has {sorted(inputs)}")
+        await self.rerun(trigger=submit.id, typed=[WidgetState(id=inputs[label].id, string_value=value)
+                                                   for label, value in typed.items()])
 
     def handle(self, msg: ForwardMsg) -> None:
         kind = msg.WhichOneof("type")
@@ -224,6 +267,8 @@ class Student:
             self.auto_rerun(msg.auto_rerun.fragment_id, msg.auto_rerun.interval)
         elif kind == "stop_auto_rerun":
             self.stop_timers(msg.stop_auto_rerun.fragment_ids)
+        elif kind == "navigation":
+            self.pages = {page.url_pathname: page.page_script_hash for page in msg.navigation.app_pages}
         if self.ready_at is None and kind in ("script_finished", "session_status_changed") and self.ready():
             self.ready_at = time.perf_counter()
 
@@ -267,6 +312,8 @@ class Student:
         if not run.script_run_id or status == FINISHED_EARLY:
             return
         fragments = set(run.fragment_ids)
+        for fragment_id in fragments & set(self.timer_sent):
+            self.round_trips.append((time.time(), fragment_id, time.perf_counter() - self.timer_sent.pop(fragment_id)))
         if status != ForwardMsg.FINISHED_WITH_COMPILE_ERROR and (fragments or run.script_run_id == self.run_id):
             self.page = {path: item for path, item in self.page.items()
                          if item[2] == run.script_run_id or (fragments and item[3] not in fragments)}
@@ -290,6 +337,7 @@ class Student:
 
     def stop_timers(self, fragment_ids) -> None:
         for fragment_id in fragment_ids:
+            self.timer_sent.pop(fragment_id, None)
             if fragment_id in self.timers:
                 self.timers.pop(fragment_id)[1].cancel()
 
@@ -323,12 +371,13 @@ class LightStudents:
     def _call(self, fn):
         """fn() run on the event loop; its result."""
         async def call():
-            return await fn() if asyncio.iscoroutinefunction(fn) else fn()
+            result = fn()
+            return await result if asyncio.iscoroutine(result) else result
         return asyncio.run_coroutine_threadsafe(call(), self.loop).result()
 
-    def open(self, url: str) -> Student:
-        """A new session on url, not waiting for its page."""
-        student = Student(url)
+    def open(self, url: str, cookies: dict[str, str] | None = None) -> Student:
+        """A new session on url (with `cookies`, name: value), not waiting for its page."""
+        student = Student(url, cookies)
         self.students.append(student)
         asyncio.run_coroutine_threadsafe(student.run(), self.loop)
         return student
@@ -340,6 +389,24 @@ class LightStudents:
 
     def press(self, student: Student) -> None:
         self._call(student.press_start)
+
+    def go_to(self, student: Student, url_path: str) -> None:
+        self._call(lambda: student.go_to(url_path))
+
+    def submit(self, student: Student, button: str, typed: dict[str, str]) -> None:
+        self._call(lambda: student.submit(button, typed))
+
+    def wait_for(self, student: Student, shown, timeout: float) -> bool:
+        """Wait until shown(student) is true, run on the event loop, with no script running; False if it is not
+        within `timeout` seconds (or the session ended)."""
+        def done() -> bool:
+            return not student.running and bool(shown(student))
+        self._until(lambda: student.ended or self._call(done), timeout)
+        return self._call(done)
+
+    def look(self, student: Student, what):
+        """what(student), run on the event loop."""
+        return self._call(lambda: what(student))
 
     def wait_finished(self, student: Student, timeout: float) -> None:
         """Wait until the page shows "Finished." and Start again, with no script running (RuntimeError after
@@ -363,10 +430,17 @@ class LightStudents:
         return student.events + list(student.protocol)
 
     def close_session(self, student: Student) -> None:
-        """Close one student's connection."""
+        """Close one student's connection, and stop fetching its page's images."""
         student.closed = True
-        if student.socket is not None:
-            asyncio.run_coroutine_threadsafe(student.socket.close(), self.loop).result(10)
+
+        async def close() -> None:
+            fetches = list(student.fetches)
+            for task in fetches:  # not left pending with the student (asyncio: "Task was destroyed but it is pending")
+                task.cancel()
+            await asyncio.gather(*fetches, return_exceptions=True)
+            if student.socket is not None:
+                await student.socket.close()
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
         self.students.remove(student)
 
     def close_sessions(self) -> None:

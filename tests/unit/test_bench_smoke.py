@@ -2,8 +2,8 @@
 
 The smoke run takes the paths a full run takes, at tiny sizes: two repeats (so every second measurement, and a
 student's second Start on the same page), every part and kind of row, and the classroom's warm-up and single
-runs, its 10 students at once and a few queued for the app's default slots. No timing assertions: the figures
-only have to be there, positive and finite.
+runs, its 10 students at once and a few queued for the app's default slots while a teacher has the Class page
+open. No timing assertions: the figures only have to be there, positive and finite.
 """
 
 import json
@@ -138,6 +138,20 @@ def test_classroom_cases_run_whole_and_the_server_loads_the_data_once(smoke):
         assert 0 < r["server_load_p50"] <= r["server_load_p95"] < 30 and 0 < r["server_load_idle_p50"] < 30
         assert r["page_runs"] > 0 and positive(r["page_cpu_ms"]) and r["page_wall_ms"] >= r["page_cpu_ms"] * 0.9
     assert results["tables"]["classroom_cpu"]["rows"] == rows
+
+
+def test_a_teacher_signs_in_and_keeps_the_class_page_open_in_the_queued_case(smoke):
+    results, _ = smoke
+    rows = classroom_rows(results)
+    assert [r["class"] for r in rows] == ["–", "class session, Class page open"]
+    plain, taught = rows
+    assert plain["class_redraws"] is None and plain["board"] is None and plain["teacher_errors"] == []
+    # the teacher signed in and saw the live board (its errors would count in errors); the load is too short for
+    # a redraw to be sure, so its figures are there when it had one
+    assert taught["teacher_errors"] == [] and "students" in taught["board"]
+    assert taught["class_redraws"] >= 0 and taught["board_training_peak"] >= 0  # the board's "Training now"
+    if taught["class_redraws"]:
+        assert 0 < taught["class_wall_p50"] <= taught["class_wall_p95"] and positive(taught["class_cpu_ms"])
 
 
 def test_light_students_train_the_default_configuration_and_see_it_finish(smoke):
