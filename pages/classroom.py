@@ -83,7 +83,8 @@ def period_bar(classroom) -> None:
             past = {p["id"]: p for p in reversed(now.archived) if isinstance(p.get("id"), str) and p["id"]}
             options = ([now.period] if now.period else []) + list(past)
             names = {now.period: f"{now.period_name} · under way since {_when(now.period_started)}"} | {
-                key: f"{p.get('name', '')} · archived, {_when(room.seconds(p.get('started')))}" for key, p in past.items()}
+                key: f"{p.get('name', '')} · archived, {_when(room.seconds(p.get('started')))}"
+                for key, p in past.items()}
             st.selectbox("Class session shown", options, format_func=names.get, key=SHOWN)
         elif now.period:
             st.markdown(f"**Class session:** {text.plain(now.period_name)} · started {_when(now.period_started)}")

@@ -121,7 +121,8 @@ def _table(chosen: list[SavedRun]) -> None:
     rows = []
     for run in chosen:
         last = run.epochs[-1] if run.epochs else {}
-        rows.append({"run": cards.label(run), "owner": scope.owner_name(run), "dataset": run.config.dataset, "model": run.config.mode.upper(),
+        rows.append({"run": cards.label(run), "owner": scope.owner_name(run), "dataset": run.config.dataset,
+                     "model": run.config.mode.upper(),
                      "β": run.config.beta if run.config.mode == "vae" else None, "latent": run.config.latent_dim,
                      "epochs": len(run.epochs), "−ELBO (val)": last.get("val_neg_elbo"),
                      "reconstruction (val)": last.get("val_recon"), "KL (val)": last.get("val_kl"),

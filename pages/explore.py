@@ -95,7 +95,8 @@ def run_card(run: SavedRun) -> None:
     mine = cards.owned_by(run, actor.owner)
     may_edit = mine or actor.teacher
     status = run.meta.get("status", "")
-    with st.expander(f"About this run · {text.plain(scope.owner_name(run))} · {text.plain(str(status))}", icon=":material/badge:",
+    with st.expander(f"About this run · {text.plain(scope.owner_name(run))} · {text.plain(str(status))}",
+                     icon=":material/badge:",
                      expanded=bool(card["feedback"]) and mine):
         left, right = st.columns([3, 2], gap="large")
         with left:
@@ -114,7 +115,8 @@ def run_card(run: SavedRun) -> None:
                         icon=":material/rate_review:")
             if mine:
                 _hand_in_row(run, card, actor)
-            st.download_button("Download the run (zip)", lambda: bundles.bundle(run.path, private=may_edit), f"{run.name}.zip",
+            st.download_button("Download the run (zip)", lambda: bundles.bundle(run.path, private=may_edit),
+                               f"{run.name}.zip",
                                "application/zip", icon=":material/download:", on_click="ignore", width="stretch")
             if may_edit:
                 box, button = st.columns([3, 2], vertical_alignment="center")

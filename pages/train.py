@@ -66,10 +66,10 @@ def _start() -> None:
         st.session_state.start_error = str(exc)
         return
     upload = data if data.name not in DATASETS else None
-    lesson = lesson_run(config)
+    lesson, side = lesson_run(config) or (None, "")
     try:
-        job = session.start_run(config, upload, title=f"{lesson[0].title}: {lesson[1]}" if lesson else "",
-                          lesson=lesson[0].key if lesson else "")
+        job = session.start_run(config, upload, title=f"{lesson.title}: {side}" if lesson else "",
+                                lesson=lesson.key if lesson else "")
     except (ConfigError, QuotaError) as exc:
         st.session_state.start_error = str(exc)
         return
@@ -182,8 +182,8 @@ def downloads(job: Job) -> None:
         return
     a, b, _ = st.columns([1, 1, 2])
     name = Path(view.run_dir).name
-    a.download_button("Download the run (zip)", lambda: bundles.bundle(view.run_dir, private=True), f"{name}.zip", "application/zip",
-                      icon=":material/download:", on_click="ignore", width="stretch")  # zipped on click only
+    a.download_button("Download the run (zip)", lambda: bundles.bundle(view.run_dir, private=True), f"{name}.zip",
+                      "application/zip", icon=":material/download:", on_click="ignore", width="stretch")  # on click
     b.download_button("Download metrics (CSV)", runs.metrics_csv(view.epoch_history), f"{name}-metrics.csv",
                       "text/csv", icon=":material/table:", on_click="ignore", width="stretch")
 

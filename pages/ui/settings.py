@@ -158,7 +158,8 @@ def settings() -> tuple[TrainConfig | None, str | None]:
         st.number_input("Latent size", min_value=1, max_value=lim.max_latent, step=1, key=_key("latent_dim"),
                         disabled=_locked("latent_dim"), help=_help("latent_dim", None))
         st.text_input("Hidden widths (comma separated)", key=_key("hidden"), disabled=_locked("hidden"),
-                      help=_help("hidden", "Layer widths of the MLP, or channels per layer of the convolutional model."))
+                      help=_help("hidden", "Layer widths of the MLP, or channels per layer of the "
+                                           "convolutional model."))
         _select("activation", "Activation", ACTIVATIONS)
         _checkbox("batch_norm", "Batch norm")
         _number("dropout", "Dropout", 0.05)

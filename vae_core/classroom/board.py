@@ -101,7 +101,8 @@ def board(runs: list[ClassRun], students: dict[str, dict], period: str, waiting:
         if owner in waiting:
             config = waiting[owner]
             rows.append(Row(owner, name, cards.describe(config), "waiting for a training slot", 0, config.epochs,
-                            config.beta if config.mode == "vae" else None, config.latent_dim, None, counts.get(owner, 0)))
+                            config.beta if config.mode == "vae" else None, config.latent_dim, None,
+                            counts.get(owner, 0)))
             continue
         item = latest.get(owner)
         if item is None:
