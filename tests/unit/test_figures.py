@@ -414,3 +414,13 @@ def test_pair_mosaic_puts_each_reconstruction_under_its_original(digits_job):
 @pytest.mark.parametrize("side, target, scale", [(8, 56, 7), (28, 56, 2), (8, 40, 5), (28, 48, 2), (200, 56, 1)])
 def test_tile_scale_enlarges_images_to_about_the_target_width_and_never_shrinks_them(side, target, scale):
     assert figures.tile_scale(side, target) == scale
+
+
+def test_runs_without_a_validated_epoch_still_give_a_figure_streamlit_accepts():
+    """A run stopped in its first epoch is listed in Compare with no epoch rows: its charts are empty, not
+    an exception."""
+    from plotly.tools import return_figure_from_figure_or_data
+    for figure in (figures.rate_distortion_figure({"stopped early": []}),
+                   figures.runs_figure({"stopped early": []}, "val_neg_elbo")):
+        return_figure_from_figure_or_data(figure, validate_figure=True)  # what st.plotly_chart does with it
+        assert all(not trace.get("x") for trace in figure["data"])

@@ -63,7 +63,8 @@ def _figure(traces: list[dict], revision: str, height: int, xaxis: dict, yaxis: 
                   **_STYLE, xaxis=xaxis, yaxis=yaxis, legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
     if title:
         layout["title"] = dict(text=title, x=0, font=dict(size=14))
-    return {"data": traces, "layout": {**layout, **extra}}
+    # st.plotly_chart refuses a figure without traces (runs stopped before their first epoch have no points)
+    return {"data": traces or [dict(type="scatter", x=[], y=[], showlegend=False)], "layout": {**layout, **extra}}
 
 
 def _y_scale(log_y: bool, revision: str) -> dict:
