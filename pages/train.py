@@ -30,16 +30,17 @@ def dataset_preview(name: str) -> Dataset | None:
         st.error(str(exc))
         return None
     info = DATASETS.get(name)
-    text, picture = st.columns([2, 3], vertical_alignment="center")
+    about, picture = st.columns([2, 3], vertical_alignment="center")
     shape = ("×".join(map(str, data.sample_shape[1:])) + (" grey" if data.sample_shape[0] == 1 else " RGB")
              if data.is_image else "2-D points")
-    text.markdown(f"**{dataset_label(name)}** · {shape}  \n{info.description if info else ''}")
-    text.caption(f"{len(data.train):,} training · {len(data.val):,} validation · {len(data.test):,} test samples"
-                 + (f"  \nLabels: {', '.join(data.class_names)}" if data.class_names else ""))
+    about.markdown(f"**{text.plain(dataset_label(name))}** · {shape}  \n{info.description if info else ''}")
+    about.caption(f"{len(data.train):,} training · {len(data.val):,} validation · {len(data.test):,} test samples"
+                  + (f"  \nLabels: {text.plain(', '.join(data.class_names))}" if data.class_names else ""))
     if data.is_image:
         caption = "The first training samples"
         if data.train_labels is not None and data.class_names:
-            caption += ", labelled " + ", ".join(data.class_names[k] for k in data.train_labels[:16].tolist())
+            labels = data.train_labels[:16].tolist()
+            caption += ", labelled " + text.plain(", ".join(data.class_names[k] for k in labels))
         with picture:
             charts.image(figures.mosaic(data.train[:16].numpy(), cols=8,
                                         scale=figures.tile_scale(data.sample_shape[-1], 40)), caption)
