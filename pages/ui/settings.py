@@ -9,8 +9,19 @@ import streamlit as st
 
 from pages.ui import draft, session
 from vae_core.classroom import policy
-from vae_core.config import (ACTIVATIONS, ARCHITECTURES, BETA_SCHEDULES, FOR_POINTS, LR_SCHEDULES, OPTIMIZERS,
-                             RANGES, RECON_LOSSES, ConfigError, TrainConfig, parse_numbers)
+from vae_core.config import (
+    ACTIVATIONS,
+    ARCHITECTURES,
+    BETA_SCHEDULES,
+    FOR_POINTS,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    RANGES,
+    RECON_LOSSES,
+    ConfigError,
+    TrainConfig,
+    parse_numbers,
+)
 from vae_core.data import DATASETS, DataError, dataset_names, load_upload
 from vae_core.limits import current as current_limits
 from vae_core.maths.objectives import beta_at
