@@ -6,7 +6,7 @@ weights, which the page never reads), the students' files and room.json. One red
 pages/classroom.py's board fragment computes before Streamlit serialises it:
 
 - board: `board.class_runs` (reads every run folder of the session), `Classroom.students`, `board.board`;
-- figure: the runs as plain data and `figures.class_rate_distortion_figures` (coloured by β), then what
+- figure: the runs as plain data and `class_plane.class_rate_distortion_figures` (coloured by β), then what
   st.plotly_chart does with each (a validated plotly Figure, as JSON);
 - both, one after the other, as the page does.
 
@@ -34,7 +34,7 @@ from vae_core import runs
 from vae_core.classroom import board, cards, identity
 from vae_core.classroom.room import Classroom
 from vae_core.config import TrainConfig
-from vae_core.views import figures
+from vae_core.views import class_plane
 
 STUDENTS, RUNS_EACH, EPOCHS, SAMPLES = 30, 3, 30, 50
 SMOKE = (3, 2, 3, 3)
@@ -91,7 +91,7 @@ def build_figures(class_runs: list[board.ClassRun], students: dict, by: str = "b
     plane = [{"label": f"{students.get(item.card['owner'], {}).get('name', '')} · {item.card['title']}",
               "dataset": item.run.config.dataset, "epochs": item.run.epochs, "colour": board.colour_value(item, by)}
              for item in class_runs if item.run is not None and item.run.epochs]
-    charts = figures.class_rate_distortion_figures(plane, board.COLOUR_BY[by], log_colour=True)
+    charts = class_plane.class_rate_distortion_figures(plane, board.COLOUR_BY[by], log_colour=True)
     return "".join(plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(figure, validate_figure=True),
                                      validate=False) for figure in charts.values())
 

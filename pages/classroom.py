@@ -22,7 +22,7 @@ from vae_core.jobs import sessions
 from vae_core.jobs.backends import backend
 from vae_core.runs import RunError, run_path
 from vae_core.train import Status
-from vae_core.views import figures
+from vae_core.views import class_plane
 from vae_core.views.lessons import LESSONS
 
 router.require_router()
@@ -196,7 +196,7 @@ def plane(runs: list[board.ClassRun], students: dict[str, dict]) -> None:
     if not shown:
         st.caption("No run has finished an epoch yet.")
         return
-    charts = figures.class_rate_distortion_figures(shown, board.COLOUR_BY[by], log_colour=by in LOG_COLOUR)
+    charts = class_plane.class_rate_distortion_figures(shown, board.COLOUR_BY[by], log_colour=by in LOG_COLOUR)
     columns = st.columns(min(len(charts), 2))
     for i, (dataset, figure) in enumerate(charts.items()):
         with columns[i % len(columns)]:

@@ -18,7 +18,7 @@ from vae_core.classroom.room import Classroom
 from vae_core.config import TrainConfig
 from vae_core.jobs.backends import backend
 from vae_core.train import Status
-from vae_core.views import figures
+from vae_core.views import class_plane
 from vae_core.views.lessons import LESSONS
 
 KEY = "correct horse battery staple"
@@ -190,7 +190,7 @@ def test_the_class_plane_is_coloured_safely_alike_in_every_chart():
             {"label": "c", "dataset": "moons", "epochs": epochs, "colour": 8.0},
             {"label": "d", "dataset": "moons", "epochs": epochs, "colour": None},
             {"label": "not drawn", "dataset": "moons", "epochs": [], "colour": 2.0}]
-    charts = figures.class_rate_distortion_figures(runs, "β", log_colour=True)
+    charts = class_plane.class_rate_distortion_figures(runs, "β", log_colour=True)
     assert list(charts) == ["digits", "moons"]
     for chart in charts.values():
         go.Figure(chart)  # valid for plotly.js
@@ -199,15 +199,15 @@ def test_the_class_plane_is_coloured_safely_alike_in_every_chart():
         assert "0.5" in bar["colorbar"]["ticktext"] and "8" in bar["colorbar"]["ticktext"]
     digits, moons = (charts[name]["data"] for name in ("digits", "moons"))
     assert digits[0]["meta"][0] == "&lt;img src=x onerror=alert(1)&gt;"  # shown as typed, never as markup
-    assert digits[0]["line"]["color"] == figures.VIRIDIS[0]
+    assert digits[0]["line"]["color"] == class_plane.VIRIDIS[0]
     stars = [t for t in digits if t["marker"].get("symbol") == "star"]
-    assert [(t["x"], t["marker"]["color"]) for t in stars] == [([2.0], [figures.VIRIDIS[0]]), ([2.0], ["#000000"])]
-    assert (digits[1]["name"], digits[1]["line"]["color"]) == ("β = 0", figures.ZERO_COLOUR)
-    assert (moons[1]["name"], moons[1]["line"]["color"]) == ("no β", figures.NO_VALUE_COLOUR)
-    lessons = figures.class_rate_distortion_figures(
+    assert [(t["x"], t["marker"]["color"]) for t in stars] == [([2.0], [class_plane.VIRIDIS[0]]), ([2.0], ["#000000"])]
+    assert (digits[1]["name"], digits[1]["line"]["color"]) == ("β = 0", class_plane.ZERO_COLOUR)
+    assert (moons[1]["name"], moons[1]["line"]["color"]) == ("no β", class_plane.NO_VALUE_COLOUR)
+    lessons = class_plane.class_rate_distortion_figures(
         [{**run, "colour": colour} for run, colour in zip(runs, ["b", "a", "a", "b", "c"])], "lesson")
     colours = {t["name"]: t["line"]["color"] for chart in lessons.values() for t in chart["data"] if "line" in t}
-    assert colours == {"a": figures.OKABE_ITO[0], "b": figures.OKABE_ITO[1]}  # alike in both charts
+    assert colours == {"a": class_plane.OKABE_ITO[0], "b": class_plane.OKABE_ITO[1]}  # alike in both charts
 
 
 def test_sending_a_lesson_and_taking_it_back(app, teacher_key, runs_dir):
