@@ -1,6 +1,6 @@
 """Many users at once: a real Streamlit server on 127.0.0.1 and concurrent headless Chromium pages.
 
-Ten users (tabs, each its own Streamlit session) press Start on a short run; seven watch it train,
+Ten users (each a browser of their own, so a student of their own, with one tab) press Start on a short run; seven watch it train,
 three close their tab at once. Every job finishes and is saved, the seven see "Finished." with no error
 on any page, and once every tab has closed the server's own threads, and those of its trainer process,
 are back to their baseline.
@@ -124,8 +124,13 @@ def server(tmp_path):
         pytest.fail(str(exc))
 
 
-def _open(context, url: str):
-    """A new tab (a new Streamlit session) on `url`, not waiting for it to load, so many load at once."""
+def _open(chromium, url: str, refused: list, errors: list):
+    """A new user: a browser of their own (so a student token of their own) with one tab (a Streamlit session)
+    on `url`, not waiting for it to load, so many load at once. Requests off 127.0.0.1 are refused and listed
+    in `refused`; the page's errors go to `errors`."""
+    context = chromium.new_context(viewport={"width": 1200, "height": 900})
+    _loopback_only(context, refused)
+    context.on("weberror", lambda e: errors.append(str(e.error)[:300]))
     page = context.new_page()
     page.set_default_timeout(90_000)
     page.console_log = []
@@ -138,10 +143,8 @@ def _open(context, url: str):
     return page
 
 
-def _loopback_only(context) -> list[str]:
-    """Refuse every request that would leave 127.0.0.1; the list of refused URLs."""
-    refused = []
-
+def _loopback_only(context, refused: list) -> None:
+    """Refuse every request that would leave 127.0.0.1, adding its URL to `refused`."""
     def route(r):
         if r.request.url.startswith(("http://127.0.0.1:", "ws://127.0.0.1:")):
             r.continue_()
@@ -149,7 +152,6 @@ def _loopback_only(context) -> list[str]:
             refused.append(r.request.url)
             r.abort()
     context.route("**/*", route)
-    return refused
 
 
 def _ready(page) -> None:
@@ -208,16 +210,13 @@ def _no_error_on(page) -> None:
 
 def test_ten_users_train_at_once_and_leave_nothing_behind(chromium, server, pages_on_failure):
     t_start = time.monotonic()
-    context = chromium.new_context(viewport={"width": 1200, "height": 900})
-    refused = _loopback_only(context)
-    errors = []
-    context.on("weberror", lambda e: errors.append(str(e.error)[:300]))
+    refused, errors = [], []
     # baseline: the server after one user has trained and left (threads made once per process exist by then)
-    page = _open(context, server.url + "?epochs=1&hidden=64")
+    page = _open(chromium, server.url + "?epochs=1&hidden=64", refused, errors)
     _ready(page)
     _press_start(page)
     page.get_by_text("Finished.", exact=True).wait_for()
-    page.close()
+    page.context.close()
     baseline = _steady_threads(server.pid)
     assert wait_for_names(server, lambda names: "ScriptRunner.scriptThread" not in names, 20)
     baseline_names = _named(server)
@@ -227,7 +226,7 @@ def test_ten_users_train_at_once_and_leave_nothing_behind(chromium, server, page
     rss_before = _rss_mb(server.pid)
     warmed = time.monotonic()
 
-    users = [_open(context, server.url + SHORT) for _ in range(STAYING + LEAVING)]
+    users = [_open(chromium, server.url + SHORT, refused, errors) for _ in range(STAYING + LEAVING)]
     stayers, leavers = users[:STAYING], users[STAYING:]
     pages_on_failure.extend(stayers)
     for page in users:
@@ -235,7 +234,7 @@ def test_ten_users_train_at_once_and_leave_nothing_behind(chromium, server, page
     loaded_in = time.monotonic() - warmed
     repressed = sum(_press_start(page) for page in leavers + stayers)
     for page in leavers:  # the tab closes while its run trains or waits for a slot
-        page.close()
+        page.context.close()
     peak = {"threads": _threads(server.pid), "names": len(_named(server))}
     finished, broken = set(), {}
 
@@ -263,12 +262,11 @@ def test_ten_users_train_at_once_and_leave_nothing_behind(chromium, server, page
     rss_peak = _rss_mb(server.pid)
 
     for page in stayers:
-        page.close()
+        page.context.close()
     assert wait_for_names(server, lambda names: sorted(names) == sorted(baseline_names), 30), \
         f"server threads after the tabs closed: {_named(server)}; before: {baseline_names}"
     assert wait_until(lambda: _threads(trainer) == trainer_baseline, 30), \
         f"the trainer process has {_threads(trainer)} threads after the runs, {trainer_baseline} before"
-    context.close()
     assert not errors, errors
     assert all("fonts.gstatic.com" in url for url in refused), refused  # the page icon; nothing else leaves
     log = server.log.read_text()
