@@ -13,6 +13,8 @@ from vae_core.classroom.quotas import QuotaError
 from vae_core.config import ConfigError, parse_numbers
 from vae_core.data import DataError
 from vae_core.jobs.series import JobSeries
+from vae_core.maths import score
+from vae_core.maths.quality import QualityMeter, model_disentanglement
 from vae_core.runs import RunError, SavedRun
 from vae_core.views import explore, figures
 from vae_core.views.lessons import LESSONS
@@ -117,18 +119,72 @@ def _select_finished_series() -> None:
 
 
 # --- the comparison -------------------------------------------------------------------------------
+QUALITY_COLUMNS = {
+    "sharpness × real": st.column_config.NumberColumn(format="%.2f", help=(
+        "Mean jump between neighbouring pixels of prior samples, over that of held-out data: below 1 is blurrier")),
+    "diversity × real": st.column_config.NumberColumn(format="%.2f", help=(
+        "Mean distance between two prior samples, over that between two held-out examples: below 1, more alike")),
+    "nearest training": st.column_config.NumberColumn(format="%.3f", help=(
+        "Mean distance of each prior sample to its closest training example: very low means copying")),
+    "MIG": st.column_config.NumberColumn(format="%.2f", help=(
+        "Mutual information gap (data with known factors): 1 when each factor lives in one latent dimension")),
+}
+
+
+def _measures(run: SavedRun) -> dict:
+    """The quality columns of a saved run, from its weights (the last saved)."""
+    try:
+        return _measured(str(run.path), str(run.meta.get("saved_at")), run)
+    except (DataError, RunError):
+        return {}
+
+
+@st.cache_data(max_entries=64, show_spinner="Measuring samples…")
+def _measured(path: str, saved_at: str, _run: SavedRun) -> dict:
+    """Computed once per version of a run's weights and shared by every session."""
+    data, model = session.run_dataset(_run), session.saved_model(_run)
+    q = QualityMeter(data.train, data.val).measure(model)
+    codes = model_disentanglement(model, data)
+    return {"sharpness × real": q.sharpness_ratio, "diversity × real": q.diversity_ratio,
+            "nearest training": q.nearest} | ({} if codes is None else {"MIG": codes.mig})
+
+
+SCORE_COLUMNS = {
+    score.ELBO_NAME: st.column_config.NumberColumn(format="%.2f", help=(
+        f"Final score on the held-out test split, in {score.UNITS} (lower is better); the table is sorted by it, "
+        "your own runs first")),
+    score.iwae_name(): st.column_config.NumberColumn(format="%.2f", help=(
+        f"Importance-weighted bound on −log p(x) of the test split, in {score.UNITS}: at most the −ELBO")),
+}
+
+
+def _by_final_score(row: dict) -> tuple:
+    """Own runs first, then lowest test −ELBO first; runs without one (autoencoders, older runs) last."""
+    elbo = row[score.ELBO_NAME]
+    return row["owner"] != "you", elbo is None, elbo or 0.0
+
+
 def _table(chosen: list[SavedRun]) -> None:
     rows = []
     for run in chosen:
         last = run.epochs[-1] if run.epochs else {}
+        final = run.meta.get("score") or {}
         rows.append({"run": cards.label(run), "owner": scope.owner_name(run), "dataset": run.config.dataset,
                      "model": run.config.mode.upper(),
                      "β": run.config.beta if run.config.mode == "vae" else None, "latent": run.config.latent_dim,
                      "epochs": len(run.epochs), "−ELBO (val)": last.get("val_neg_elbo"),
                      "reconstruction (val)": last.get("val_recon"), "KL (val)": last.get("val_kl"),
-                     "active units": last.get("val_active_units"), "status": run.meta.get("status")})
-    st.dataframe(rows, hide_index=True, column_config={
+                     "active units": last.get("val_active_units"), "status": run.meta.get("status"),
+                     score.ELBO_NAME: final.get("neg_elbo"), score.iwae_name(): final.get("neg_iwae")})
+    rows = [row | _measures(run) for row, run in zip(rows, chosen)]
+    rows.sort(key=_by_final_score)
+    st.dataframe(rows, hide_index=True, column_config=QUALITY_COLUMNS | SCORE_COLUMNS | {
         k: st.column_config.NumberColumn(format="%.2f") for k in ("−ELBO (val)", "reconstruction (val)", "KL (val)")})
+    partial = [f"{cards.label(run)} ({final['iwae_rows']:,} of {final['rows']:,})" for run in chosen
+               if (final := run.meta.get("score")) and final.get("iwae_rows", final["rows"]) < final["rows"]]
+    if partial:
+        st.caption(text.plain(f"The {score.iwae_name()} covers the first test samples only, where its time cap "
+                              "stopped it: " + ", ".join(partial)))
 
 
 def _reconstructions(chosen: list[SavedRun], labels: dict[str, str]) -> None:

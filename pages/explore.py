@@ -14,7 +14,7 @@ from vae_core.classroom.identity import NOTE_MAX, TITLE_MAX
 from vae_core.config import TrainConfig
 from vae_core.data import DataError, Dataset
 from vae_core.data.uploads import load_image
-from vae_core.maths import metrics
+from vae_core.maths import metrics, quality, score
 from vae_core.maths.models import VAE
 from vae_core.maths.objectives import kl_per_dim
 from vae_core.runs import RunError, SavedRun
@@ -289,6 +289,31 @@ def upload_section(model: VAE, config: TrainConfig, data: Dataset) -> None:
                       "μ": mu[0].numpy().round(3), "σ": sigma[0].numpy().round(3)}, hide_index=True, height=240)
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _disentanglement(run_key: str, _model: VAE, _data: Dataset) -> quality.Disentanglement | None:
+    """Once per model (run_key names it and the version of its weights)."""
+    return quality.model_disentanglement(_model, _data)
+
+
+def disentanglement_section(model: VAE, data: Dataset, run_key: str) -> None:
+    """MIG and which known factor each latent dimension captures (data with factors, such as shapes)."""
+    result = _disentanglement(run_key, model, data)
+    if result is None:
+        return
+    st.subheader("Disentanglement: which factor does each dimension capture?")
+    st.metric("MIG (mutual information gap)", f"{result.mig:.2f}",
+              help="For each factor, the share of its information in the dimension that carries most of it, minus "
+                   "that in the runner-up, averaged: 1 when each factor lives in one dimension alone, 0 when none "
+                   "does.")
+    strongest = result.strongest()
+    st.dataframe({"dimension": [f"z{d + 1}" for d in range(len(strongest))],
+                  "factor captured most": [name for name, _ in strongest],
+                  "share of its information": [share for _, share in strongest]},
+                 hide_index=True, column_config={"share of its information": st.column_config.ProgressColumn(
+                     format="%.2f", min_value=0.0, max_value=1.0,
+                     help="I(z; factor) / H(factor) on the validation data: 1 when the dimension determines it")})
+
+
 def iwae_section(model: VAE, config: TrainConfig, data: Dataset, run_key: str) -> None:
     st.subheader("How good is the model? The IWAE bound")
     st.caption("log p(x) ≥ IWAE_k ≥ ELBO: more importance samples k give a tighter bound on held-out data.")
@@ -300,8 +325,8 @@ def iwae_section(model: VAE, config: TrainConfig, data: Dataset, run_key: str) -
     x = data.test[:500]
     if c2.button("Compute on 500 test samples", icon=":material/calculate:"):
         with st.spinner("Computing…"):
-            st.session_state.iwae = (run_key, k, explore.iwae_bound(model, x, config, k=1),
-                                     explore.iwae_bound(model, x, config, k=k))
+            st.session_state.iwae = (run_key, k, score.iwae_bound(model, x, config, k=1),
+                                     score.iwae_bound(model, x, config, k=k))
     result = st.session_state.get("iwae")
     if result and result[0] == run_key:
         _, k_used, elbo, bound = result
@@ -325,6 +350,7 @@ def page() -> None:
         plane_section(model, data)
     if data.is_image:
         upload_section(model, config, data)
+    disentanglement_section(model, data, run_key)
     iwae_section(model, config, data, run_key)
 
 

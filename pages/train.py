@@ -75,7 +75,6 @@ def _start() -> None:
         st.session_state.start_error = str(exc)
         return
     st.session_state.start_error = None
-    st.session_state.runs_started = st.session_state.get("runs_started", 0) + 1  # a new run resets the charts' zoom
     st.session_state.live_lr, st.session_state.live_beta = config.lr, config.beta
     st.session_state[live_view.PAUSED] = (job.id, False)
 
@@ -161,10 +160,17 @@ def live_controls(job: Job | None) -> None:
     locked = st.session_state.get(LOCKED, {})  # the class's locks hold while it trains too
 
     def apply():
+        asked = []
         if "lr" not in locked:
             job.set_lr(st.session_state.live_lr)
+            asked.append(f"learning rate {st.session_state.live_lr:g}")
         if job.config.mode == "vae" and "beta" not in locked:
             job.set_beta(st.session_state.live_beta)
+            asked.append(f"β {st.session_state.live_beta:g}")
+        when = ("when you press Resume (the run is paused)" if live_view.is_paused(job.state())
+                else "from the next training step")
+        st.toast(f"Applied: {' and '.join(asked)}, {when}. The loss chart marks the change.",
+                 icon=":material/check_circle:")
 
     with st.form("live", border=False):
         label, a, b, c = st.columns([2, 2, 2, 2], vertical_alignment="bottom")
@@ -185,8 +191,8 @@ def downloads(job: Job) -> None:
     name = Path(view.run_dir).name
     a.download_button("Download the run (zip)", lambda: bundles.bundle(view.run_dir, private=True), f"{name}.zip",
                       "application/zip", icon=":material/download:", on_click="ignore", width="stretch")  # on click
-    b.download_button("Download metrics (CSV)", runs.metrics_csv(view.epoch_history), f"{name}-metrics.csv",
-                      "text/csv", icon=":material/table:", on_click="ignore", width="stretch")
+    b.download_button("Download metrics (CSV)", runs.metrics_csv(view.epoch_history, view.score),
+                      f"{name}-metrics.csv", "text/csv", icon=":material/table:", on_click="ignore", width="stretch")
 
 
 def lesson_run(config: TrainConfig | None) -> tuple[Lesson, str] | None:

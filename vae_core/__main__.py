@@ -13,10 +13,11 @@ import sys
 import threading
 import time
 
-from vae_core import bundles, limits, runs
+from vae_core import bundles, controls, limits, runs
 from vae_core.config import ConfigError, TrainConfig
 from vae_core.data import DataError, load_dataset
 from vae_core.jobs.history import History
+from vae_core.maths import score
 from vae_core.train import Epoch, Status, Trainer, fit
 
 _TYPES = {"int": int, "float": float, "str": str}
@@ -47,15 +48,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def train(args: argparse.Namespace) -> int:
-    """Train on this (the main) thread, the fastest for torch; Ctrl-C stops the run, and it is saved."""
+    """Train on this (the main) thread, the fastest for torch; Ctrl-C stops the run, and it is saved. Then score
+    it on the test split (a second Ctrl-C cuts the score's IWAE pass short)."""
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    for name, rule in controls.ignored(config).items():  # the settings the Train page would hide
+        print(f"warning: --{name.replace('_', '-')} {getattr(config, name)}: "
+              f"{'advised against' if rule.insist else 'not used'}: {rule.reason}", file=sys.stderr)
     trainer = Trainer(config, load_dataset(config.dataset, data_dir=args.data_dir))
     run_dir = runs.new_run_dir(args.runs_dir, config)
     runs.save_config(run_dir, config)
     history = History()
 
-    def save(status: Status, message: str, best_epoch: int | None, weights) -> None:
-        meta = runs.run_meta(trainer, status, message, best_epoch)
+    def save(status: Status, message: str, best_epoch: int | None, weights, final: dict | None = None) -> None:
+        meta = runs.run_meta(trainer, status, message, best_epoch, score=final)
         runs.save_progress(run_dir, meta, history.epochs(), history.steps(), weights)
 
     def on_epoch(epoch: Epoch) -> None:
@@ -70,12 +75,15 @@ def train(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     try:
         outcome = fit(trainer, on_step=history.add_step, on_epoch=on_epoch, should_stop=interrupted.is_set)
+        interrupted.clear()
+        final = None if outcome.status == Status.FAILED else score.final_score(trainer, interrupted.is_set)
     finally:
         signal.signal(signal.SIGINT, previous)
     message = "Stopped by Ctrl-C." if outcome.status == Status.STOPPED else outcome.message
     save(outcome.status, message, outcome.best_epoch,
-         None if outcome.status == Status.FAILED else trainer.weights())
+         None if outcome.status == Status.FAILED else trainer.weights(), final)
     print(f"{outcome.status}: {message}")
+    print(f"final score: {score.describe(final)}" + (f" ({final['seconds']:.1f} s)" if final else ""))
     print(f"saved to {run_dir}")
     return 0 if outcome.status.completed else 1
 

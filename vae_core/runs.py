@@ -24,6 +24,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from vae_core.config import ConfigError, TrainConfig
+from vae_core.maths import score as final_score
 from vae_core.maths.models import VAE, build_model, parameter_count
 
 if TYPE_CHECKING:
@@ -64,7 +65,10 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def metrics_csv(epochs: list[dict[str, float]]) -> str:
+def metrics_csv(epochs: list[dict[str, float]], score: dict | None = None) -> str:
+    """One row per epoch; the final score's columns (test_neg_elbo, …) on the last, once the run has one."""
+    if score and epochs:
+        epochs = [*epochs[:-1], {**epochs[-1], **final_score.csv_columns(score)}]
     columns = sorted({k for row in epochs for k in row}, key=lambda k: (k != "epoch", k))
     out = io.StringIO()
     writer = csv.DictWriter(out, columns, lineterminator="\n")
@@ -87,18 +91,20 @@ def save_config(run_dir: Path, config: TrainConfig) -> None:
 
 
 def run_meta(trainer: Trainer, status: str, message: str, best_epoch: int | None = None,
-             live_changes: list[dict] | tuple = ()) -> dict:
-    """meta.json of a run as far as `trainer` got: how it stands, and what its model needs to load."""
+             live_changes: list[dict] | tuple = (), score: dict | None = None) -> dict:
+    """meta.json of a run as far as `trainer` got: how it stands, what its model needs to load, and its final
+    score on the test split once it has one."""
     return {"status": str(status), "message": message, "dataset": trainer.config.dataset,
             "sample_shape": list(trainer.data.sample_shape), "parameters": parameter_count(trainer.model),
             "epochs_done": trainer.epoch, "steps_done": trainer.step, "best_epoch": best_epoch,
-            "live_changes": list(live_changes), "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "live_changes": list(live_changes), "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")} \
+        | ({"score": score} if score else {})
 
 
 def save_progress(run_dir: Path, meta: dict, epochs: list[dict], steps: list[dict],
                   weights: dict[str, torch.Tensor] | None) -> None:
     """Write metrics and (when given) weights first, then meta.json, which says how far the run got."""
-    write_atomic(run_dir / "metrics.csv", metrics_csv(epochs).encode())
+    write_atomic(run_dir / "metrics.csv", metrics_csv(epochs, meta.get("score")).encode())
     write_atomic(run_dir / "steps.json", json.dumps(steps).encode())
     if weights is not None:
         write_atomic(run_dir / "weights.safetensors",
@@ -156,7 +162,8 @@ def _read(path: Path) -> bytes:
 
 
 def _valid_meta(meta) -> bool:
-    """meta.json as the job writes it: a sample shape the models accept, and a count of finished epochs."""
+    """meta.json as the job writes it: a sample shape the models accept, a count of finished epochs, and a
+    final score as maths/score.py writes it, if any (runs saved before scores have none)."""
     if not isinstance(meta, dict):
         return False
     shape = meta.get("sample_shape")
@@ -165,7 +172,8 @@ def _valid_meta(meta) -> bool:
                                           and all(1 <= v <= 4096 for v in shape[1:])))
     epochs = meta.get("epochs_done", 0)
     return (shape_ok and isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 0
-            and isinstance(meta.get("status", ""), str))
+            and isinstance(meta.get("status", ""), str)
+            and ("score" not in meta or final_score.valid(meta["score"])))
 
 
 def _json(path: Path):
@@ -185,7 +193,7 @@ def load_run(path: str | os.PathLike, *, steps: bool = True) -> SavedRun:
         raise RunError(f"{path.name}/config.json: {exc}") from None
     meta = _json(path / "meta.json")
     if not _valid_meta(meta):
-        raise RunError(f"{path.name}/meta.json lacks a valid sample shape, epoch count or status")
+        raise RunError(f"{path.name}/meta.json lacks a valid sample shape, epoch count, status or score")
     try:
         epochs = []
         for row in csv.DictReader(io.StringIO(_read(path / "metrics.csv").decode())):

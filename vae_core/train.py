@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from vae_core.config import TrainConfig, check_compatible
 from vae_core.data import Dataset, load_dataset
 from vae_core.maths.augment import augment_batch
+from vae_core.maths.collapse import active_units
 from vae_core.maths.models import Discriminator, build_model
 from vae_core.maths.objectives import beta_at, capacity_at, kl_per_dim, objective, reconstruction_nll, vae_loss
 from vae_core.maths.schedules import LRSchedule, build_optimizer
@@ -98,6 +99,8 @@ def fit(trainer: Trainer, *, on_step: Callable[[dict], None] | None = None,
                 first_loss = row["loss"] if first_loss is None else first_loss
                 problem = _divergence(row["loss"], first_loss)
                 if problem:
+                    if on_step is not None:
+                        on_step(row)  # the chart shows the blow-up that ended the run
                     trainer.load_weights(last_good)
                     return Outcome(Status.DIVERGED, _diverged(problem, row["step"], epoch, trainer.schedule.lr),
                                    best_epoch)
@@ -121,7 +124,7 @@ def fit(trainer: Trainer, *, on_step: Callable[[dict], None] | None = None,
             else:
                 bad_epochs += 1
             if on_epoch is not None:
-                row = {"epoch": epoch, "step": trainer.step, "lr": trainer.schedule.lr, "beta_now": trainer.beta_now(),
+                row = {"epoch": epoch, "step": trainer.step, "lr": trainer.schedule.lr, "beta_now": trainer.beta_used,
                        **{f"train_{k}": v / max(count, 1) for k, v in sums.items()},
                        **{f"val_{k}": v for k, v in val.items()}}
                 on_epoch(Epoch(row, last_good, best_epoch))
@@ -183,6 +186,7 @@ class Trainer:
                                                 fused=True)
                                if self.discriminator else None)
         self.beta = config.beta  # the β setting: live changes replace it, the schedule shapes it into beta_now()
+        self.beta_used = self.beta_now_at(0)  # β of the last step taken (the schedule's next may differ: a new cycle)
         self._posterior: Posterior | None = None  # of the split `evaluate` saw last
         self.step = 0
         self.epoch = 0
@@ -193,7 +197,10 @@ class Trainer:
 
     def beta_now(self) -> float:
         """β at this step: the setting as the β schedule shapes it."""
-        return beta_at(self.step, self.beta, self.config, self.steps_per_epoch)
+        return self.beta_now_at(self.step)
+
+    def beta_now_at(self, step: int) -> float:
+        return beta_at(step, self.beta, self.config, self.steps_per_epoch)
 
     def set_lr(self, lr: float) -> None:
         """Change the base learning rate from the next step on, keeping the optimiser's state."""
@@ -213,20 +220,20 @@ class Trainer:
         config, model = self.config, self.model
         if not model.training:  # after a validation pass only: train() walks every module
             model.train()
-        beta = self.beta_now()
+        beta = self.beta_used = self.beta_now()
+        capacity = capacity_at(self.step, config, self.steps_per_epoch)
         raw, mu, logvar, _ = model(x, self.generator)
-        terms = vae_loss(raw, x, mu, logvar, config, model.is_image, beta,
-                         capacity_at(self.step, config, self.steps_per_epoch))
+        terms = vae_loss(raw, x, mu, logvar, config, model.is_image, beta, capacity)
         loss = terms.loss
-        extra = []
+        extra = {}  # the terms beyond the data's objective (the adversarial ones unweighted)
         if self.discriminator is not None:
             recon = model.output_mean(raw)
             d_fake = self.discriminator(recon)
-            adv = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
-            loss = loss + config.adv_weight * adv
-            extra.append(adv)
+            extra["adv_g"] = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+            loss = loss + config.adv_weight * extra["adv_g"]
         if config.l1 > 0:
-            loss = loss + config.l1 * sum(p.abs().sum() for n, p in model.named_parameters() if n.endswith("weight"))
+            extra["l1"] = config.l1 * sum(p.abs().sum() for n, p in model.named_parameters() if n.endswith("weight"))
+            loss = loss + extra["l1"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
@@ -235,13 +242,15 @@ class Trainer:
         lr = self.schedule.lr
         self.schedule.after_step()
         if self.discriminator is not None:
-            extra.append(self._discriminator_step(x, recon.detach()))
+            extra["adv_d"] = self._discriminator_step(x, recon.detach())
         self.step += 1
-        values = torch.stack([loss.detach(), terms.recon.detach(), terms.kl.detach(), *extra]).tolist()
-        out = {"step": self.step, "loss": values[0], "recon": values[1], "kl": values[2], "beta_now": beta,
-               "beta_kl": beta * values[2], "lr": lr}
-        if extra:
-            out["adv_g"], out["adv_d"] = values[3], values[4]
+        # one copy to the CPU for all: loss is everything backpropagated; recon + kl_term is the data's
+        # objective, the quantity validation measures
+        names = ["loss", "recon", "kl", "kl_term", *extra]
+        values = torch.stack([t.detach() for t in (loss, terms.recon, terms.kl, terms.kl_term, *extra.values())])
+        out = {"step": self.step, **dict(zip(names, values.tolist())), "beta_now": beta, "lr": lr}
+        if config.capacity:
+            out["capacity"] = capacity
         return out
 
     def _discriminator_step(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -312,13 +321,6 @@ def chunk_rows(sample: torch.Tensor) -> int:
     multiples of 16 (torch draws normal noise in blocks of 16: noise drawn chunk by chunk does not depend on
     the chunk size)."""
     return max(16, min(1024, CHUNK_VALUES // sample.numel()) // 16 * 16)
-
-
-def active_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
-    """Latent dimensions whose posterior mean varies across inputs: Cov_x(E[z|x]) > 0.01 (Burda et al.)."""
-    if len(mu) < 2:
-        return 0
-    return int((mu.var(0) > threshold).sum().item())
 
 
 def warm_up() -> threading.Thread:

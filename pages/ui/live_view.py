@@ -15,8 +15,9 @@ from vae_core.jobs import sessions
 from vae_core.jobs.backends import Job
 from vae_core.jobs.snapshots import N_IMAGES, Snapshot
 from vae_core.jobs.state import JobView, RunState
+from vae_core.maths import collapse, score
 from vae_core.train import Status
-from vae_core.views import figures, pacing
+from vae_core.views import figures, loss_chart, pacing
 
 FIRST_STEP_WAIT = 0.6  # seconds a redraw may wait for a new run's first step, so it shows at once
 WHOLE_PAGE_RERUN = "live_view_in_page_rerun"  # set while the live view is drawn as part of a whole-page rerun
@@ -80,6 +81,8 @@ def _metrics(view: JobView | None, config: TrainConfig) -> None:
     cols[3].metric("Validation −ELBO", f"{val['val_neg_elbo']:.2f}" if val else "–")
     cols[4].metric("Learning rate", _short(view.lr if view else config.lr))
     cols[5].metric("β now", _short(view.beta_now if view else config.beta))
+    if view is not None and view.status.ended and view.score:
+        st.markdown(f"**Final score on the held-out test split** (lower is better): {score.describe(view.score)}.")
 
 
 def _short(x: float) -> str:
@@ -92,18 +95,14 @@ def _short(x: float) -> str:
 
 
 def _collapse_warning(view: JobView, config: TrainConfig) -> None:
-    """Warn when the KL term or the active units have fallen to zero: the decoder ignores z."""
-    if config.mode != "vae" or view.epoch < 1 or view.snapshot is None:
+    """Warn when the code has collapsed (vae_core.maths.collapse), once the run has trained long enough to
+    tell: early epochs of a healthy run look the same."""
+    snap = view.snapshot
+    if snap is None or not collapse.may_judge(config, snap.epoch, view.status.completed):
         return
-    recent = view.step_history[-20:]
-    kl = sum(r["kl"] for r in recent) / max(1, len(recent))
-    # Active units only from a snapshot of a trained model: the untrained one at step 0 has none.
-    if kl < 0.05 or (view.snapshot.epoch >= 1 and view.snapshot.active_units == 0):
-        st.warning(
-            f"**Posterior collapse:** the KL term is {kl:.3f} nats and {view.snapshot.active_units} latent units are "
-            "active, so the decoder is ignoring z and every input gets the same code. Remedies: a lower β, a β "
-            "warm-up (β schedule → warmup), free bits, the capacity objective, or a weaker decoder.",
-            icon=":material/warning:")
+    verdict = collapse.judge(snap.kl_per_dim, snap.latent_mu)
+    if verdict.collapsed:
+        st.warning(verdict.message, icon=":material/warning:")
 
 
 def _images(snap: Snapshot | None, data: Dataset, recon_box, samples_box) -> None:
@@ -115,43 +114,88 @@ def _images(snap: Snapshot | None, data: Dataset, recon_box, samples_box) -> Non
         with recon_box:
             charts.image(figures.pair_mosaic(originals, blank if snap is None else snap.reconstructions, cols=8,
                                              scale=scale),
-                         "Originals (rows 1 and 3) and their reconstructions (rows 2 and 4)")
+                         "Originals (rows 1 and 3) and their reconstructions (rows 2 and 4)" + _when(snap))
         with samples_box:
             charts.image(figures.mosaic(blank if snap is None else snap.samples, cols=4, scale=scale),
-                         "Decoded samples from the prior z ~ N(0, I)")
+                         "Decoded samples from the prior z ~ N(0, I)" + _when(snap))
         return
     empty = np.zeros((0, 2))
     with recon_box:
-        st.markdown("**Data and reconstructions**")
+        st.markdown("**Data and reconstructions**" + _when(snap))
         originals = data.val[:300].numpy() if snap is None else snap.originals[:300]
         charts.live_chart(figures.points_figure(originals, empty if snap is None else snap.reconstructions[:300],
                                                 "reconstructions", connect=True, revision="recon"), key="recon")
     with samples_box:
-        st.markdown("**Data and samples from the prior**")
+        st.markdown("**Data and samples from the prior**" + _when(snap))
         charts.live_chart(figures.points_figure(data.val.numpy(), empty if snap is None else snap.samples,
                                                 "prior samples", revision="samples"), key="samples")
 
 
-def _revision(chart: str) -> str:
-    """The chart's zoom is kept across redraws of one run and reset by the next."""
-    return f"{chart}-{st.session_state.get('runs_started', 0)}"
+def _revision(chart: str, view: JobView | None) -> str:
+    """The chart's zoom and ranges are kept across redraws of one run, and reset by the next run or a Reset."""
+    return f"{chart}-{view.id if view else 'none'}"
 
 
-def _latent(snap: Snapshot | None, data: Dataset, config: TrainConfig) -> None:
+def _when(snap: Snapshot | None) -> str:
+    """Which moment of the run a view shows (the snapshots lag the loss curves)."""
+    if snap is None:
+        return ""
+    return " · before training" if snap.step == 0 else f" · epoch {snap.epoch}, step {snap.step:,}"
+
+
+def _latent(snap: Snapshot | None, data: Dataset, config: TrainConfig, view: JobView | None) -> None:
     axes = ("PC 1", "PC 2") if config.latent_dim > 2 else ("z₁", "z₂" if config.latent_dim == 2 else "")
-    st.markdown("**Latent space**" + (" (first two principal components)" if config.latent_dim > 2 else ""))
+    st.markdown("**Latent space**" + (" (first two principal components)" if config.latent_dim > 2 else "")
+                + _when(snap))
     points, labels = (np.zeros((0, 2)), None) if snap is None else (snap.latent_2d, snap.labels)
-    charts.live_chart(figures.latent_figure(points, labels, data.class_names, axes, revision=_revision("latent")),
-                      key="latent")
+    charts.live_chart(figures.latent_figure(points, labels, data.class_names, axes, prior=config.mode == "vae",
+                                            revision=_revision("latent", view)), key="latent")
+
+
+def _losses(view: JobView | None, config: TrainConfig) -> None:
+    steps, epochs = (view.step_history, view.epoch_history) if view else ([], [])
+    st.markdown("**Losses** · lines: training steps; dashed: validation after each epoch")
+    problem = loss_chart.log_scale_problem(steps, epochs, config)
+    log_y = st.toggle("Log scale", key="loss_log", disabled=problem is not None, help=problem) and not problem
+    marks = []
+    if view is not None and view.total_steps:
+        marks = loss_chart.events(config, view.total_steps // view.epochs, view.live_changes, view.status,
+                                  view.step, view.best_epoch)
+    charts.live_chart(loss_chart.loss_figure(steps, epochs, config, marks, log_y, revision=_revision("loss", view)),
+                      key="loss_chart")
+    if config.adv_weight > 0 or config.l1 > 0:
+        st.caption("Training also minimises " + " and ".join(
+            (["the adversarial generator loss × its weight (panel below)"] if config.adv_weight > 0 else [])
+            + (["the L1 penalty"] if config.l1 > 0 else []))
+            + "; validation measures the objective on the data alone, so the two objectives compare.")
 
 
 def _kl(snap: Snapshot | None, config: TrainConfig) -> None:
     if config.mode == "vae":
-        figure = (figures.kl_figure(np.zeros(config.latent_dim)) if snap is None
-                  else figures.kl_figure(snap.kl_per_dim, snap.latent_mu))
+        figure = (figures.kl_figure(np.zeros(config.latent_dim), threshold=collapse.NATS_PER_UNIT) if snap is None
+                  else figures.kl_figure(snap.kl_per_dim, collapse.informative(snap.kl_per_dim, snap.latent_mu),
+                                         collapse.NATS_PER_UNIT))
         charts.live_chart(figure, key="kl")
     elif snap is not None:
-        st.caption(f"An autoencoder has no KL term. {snap.active_units} latent units vary across inputs.")
+        units = "1 latent unit varies" if snap.active_units == 1 else f"{snap.active_units} latent units vary"
+        st.caption(f"An autoencoder has no KL term. {units} across inputs.")
+
+
+def _quality(snap: Snapshot | None, data: Dataset) -> None:
+    """Sharpness, diversity and closeness to the training set of the prior samples, measured once an epoch."""
+    q = snap.quality if snap is not None else None
+    real = "real digits" if data.name == "digits" else "held-out data"
+    cols = st.columns(3)
+    cols[0].metric("Sample sharpness", "–" if q is None or q.sharpness is None else f"{q.sharpness_ratio:.2f} × real",
+                   help=f"Mean jump between neighbouring pixels of the samples, over that of {real}: below 1 is "
+                   "blurrier." if data.is_image else "Not measured: 2-D points have no neighbouring pixels.")
+    cols[1].metric("Sample diversity", "–" if q is None else f"{q.diversity_ratio:.2f} × real",
+                   help=f"Mean distance between two samples, over that between two of {real}: well below 1, "
+                   "the samples look alike.")
+    cols[2].metric("Distance to nearest training example", "–" if q is None else f"{q.nearest:.3f}",
+                   help=("Mean distance of each sample to its closest training example, "
+                         + ("" if q is None else f"against {q.real_nearest:.3f} for {real}; ")
+                         + "far below that: copying the training set; far above: unlike the data."))
 
 
 def live_view(view: JobView | None, config: TrainConfig, data: Dataset | None, every: float | None) -> None:
@@ -169,18 +213,16 @@ def live_view(view: JobView | None, config: TrainConfig, data: Dataset | None, e
     snap = view.snapshot if view else None
     losses, latent = st.columns([3, 2])
     with losses:
-        st.markdown("**Losses** · lines: training steps; dashed: validation after each epoch")
-        log_y = st.toggle("Log scale", key="loss_log")
-        charts.live_chart(figures.loss_figure(view.step_history if view else [], view.epoch_history if view else [],
-                                              log_y, revision=_revision("loss")), key="loss_chart")
+        _losses(view, config)
     if data is None:
         return
     with latent:
-        _latent(snap, data, config)
+        _latent(snap, data, config, view)
     recon, samples, kl = st.columns([2, 1, 1])
     _images(snap, data, recon, samples)
     with kl:
         _kl(snap, config)
+    _quality(snap, data)
 
 
 def _first_view(job: Job) -> JobView:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import streamlit as st
 
 from pages.ui import draft, session
+from vae_core import controls
 from vae_core.classroom import policy
 from vae_core.config import (
     ACTIVATIONS,
@@ -64,18 +66,61 @@ def _locked(name: str) -> bool:
     return name in st.session_state.get(LOCKED, {})
 
 
+SILENCED = "silenced_settings"  # session key: {setting: controls.Rule} of the settings that do nothing now
+INSISTED = "insisted_settings"  # session key: the advised-against settings the user asked to see anyway
+SHOWN, DISABLED, HIDDEN = "shown", "disabled", "hidden"
+
+
+def _decide(name: str) -> tuple[str, str | None]:
+    """How the control of `name` shows, and why when not plainly: the one place that composes what decides
+    it, the rule table of settings that do nothing here (vae_core.controls) and the teacher's locks (a
+    presenter mode would join here). A hidden value stays in the draft, so it comes back with its control."""
+    rule = st.session_state[SILENCED].get(name)
+    insisted = name in st.session_state.get(INSISTED, ()) or _value(name) != draft.DEFAULTS[name]
+    if rule is not None and not (rule.insist and insisted):
+        return HIDDEN, rule.caption
+    if _locked(name):
+        return DISABLED, "Locked by your teacher for this class."
+    return SHOWN, None
+
+
 def _help(name: str, help: str | None) -> str | None:
-    return "Locked by your teacher for this class." if _locked(name) else help
+    how, why = _decide(name)
+    return why if how == DISABLED else help
+
+
+def _disabled(name: str) -> bool:
+    return _decide(name)[0] == DISABLED
+
+
+def _insist(name: str) -> None:
+    st.session_state[INSISTED] = {*st.session_state.get(INSISTED, ()), name}
+
+
+def _shown(name: str) -> bool:
+    """False for a hidden control, drawing instead its rule's caption (once) where the control would be."""
+    how, caption = _decide(name)
+    if how != HIDDEN:
+        return True
+    rule, done = st.session_state[SILENCED][name], st.session_state.setdefault("captioned", set())
+    if caption and id(rule) not in done:
+        done.add(id(rule))
+        st.caption(caption)
+        if rule.insist:
+            st.button(rule.insist, key=f"insist_{name}", on_click=_insist, args=(name,))
+    return False
 
 
 def _number(name: str, label: str, step, fmt=None, help=None):
     """A number field from the setting's lower bound up (a value above its range is named by validation)."""
-    return st.number_input(label, min_value=RANGES[name][0], step=step, format=fmt, key=_key(name),
-                           help=_help(name, help), disabled=_locked(name))
+    if _shown(name):
+        st.number_input(label, min_value=RANGES[name][0], step=step, format=fmt, key=_key(name),
+                        help=_help(name, help), disabled=_disabled(name))
 
 
 def _select(name: str, label: str, options, help=None):
-    return st.selectbox(label, options, key=_key(name), help=_help(name, help), disabled=_locked(name))
+    if _shown(name):
+        st.selectbox(label, options, key=_key(name), help=_help(name, help), disabled=_disabled(name))
 
 
 def _apply_class_rules() -> None:
@@ -101,7 +146,16 @@ def _apply_class_rules() -> None:
 
 
 def _checkbox(name: str, label: str, help=None):
-    return st.checkbox(label, key=_key(name), help=_help(name, help), disabled=_locked(name))
+    if _shown(name):
+        st.checkbox(label, key=_key(name), help=_help(name, help), disabled=_disabled(name))
+
+
+def _silence() -> None:
+    """Which settings do nothing with the values the widgets hold now (vae_core.controls)."""
+    values = {**st.session_state[draft.DRAFT],
+              **{name: st.session_state[_key(name)] for name in draft.FIELDS if _key(name) in st.session_state}}
+    st.session_state[SILENCED] = controls.silenced(SimpleNamespace(**values))
+    st.session_state.captioned = set()
 
 
 def _value(name: str):
@@ -149,6 +203,7 @@ def settings() -> tuple[TrainConfig | None, str | None]:
     """Every setting as a widget in the sidebar; the validated config or the error naming the field."""
     _prepare_widgets()
     _apply_class_rules()
+    _silence()
     upload = st.session_state.get(session.UPLOAD)
     names = dataset_names() + ([upload.name] if upload is not None else [])
     if _value("dataset") not in names:
@@ -156,19 +211,19 @@ def settings() -> tuple[TrainConfig | None, str | None]:
     lim = current_limits()
     st.header("Settings")
     st.selectbox("Dataset", names, key=_key("dataset"), format_func=dataset_label, on_change=_on_dataset_change,
-                 disabled=_locked("dataset"), help=_help("dataset", None))
+                 disabled=_disabled("dataset"), help=_help("dataset", None))
     if not _locked("dataset"):
         _upload_box()
     with st.expander("Model", icon=":material/hub:"):
         st.radio("Kind", ["vae", "ae"], key=_key("mode"), horizontal=True,
-                 format_func={"vae": "VAE", "ae": "Autoencoder"}.get, disabled=_locked("mode"),
+                 format_func={"vae": "VAE", "ae": "Autoencoder"}.get, disabled=_disabled("mode"),
                  help=_help("mode", "An autoencoder has a deterministic encoder and no KL term."))
         st.radio("Architecture", ARCHITECTURES, key=_key("architecture"), horizontal=True,
-                 format_func={"mlp": "MLP", "conv": "Convolutional"}.get, disabled=_locked("architecture"),
+                 format_func={"mlp": "MLP", "conv": "Convolutional"}.get, disabled=_disabled("architecture"),
                  help=_help("architecture", None))
         st.number_input("Latent size", min_value=1, max_value=lim.max_latent, step=1, key=_key("latent_dim"),
-                        disabled=_locked("latent_dim"), help=_help("latent_dim", None))
-        st.text_input("Hidden widths (comma separated)", key=_key("hidden"), disabled=_locked("hidden"),
+                        disabled=_disabled("latent_dim"), help=_help("latent_dim", None))
+        st.text_input("Hidden widths (comma separated)", key=_key("hidden"), disabled=_disabled("hidden"),
                       help=_help("hidden", "Layer widths of the MLP, or channels per layer of the "
                                            "convolutional model."))
         _select("activation", "Activation", ACTIVATIONS)
@@ -179,63 +234,50 @@ def settings() -> tuple[TrainConfig | None, str | None]:
     with st.expander("Objective", icon=":material/functions:", expanded=True):
         _select("recon_loss", "Reconstruction loss", RECON_LOSSES,
                 help="bce: pixels as Bernoulli probabilities; mse: Gaussian decoder with σ below.")
-        if _value("recon_loss") in ("mse", "mixed"):
-            _number("mse_sigma", "Decoder σ (MSE)", 0.05, "%g")
-        if _value("recon_loss") == "mixed":
-            _number("mixed_weight", "Share of BCE", 0.1)
+        _number("mse_sigma", "Decoder σ (MSE)", 0.05, "%g")
+        _number("mixed_weight", "Share of BCE", 0.1)
         _number("beta", "β (weight of the KL term)", 0.5, "%g")
         _select("beta_schedule", "β schedule", BETA_SCHEDULES)
-        if _value("beta_schedule") == "warmup":
-            _number("beta_warmup_epochs", "Warm-up epochs", 1.0, "%g")
-        if _value("beta_schedule") == "cyclical":
-            _number("beta_cycles", "Cycles", 1)
-            _number("beta_cycle_ratio", "Share of each cycle spent rising", 0.1)
+        _number("beta_warmup_epochs", "Warm-up epochs", 1.0, "%g")
+        _number("beta_cycles", "Cycles", 1)
+        _number("beta_cycle_ratio", "Share of each cycle spent rising", 0.1)
         beta_plot = st.empty()
         _checkbox("capacity", "Capacity objective γ·|KL − C|")
-        if _value("capacity"):
-            _number("capacity_gamma", "γ", 10.0, "%g")
-            _number("capacity_max", "C at the end of the ramp (nats)", 1.0, "%g")
-            _number("capacity_ramp_epochs", "Ramp epochs", 1.0, "%g")
+        _number("capacity_gamma", "γ", 10.0, "%g")
+        _number("capacity_max", "C at the end of the ramp (nats)", 1.0, "%g")
+        _number("capacity_ramp_epochs", "Ramp epochs", 1.0, "%g")
         _number("free_bits", "Free bits (nats per dimension)", 0.1, "%g")
         _number("adv_weight", "Adversarial weight", 0.01, "%g", help="0 turns the discriminator off.")
         _number("l1", "L1 on weights", 1e-5, "%g")
     with st.expander("Optimiser and learning rate", icon=":material/speed:"):
         _select("optimizer", "Optimiser", OPTIMIZERS)
         _number("lr", "Learning rate", 1e-4, "%g")
-        if _value("optimizer") in ("sgd", "rmsprop"):
-            _number("momentum", "Momentum", 0.05)
-        if _value("optimizer") == "sgd":
-            _checkbox("nesterov", "Nesterov")
+        _number("momentum", "Momentum", 0.05)
+        _checkbox("nesterov", "Nesterov")
         _number("weight_decay", "Weight decay", 1e-4, "%g")
         _select("lr_schedule", "LR schedule", LR_SCHEDULES)
-        if _value("lr_schedule") != "onecycle":
-            _number("lr_warmup_epochs", "LR warm-up epochs", 1.0, "%g")
-        if _value("lr_schedule") == "step":
-            _number("lr_step_epochs", "Epochs per step", 1)
-        if _value("lr_schedule") in ("step", "exponential", "plateau"):
-            _number("lr_gamma", "Decay factor", 0.05)
-        if _value("lr_schedule") == "plateau":
-            _number("lr_patience", "Patience (epochs)", 1)
+        _number("lr_warmup_epochs", "LR warm-up epochs", 1.0, "%g")
+        _number("lr_step_epochs", "Epochs per step", 1)
+        _number("lr_gamma", "Decay factor", 0.05)
+        _number("lr_patience", "Patience (epochs)", 1)
         lr_plot = st.empty()
         _number("grad_clip", "Gradient clipping (max norm, 0 = off)", 0.5, "%g")
     with st.expander("Training", icon=":material/tune:"):
         cap = st.session_state.get("epoch_cap")
         st.number_input("Epochs", min_value=1, max_value=min(lim.max_epochs, cap or lim.max_epochs), step=1,
-                        key=_key("epochs"), disabled=_locked("epochs"),
+                        key=_key("epochs"), disabled=_disabled("epochs"),
                         help=f"Your teacher capped runs at {cap} epochs for this class." if cap else None)
         _number("batch_size", "Batch size", 16)
         _number("seed", "Seed", 1)
         _checkbox("early_stopping", "Early stopping on validation loss")
-        if _value("early_stopping"):
-            _number("patience", "Patience (epochs)", 1)
-            _number("min_delta", "Minimum improvement", 0.1, "%g")
+        _number("patience", "Patience (epochs)", 1)
+        _number("min_delta", "Minimum improvement", 0.1, "%g")
     with st.expander("Augmentation (images)", icon=":material/flip:"):
         _checkbox("augment", "Augment training batches")
-        if _value("augment"):
-            _number("aug_shift", "Shift (share of the side)", 0.05)
-            _number("aug_rotation", "Rotation (degrees)", 5.0)
-            _number("aug_zoom", "Zoom (relative)", 0.05)
-            _checkbox("aug_flip", "Horizontal flips")
+        _number("aug_shift", "Shift (share of the side)", 0.05)
+        _number("aug_rotation", "Rotation (degrees)", 5.0)
+        _number("aug_zoom", "Zoom (relative)", 0.05)
+        _checkbox("aug_flip", "Horizontal flips")
     st.button("Restore defaults", icon=":material/restart_alt:", on_click=draft.load_config, args=(TrainConfig(),))
     config, error = collect()
     if config is not None:
@@ -248,13 +290,14 @@ def settings() -> tuple[TrainConfig | None, str | None]:
 
 
 def _schedule_plots(config: TrainConfig, steps_per_epoch: int, beta_box, lr_box) -> None:
+    """The β and learning-rate schedules over the run, in epochs as their settings are (β only where used)."""
     total = config.epochs * steps_per_epoch
     steps = np.linspace(0, total, min(total, 300) + 1).astype(int).tolist()
-    if config.mode == "vae":
+    if "beta" not in st.session_state[SILENCED]:
         betas = [beta_at(s, config.beta, config, steps_per_epoch) for s in steps]
-        beta_box.image(figures.schedule_svg(steps, betas, "β"))
+        beta_box.image(figures.schedule_svg([s / steps_per_epoch for s in steps], betas, "β"))
     lr_steps, lrs = _lr_curve(config.to_json(), steps_per_epoch)
-    lr_box.image(figures.schedule_svg(lr_steps, lrs, "learning rate"))
+    lr_box.image(figures.schedule_svg([s / steps_per_epoch for s in lr_steps], lrs, "learning rate"))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

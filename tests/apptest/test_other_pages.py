@@ -5,6 +5,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 from polling import wait_until
 
@@ -191,3 +192,26 @@ def test_compare_runs_all_of_a_lessons_runs(app, session_work, monkeypatch):
     chosen = app.multiselect(key="compare_runs").value
     assert len(chosen) == 3 and len(app.dataframe[0].value) == 3
     assert sorted(app.dataframe[0].value["β"]) == [0.0, 1.0, 8.0]
+
+
+def test_explore_and_compare_show_mig_on_a_shapes_run(app, train_run):
+    shapes = train_run(TrainConfig(dataset="shapes", epochs=1, hidden=[32], latent_dim=3))
+    digits = train_run()
+    app.run()
+    app.switch_page("pages/explore.py").run()
+    app.selectbox(key="explore_run").set_value(shapes.name).run()
+    _ok(app)
+    assert "Disentanglement: which factor does each dimension capture?" in [s.value for s in app.subheader]
+    mig = float(next(m.value for m in app.metric if m.label == "MIG (mutual information gap)"))
+    assert 0 <= mig <= 1
+    table = app.dataframe[0].value
+    assert list(table["dimension"]) == ["z1", "z2", "z3"]
+    assert set(table["factor captured most"]) <= {"shape", "scale", "rotation", "x", "y"}
+    app.selectbox(key="explore_run").set_value(digits.name).run()  # no known factors: no section
+    assert not any(s.value.startswith("Disentanglement") for s in app.subheader)
+    app.switch_page("pages/compare.py").run()
+    _ok(app)
+    rows = app.dataframe[0].value.set_index("dataset")
+    assert rows.loc["shapes", "MIG"] == pytest.approx(mig, abs=0.005) and np.isnan(rows.loc["digits", "MIG"])
+    assert 0 < rows.loc["digits", "sharpness × real"] and 0 < rows.loc["digits", "diversity × real"]
+    assert 0 < rows.loc["shapes", "nearest training"] < 1

@@ -114,7 +114,8 @@ def test_start_trains_and_shows_the_results(any_backend, app, session_work, runs
     assert metrics["Validation −ELBO"] != "–" and float(metrics["Learning rate"]) == 0.002
     assert len(app.image) >= 2  # originals against reconstructions, and prior samples
     losses = _figure(app, "loss_chart")["data"]
-    assert len(losses[0]["x"]) == job.view().step and len(losses[4]["x"]) == 2  # every step; 2 validations
+    assert losses[0]["name"] == "−ELBO = reconstruction + KL" and losses[1]["name"] == f"{losses[0]['name']} (val)"
+    assert len(losses[0]["x"]) == job.view().step and len(losses[1]["x"]) == 2  # every step; 2 validations
     assert _figure(app, "loss_chart")["layout"]["yaxis"]["type"] == "linear"
     app.toggle(key="loss_log").set_value(True).run()  # the loss chart's log scale
     logged = _figure(app, "loss_chart")
@@ -198,7 +199,7 @@ def test_pause_resume_stop_and_live_lr_and_beta_control_the_job(any_backend, app
     app.number_input(key="live_beta").set_value(0.5)
     app.button(key="FormSubmitter:live-Apply to the running job").click().run()
     assert wait_until(lambda: len(job.view().live_changes) >= 2 and job.view().beta_now == 0.5)
-    later = {k: v for change in job.view().live_changes[1:] for k, v in change.items() if k != "step"}
+    later = {k: v for change in job.view().live_changes[1:] for k, v in change.items() if k in ("lr", "beta")}
     assert later == {"lr": 0.001, "beta": 0.5}  # the form sends both (they may land on two steps)
     assert job.view().status == "running"
     app.run()
@@ -363,3 +364,21 @@ def test_a_pace_that_changes_during_the_page_run_does_not_rerun_the_page_again(a
     finally:
         job.stop()
         job.join(10)
+
+
+def test_the_sample_quality_row_fills_in_once_an_epoch_has_ended(any_backend, app, session_work):
+    app.run()
+    metrics = {m.label: m for m in app.metric}
+    labels = ("Sample sharpness", "Sample diversity", "Distance to nearest training example")
+    assert all(metrics[label].value == "–" for label in labels)  # the same row before a run
+    assert "real digits" in metrics["Sample diversity"].help
+    app.sidebar.number_input(key="cfg_epochs").set_value(1).run()
+    _button(app, "start").click().run()
+    assert session_work(app).join(60)
+    app.run()
+    metrics = {m.label: m for m in app.metric}
+    assert not app.exception
+    sharp, diverse = (float(metrics[label].value.removesuffix(" × real")) for label in labels[:2])
+    assert 0 < sharp < 2 and 0 < diverse < 2
+    nearest = metrics["Distance to nearest training example"]
+    assert 0 < float(nearest.value) < 1 and "against 0.1" in nearest.help  # real digits lie ≈ 0.135 from theirs

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vae_core.maths import metrics
+from vae_core.maths import metrics, quality
 from vae_core.config import TrainConfig
 from vae_core.maths.models import build_model
 
@@ -55,7 +55,7 @@ def test_curve_roughness_separates_smooth_from_jumpy_and_flags_blow_ups():
 
 
 def test_discretize_cuts_equal_width_bins():
-    assert metrics.discretize([0.0, 0.24, 0.26, 0.5, 0.99, 1.0], 4).tolist() == [0, 0, 1, 2, 3, 3]
+    assert quality.discretize([0.0, 0.24, 0.26, 0.5, 0.99, 1.0], 4).tolist() == [0, 0, 1, 2, 3, 3]
 
 
 def test_mig_is_one_for_an_axis_aligned_code_and_near_zero_for_an_entangled_or_useless_one():
@@ -63,28 +63,28 @@ def test_mig_is_one_for_an_axis_aligned_code_and_near_zero_for_an_entangled_or_u
     n = 20_000
     factors = np.stack([rng.integers(0, 4, n), rng.integers(0, 5, n)], 1).astype(float)
     aligned = factors + 0.01 * rng.standard_normal(factors.shape)
-    assert metrics.mutual_information_gap(aligned, factors) == pytest.approx(1.0, abs=0.02)
+    assert quality.mutual_information_gap(aligned, factors) == pytest.approx(1.0, abs=0.02)
     # a third, useless dimension changes nothing
     with_noise = np.concatenate([aligned, rng.standard_normal((n, 1))], 1)
-    assert metrics.mutual_information_gap(with_noise, factors) == pytest.approx(1.0, abs=0.02)
+    assert quality.mutual_information_gap(with_noise, factors) == pytest.approx(1.0, abs=0.02)
     # both factors copied into both dimensions: each factor is in two dimensions equally, no gap
     duplicated = np.stack([factors[:, 0] * 5 + factors[:, 1], factors[:, 0] * 5 + factors[:, 1]], 1)
-    assert metrics.mutual_information_gap(duplicated, factors) < 0.02
+    assert quality.mutual_information_gap(duplicated, factors) < 0.02
     noise = rng.standard_normal((n, 2))
-    assert metrics.mutual_information_gap(noise, factors) < 0.02
+    assert quality.mutual_information_gap(noise, factors) < 0.02
     # a rotated (mixed) code of continuous factors scores lower than the aligned one
     cont = rng.random((n, 2))
     rotated = cont @ np.array([[1.0, 1.0], [-1.0, 1.0]]) / math.sqrt(2)
-    aligned_score = metrics.mutual_information_gap(cont, cont, factor_bins=[10, 10])
-    rotated_score = metrics.mutual_information_gap(rotated, cont, factor_bins=[10, 10])
+    aligned_score = quality.mutual_information_gap(cont, cont, factor_bins=[10, 10])
+    rotated_score = quality.mutual_information_gap(rotated, cont, factor_bins=[10, 10])
     assert aligned_score > 0.6 and rotated_score < 0.5 * aligned_score
 
 
 def test_mig_checks_its_inputs():
     with pytest.raises(ValueError):
-        metrics.mutual_information_gap(np.zeros((5, 2)), np.zeros((4, 1)))
+        quality.mutual_information_gap(np.zeros((5, 2)), np.zeros((4, 1)))
     with pytest.raises(ValueError, match="constant"):
-        metrics.mutual_information_gap(np.random.rand(10, 2), np.zeros((10, 1)))
+        quality.mutual_information_gap(np.random.rand(10, 2), np.zeros((10, 1)))
 
 
 class _Fake(torch.nn.Module):
@@ -197,11 +197,11 @@ def test_mig_on_the_shapes_factors():
     bins = [None, None, 10, 10, 10]  # shape and scale are discrete already
     rng = np.random.default_rng(0)
     own = factors + 1e-3 * rng.standard_normal(factors.shape)
-    assert metrics.mutual_information_gap(own, factors, factor_bins=bins) > 0.85
-    assert metrics.mutual_information_gap(rng.standard_normal((len(factors), 5)), factors, factor_bins=bins) < 0.05
+    assert quality.mutual_information_gap(own, factors, factor_bins=bins) > 0.85
+    assert quality.mutual_information_gap(rng.standard_normal((len(factors), 5)), factors, factor_bins=bins) < 0.05
     mixed = own.copy()
     mixed[:, 3], mixed[:, 4] = own[:, 3] + own[:, 4], own[:, 3] - own[:, 4]
-    score = metrics.mutual_information_gap(mixed, factors, factor_bins=bins)
-    print(f"MIG on shapes: own factors {metrics.mutual_information_gap(own, factors, factor_bins=bins):.3f}, "
+    score = quality.mutual_information_gap(mixed, factors, factor_bins=bins)
+    print(f"MIG on shapes: own factors {quality.mutual_information_gap(own, factors, factor_bins=bins):.3f}, "
           f"x and y mixed {score:.3f}")
     assert 0.3 < score < 0.8

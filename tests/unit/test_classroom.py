@@ -95,7 +95,7 @@ def test_unowned_runs_are_the_teachers_to_change(tmp_path):
 def test_titles_default_to_the_settings_and_labels_add_live_changes(tmp_path):
     run = runs.load_run(make_run(tmp_path, ALEX_1, ""))
     assert cards.title(run) == "digits · VAE · z2 · β 1"
-    assert cards.label(run) == "digits · VAE · z2 · β 1 · β → 4 at epoch 2"
+    assert cards.label(run) == "digits · VAE · z2 · β 1 · β → 4 at epoch 2"  # a run saved before "β_was"
 
 
 def test_a_run_handed_in_is_found_in_the_class_session_it_was_handed_in(tmp_path):

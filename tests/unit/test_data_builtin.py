@@ -111,18 +111,32 @@ def test_idx_folder_with_train_and_test_files(tmp_path, gz):
     assert data.sample_shape == (1, 28, 28) and data.train.max() <= 1.0
 
 
-def test_idx_folder_with_only_the_test_pair_splits_it_in_order(tmp_path):
+def test_idx_folder_with_only_the_test_pair_splits_it_in_order_with_test_apart_from_val(tmp_path):
     write_idx(tmp_path, count=100, train=False)
     data = load_dataset("fashion-mnist", data_dir=tmp_path)
-    assert len(data.train) == 80 and len(data.val) == 20 and data.class_names[9] == "Ankle boot"
-    assert torch.equal(data.val, data.test)  # the overlap the description states
-    assert all("both the validation and the test set" in DATASETS[name].description
-               for name in ("mnist", "fashion-mnist"))
+    assert (len(data.train), len(data.val), len(data.test)) == (80, 10, 10) and data.class_names[9] == "Ankle boot"
+    whole = idx_module.read_idx(tmp_path / "t10k-images-idx3-ubyte.gz", "images")
+    whole = torch.from_numpy(whole.copy()).unsqueeze(1).float().div_(255)
+    assert torch.equal(torch.cat([data.train, data.val, data.test]), whole)  # in file order, each row once
+    assert all("the last 1,000 are the test set" in DATASETS[name].description for name in ("mnist", "fashion-mnist"))
+
+
+@pytest.mark.parametrize("count,sizes", [(3, (1, 1, 1)), (19, (17, 1, 1)), (20, (16, 2, 2))])
+def test_a_small_test_pair_still_gives_three_non_empty_splits(tmp_path, count, sizes):
+    write_idx(tmp_path, count=count, train=False)
+    data = load_dataset("mnist", data_dir=tmp_path)
+    assert (len(data.train), len(data.val), len(data.test)) == sizes
+
+
+def test_a_test_pair_of_two_images_is_refused_as_too_small_to_split(tmp_path):
+    write_idx(tmp_path, count=2, train=False)
+    with pytest.raises(DataError, match="need at least 3"):
+        load_dataset("mnist", data_dir=tmp_path)
 
 
 @pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="no shared MNIST test set")
-def test_the_real_mnist_test_set_gives_8000_and_2000(mnist):
-    assert mnist.train.shape == (8000, 1, 28, 28) and mnist.val.shape == (2000, 1, 28, 28)
+def test_the_real_mnist_test_set_gives_8000_1000_and_1000(mnist):
+    assert mnist.train.shape == (8000, 1, 28, 28) and mnist.val.shape == mnist.test.shape == (1000, 1, 28, 28)
     assert mnist.train_labels[:5].tolist() == [7, 2, 1, 0, 4]  # the first t10k digits
     assert 0.1 < mnist.train.mean() < 0.15
 
@@ -312,10 +326,10 @@ def test_idx_files_are_taken_from_the_first_level_that_has_them(levels, first):
     data = load_dataset("mnist", data_dir=folders["data_dir"])
     if first < len(LEVELS):
         assert found == folders[LEVELS[first]].resolve() and downloads == []
-        assert len(data.train) + len(data.val) == 10 + 2 * first
+        assert len(data.train) + len(data.val) + len(data.test) == 10 + 2 * first
     else:
         assert found == folders["user cache"].resolve() and downloads == [folders["user cache"]]
-        assert len(data.train) + len(data.val) == 30
+        assert len(data.train) + len(data.val) + len(data.test) == 30
 
 
 def test_with_no_files_and_the_download_refused_the_message_lists_every_folder_in_order(levels, monkeypatch):

@@ -90,44 +90,6 @@ def moons_job(moons):
 
 
 # --- the Train page ---------------------------------------------------------------------------------
-def test_loss_figure_shows_every_training_step_and_each_epochs_validation(digits, digits_job):
-    view = digits_job.view()
-    steps, epochs = view.step_history, view.epoch_history
-    per_epoch = math.ceil(len(digits.train) / DIGITS_RUN.batch_size)
-    assert len(steps) == DIGITS_RUN.epochs * per_epoch
-    fig = drawn.loss_figure(steps, epochs)
-    by_name = {t.name: t for t in fig.data}
-    assert list(by_name) == ["total", "reconstruction", "KL", "β·KL", "total (val)", "reconstruction (val)",
-                             "KL (val)", "β·KL (val)"]
-    for name, key in (("total", "loss"), ("reconstruction", "recon"), ("KL", "kl"), ("β·KL", "beta_kl")):
-        trace = by_name[name]
-        assert list(trace.x) == [r["step"] for r in steps] and list(trace.y) == [r[key] for r in steps]
-        assert trace.mode == "lines" and trace.line.dash is None
-    for name, key in (("total", "loss"), ("reconstruction", "recon"), ("KL", "kl")):
-        trace = by_name[f"{name} (val)"]
-        assert list(trace.x) == [r["step"] for r in epochs] == [per_epoch, 2 * per_epoch, 3 * per_epoch]
-        assert list(trace.y) == [r[f"val_{key}"] for r in epochs]
-        assert trace.line.dash == "dash" and trace.mode == "lines+markers"
-        assert trace.legendgroup == by_name[name].legendgroup  # one legend click hides both
-    beta_kl = by_name["β·KL (val)"]  # the objective's KL part: validation loss less its reconstruction
-    assert list(beta_kl.x) == [per_epoch, 2 * per_epoch, 3 * per_epoch]
-    np.testing.assert_allclose(beta_kl.y, [r["val_loss"] - r["val_recon"] for r in epochs])
-    np.testing.assert_allclose(beta_kl.y, [DIGITS_RUN.beta * r["val_kl"] for r in epochs], rtol=1e-4)
-    assert beta_kl.line.dash == "dash" and beta_kl.legendgroup == by_name["β·KL"].legendgroup
-    assert beta_kl.line.color == by_name["β·KL"].line.color
-    assert fig.layout.xaxis.title.text == "training step"
-    assert fig.layout.yaxis.title.text == "nats per sample" and fig.layout.yaxis.type == "linear"
-
-
-def test_loss_figure_log_scale_keeps_the_step_zoom_but_not_the_loss_zoom(digits_job):
-    view = digits_job.view()
-    linear = drawn.loss_figure(view.step_history, view.epoch_history)
-    log = drawn.loss_figure(view.step_history, view.epoch_history, log_y=True)
-    assert log.layout.yaxis.type == "log"
-    assert log.layout.uirevision == linear.layout.uirevision
-    assert log.layout.yaxis.uirevision != linear.layout.yaxis.uirevision
-
-
 def test_live_figures_keep_their_uirevision_from_the_empty_view_to_a_finished_run(digits, digits_job, moons,
                                                                                   moons_job):
     """Same uirevision on every redraw, so Plotly keeps the user's zoom and legend clicks while a run trains."""
@@ -135,9 +97,6 @@ def test_live_figures_keep_their_uirevision_from_the_empty_view_to_a_finished_ru
     snap = view.snapshot
     empty, axes = np.zeros((0, 2)), ("PC 1", "PC 2")
     pairs = [
-        (drawn.loss_figure([], []), drawn.loss_figure(view.step_history, view.epoch_history)),
-        (drawn.loss_figure(view.step_history[:10], view.epoch_history[:0], log_y=True),
-         drawn.loss_figure(view.step_history, view.epoch_history, log_y=True)),
         (drawn.latent_figure(empty, None, digits.class_names, axes),
          drawn.latent_figure(snap.latent_2d, snap.labels, digits.class_names, axes)),
         (drawn.kl_figure(np.zeros(DIGITS_RUN.latent_dim)), drawn.kl_figure(snap.kl_per_dim, snap.latent_mu)),
@@ -342,8 +301,6 @@ def test_runs_figure_overlays_one_metric_of_the_saved_runs_per_epoch(compared):
 
 # --- empty inputs ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("build", [
-    lambda: figures.loss_figure([], []),
-    lambda: figures.loss_figure([], [], log_y=True),
     lambda: figures.points_figure(np.zeros((0, 2)), np.zeros((0, 2)), "reconstructions", connect=True),
     lambda: figures.latent_figure(np.zeros((0, 2)), None, ("0", "1"), ("z₁", "z₂")),
     lambda: figures.latent_figure(np.zeros((0, 2)), np.zeros(0, int), ("0", "1")),
@@ -353,7 +310,7 @@ def test_runs_figure_overlays_one_metric_of_the_saved_runs_per_epoch(compared):
     lambda: figures.rate_distortion_figure({"a run with no epoch yet": []}),
     lambda: figures.runs_figure({}, "val_kl"),
     lambda: figures.runs_figure({"a run with no epoch yet": []}, "val_kl", log_y=True),
-], ids=["loss", "loss-log", "points", "latent", "latent-labelled", "kl", "paths", "rate-distortion",
+], ids=["points", "latent", "latent-labelled", "kl", "paths", "rate-distortion",
         "rate-distortion-no-epochs", "runs", "runs-no-epochs"])
 def test_empty_inputs_give_an_empty_but_drawable_figure(build):
     fig = _drawable(build())

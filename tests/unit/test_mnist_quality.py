@@ -14,7 +14,7 @@ from vae_core.train import Status, Trainer, fit
 
 @pytest.mark.slow
 def test_mlp_vae_reaches_the_reference_elbo_on_real_mnist(mnist):
-    assert len(mnist.train) == 8000 and len(mnist.val) == 2000
+    assert len(mnist.train) == 8000 and len(mnist.val) == 1000
     results = []
     for seed in (0, 1, 2):
         config = TrainConfig(dataset="mnist", hidden=[400], latent_dim=20, recon_loss="bce", optimizer="adam",

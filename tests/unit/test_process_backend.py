@@ -90,7 +90,8 @@ def test_pause_gives_the_model_so_far_live_changes_apply_and_stop_saves(backend,
     assert wait_until(lambda: job.view().step > step)  # the changes can show before the first step after resume
     assert wait_until(lambda: job.view().lr == pytest.approx(0.0123) and job.view().beta_now == 3.0)
     # both changes applied together, before the first step after the pause: no step was taken while paused
-    assert job.view().live_changes == ({"step": step, "lr": 0.0123, "beta": 3.0},)
+    assert job.view().live_changes == ({"step": step, "lr": 0.0123, "lr_was": LONG.lr, "beta": 3.0,
+                                        "beta_was": LONG.beta},)
     assert job.view().status == Status.RUNNING
     job.stop()
     assert job.join(10)

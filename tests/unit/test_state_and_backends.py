@@ -95,7 +95,7 @@ def test_fit_trains_every_epoch_and_calls_its_hooks_in_order(digits):
     assert {"lr", "beta_now", "train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl",
             "val_neg_elbo", "val_active_units"} <= last.row.keys()
     assert last.row["train_loss"] == pytest.approx(np.mean([r["loss"] for r in hooks.steps[20:]]))
-    assert {"step", "loss", "recon", "kl", "beta_now", "beta_kl", "lr"} == hooks.steps[0].keys()
+    assert {"step", "loss", "recon", "kl", "kl_term", "beta_now", "lr"} == hooks.steps[0].keys()
     assert all(r["beta_now"] == 1.0 for r in hooks.steps) and "beta" not in hooks.steps[0]
 
 
@@ -156,7 +156,7 @@ def test_fit_ends_a_diverged_run_with_the_last_good_epochs_weights(digits, monke
     outcome = hooks.fit(trainer)
     assert outcome.status == Status.DIVERGED and problem in outcome.message, outcome.message
     assert "learning rate (0.002)" in outcome.message and outcome.best_epoch == 1
-    assert [row["step"] for row in hooks.steps] == list(range(1, 13))  # the diverged step is not reported
+    assert [row["step"] for row in hooks.steps] == list(range(1, 14))  # the diverged step too: the chart shows it
     assert trainer.step == 13 and len(hooks.epochs) == 1
     assert equal_weights(trainer.weights(), hooks.epochs[0].weights)  # epoch 1's, though step 13 changed them
 

@@ -75,8 +75,27 @@ def title(run: SavedRun) -> str:
 
 
 def label(run: SavedRun) -> str:
-    """The run's title, followed by the live changes it had: "β = 8 · β → 4 at epoch 19"."""
-    return " · ".join([title(run), *live_changes(run.meta)])
+    """The run's title, then the live changes it had, then how it ended if it did not complete:
+    "β = 8 · β 1 → 4 at epoch 19 · stopped at epoch 20"."""
+    return " · ".join([title(run), *live_changes(run.meta), *ending(run.meta)])
+
+
+def ending(meta: dict) -> list[str]:
+    """How a run ended, in words, when it did not train to its end ([] while it runs or once completed)."""
+    status, epochs = meta.get("status"), meta.get("epochs_done")
+    if status not in ("stopped", "diverged", "failed"):
+        return []
+    return [f"{status} at epoch {epochs}" if isinstance(epochs, int) and epochs > 0 else f"{status} before epoch 1"]
+
+
+def change_words(change: dict) -> list[str]:
+    """One live change in words, from the setting it replaced where that was saved: ["β 1 → 4"]."""
+    out = []
+    for name, shown in (("beta", "β"), ("lr", "LR")):
+        new, was = change.get(name), change.get(f"{name}_was")
+        if isinstance(new, (int, float)):
+            out.append(f"{shown} {was:g} → {new:g}" if isinstance(was, (int, float)) else f"{shown} → {new:g}")
+    return out
 
 
 def live_changes(meta: dict) -> list[str]:
@@ -90,9 +109,7 @@ def live_changes(meta: dict) -> list[str]:
             continue
         step = change.get("step", 0) if isinstance(change.get("step"), int) else 0
         when = f"epoch {int(step // per_epoch) + 1}" if per_epoch else f"step {step:,}"
-        for name, shown in (("beta", "β"), ("lr", "LR")):
-            if isinstance(change.get(name), (int, float)):
-                out.append(f"{shown} → {change[name]:g} at {when}")
+        out.extend(f"{words} at {when}" for words in change_words(change))
     return out
 
 

@@ -221,8 +221,8 @@ def load_idx_dataset(name: str, seed: int, folder: Path) -> Dataset:
     """Build the Dataset from a usable folder.
 
     With the train pair: train = train file minus a seeded 10 % held out as val, test = t10k.
-    With only the t10k pair: train = first 80 % (8,000 of MNIST's 10,000), val = test = the
-    rest, unshuffled so results are reproducible across runs and machines.
+    With only the t10k pair: train = first 80 % (8,000 of MNIST's 10,000), val = the next 10 %, test = the
+    last 10 %, unshuffled so results are reproducible across runs and machines; test never equals val.
     """
     def pair(split: str) -> tuple[np.ndarray, np.ndarray] | None:
         paths = {part: _file_in(folder, FILES[(split, part)]) for part in ("images", "labels")}
@@ -247,8 +247,12 @@ def load_idx_dataset(name: str, seed: int, folder: Path) -> Dataset:
     class_names = IDX_DATASETS[name]["class_names"]
     if train is None:
         images, labels = test
-        n_train = len(images) * 4 // 5
-        splits = (slice(0, n_train), slice(n_train, None), slice(n_train, None))
+        if len(images) < 3:
+            raise DataError(f"{folder}: the t10k files hold only {len(images)} images; need at least 3 (to "
+                            "train, validate and test) or the train pair too")
+        held_out = max(1, len(images) // 10)
+        n_train = len(images) - 2 * held_out
+        splits = (slice(0, n_train), slice(n_train, n_train + held_out), slice(n_train + held_out, None))
     else:
         images, labels = (np.concatenate(arrays) for arrays in zip(train, test))
         n_train_file = len(train[0])

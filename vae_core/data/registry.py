@@ -29,8 +29,8 @@ class DatasetInfo:
     kind: str  # "image" or "points"
 
 
-_T10K_ONLY = ("With only the 10,000 test (t10k) files, the first 8,000 images train and the last 2,000 are "
-              "both the validation and the test set.")
+_T10K_ONLY = ("With only the 10,000 test (t10k) files, the first 8,000 images train, the next 1,000 validate "
+              "and the last 1,000 are the test set.")
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
     DatasetInfo("digits", "Digits (8×8)", "1,797 small handwritten digits 0-9 from scikit-learn; "
                 "trains in seconds.", "image"),

@@ -7,6 +7,7 @@ call the controls and read `view()`; the training thread never touches the UI.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import threading
@@ -26,9 +27,11 @@ from vae_core.jobs.history import History
 from vae_core.jobs.slots import SlotPool, default_pool
 from vae_core.jobs.snapshots import Snapshot, SnapshotMaker, SnapshotThrottle
 from vae_core.jobs.state import JobView, RunState
+from vae_core.maths import score
 from vae_core.maths.models import build_model
 from vae_core.train import Epoch, Outcome, Status, Trainer, fit
 
+log = logging.getLogger(__name__)
 BY_THE_USER = "Stopped by the user."  # a stopped job's message, unless stop() gives another reason
 CORES = torch.get_num_threads()  # torch's default intra-op threads (physical cores, or $OMP_NUM_THREADS)
 
@@ -54,6 +57,7 @@ class TrainingJob:
         self.status = Status.QUEUED
         self.message = ""
         self.best_epoch: int | None = None
+        self.score: dict | None = None  # the final score on the test split, once the run has ended
         self.save_error: str | None = None  # why the run folder could not be written, when it could not
         self.live_changes: list[dict] = []
         self._maker: SnapshotMaker | None = None
@@ -133,9 +137,10 @@ class TrainingJob:
             epoch=trainer.epoch if trainer else 0, epochs=self.config.epochs, step=step, total_steps=total,
             elapsed=self.clock.elapsed(), eta=self.clock.eta(step, total) if not self.status.ended else None,
             lr=trainer.schedule.lr if trainer else self.config.lr,
-            beta_now=trainer.beta_now() if trainer else self.config.beta,
+            beta_now=(trainer.beta_used if self.status.ended else trainer.beta_now()) if trainer else self.config.beta,
             queue_position=self.pool.position(self), run_dir=str(self.run_dir) if self.run_dir else None,
-            best_epoch=self.best_epoch, live_changes=tuple(self.live_changes), paused=not self._running.is_set())
+            best_epoch=self.best_epoch, live_changes=tuple(self.live_changes), paused=not self._running.is_set(),
+            score=self.score)
 
     def view(self) -> JobView:
         return JobView.of(self.state(), self.history, self.snapshot)
@@ -184,7 +189,7 @@ class TrainingJob:
             build_model(config, data.sample_shape)
         self.trainer = trainer = Trainer(config, data)
         self.status = Status.RUNNING  # until the model exists, the job shows as queued: "building the model"
-        self._maker = SnapshotMaker(data.val, data.val_labels, config.latent_dim, config.seed)
+        self._maker = SnapshotMaker(data.val, data.val_labels, config.latent_dim, config.seed, data.train)
         self._open_run_dir()
         self._throttle = SnapshotThrottle(self.snapshot_interval)
         self._take_snapshot(forced=True)
@@ -214,11 +219,14 @@ class TrainingJob:
         if self._pending:
             with self._lock:
                 pending, self._pending = self._pending, {}
+            change = {"step": self.trainer.step, **pending}  # with the settings it replaced ("β 1 → 4")
             if "lr" in pending:
+                change["lr_was"] = self.trainer.config.lr
                 self.trainer.set_lr(pending["lr"])
             if "beta" in pending:
+                change["beta_was"] = self.trainer.beta
                 self.trainer.beta = pending["beta"]
-            self.live_changes.append({"step": self.trainer.step, **pending})
+            self.live_changes.append(change)
 
     def _on_step(self, row: dict) -> None:
         self.clock.stepped(row["step"])
@@ -248,9 +256,21 @@ class TrainingJob:
             self._take_snapshot(forced=True)
         self.best_epoch = outcome.best_epoch
         message = self._why if outcome.status == Status.STOPPED else outcome.message
+        if not failed:
+            self.score = self._final_score()
         self._save(None if failed else self.trainer.weights(), outcome.status, message)
         self.message = f"{message} {self.save_error}" if self.save_error else message
         self.status = outcome.status
+
+    def _final_score(self) -> dict | None:
+        """The kept weights' score on the test split (maths/score.py). The Stop that ended training leaves it to
+        its time cap; a Stop pressed while it scores cuts it short."""
+        should_stop = (lambda: False) if self._stop.is_set() else self._stop.is_set
+        try:
+            return score.final_score(self.trainer, should_stop)
+        except Exception:  # the run has trained: it is saved without a score
+            log.exception("the final score failed")
+            return None
 
     def _open_run_dir(self) -> None:
         if self.runs_dir is None:
@@ -268,7 +288,7 @@ class TrainingJob:
             return
         try:
             meta = runs.run_meta(self.trainer, status or self.status, message or self.message, self.best_epoch,
-                                 self.live_changes)
+                                 self.live_changes, self.score)
             runs.save_progress(self.run_dir, meta, self.history.epochs(), self.history.steps(), weights)
             self.save_error = None
         except OSError as exc:  # a full disk or read-only folder must not cost the user the trained model

@@ -1,4 +1,5 @@
-"""What the UI shows of a model while it trains, computed on a fixed evaluation batch."""
+"""What the UI shows of a model while it trains, computed on a fixed evaluation batch; sample quality once an
+epoch, as it costs more than the rest (bench/README.md, "Sample quality")."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 from vae_core.maths.metrics import project_2d
 from vae_core.maths.models import VAE
 from vae_core.maths.objectives import kl_per_dim
+from vae_core.maths.quality import QualityMeter, SampleQuality
 from vae_core.train import Posterior, active_units, chunk_rows
 
 N_IMAGES = 16  # originals, reconstructions and prior samples shown for image data
@@ -33,13 +35,18 @@ class Snapshot:
     labels: np.ndarray | None  # (m,) labels of the evaluation subset
     kl_per_dim: np.ndarray  # (latent_dim,) mean KL of each dimension on the subset
     active_units: int
+    quality: SampleQuality | None = None  # of the last epoch ended (None before the first)
 
 
 class SnapshotMaker:
     """Holds the fixed evaluation inputs and prior draws, so successive snapshots are comparable."""
 
-    def __init__(self, val: torch.Tensor, labels: torch.Tensor | None, latent_dim: int, seed: int):
+    def __init__(self, val: torch.Tensor, labels: torch.Tensor | None, latent_dim: int, seed: int,
+                 train: torch.Tensor | None = None):
         self.val = val
+        self._meter = None if train is None else QualityMeter(train, val)
+        self._quality: SampleQuality | None = None
+        self._quality_epoch = 0
         self.x = val[:N_POINTS]
         self.labels = None if labels is None else labels[:N_POINTS].numpy()
         is_image = val.dim() == 4
@@ -57,6 +64,8 @@ class SnapshotMaker:
         else:
             encoded = [model.encode(xb) for xb in self.x.split(chunk_rows(self.x[0]))]
             mu, logvar = (torch.cat(parts) for parts in zip(*encoded))
+        if self._meter is not None and epoch > self._quality_epoch:  # the first snapshot since an epoch ended
+            self._quality, self._quality_epoch = self._meter.measure(model), epoch
         recon = model.output_mean(model.decode(mu[self.shown]))
         samples = model.output_mean(model.decode(self.prior_z))
         kl_dims = kl_per_dim(mu, logvar).mean(0) if model.variational else torch.zeros(mu.shape[1])
@@ -65,7 +74,7 @@ class SnapshotMaker:
         return Snapshot(step=step, epoch=epoch, originals=self.x[self.shown].numpy(), reconstructions=recon.numpy(),
                         samples=samples.numpy(), latent_mu=mu_np, latent_logvar=logvar.numpy(),
                         latent_2d=project_2d(mu_np), labels=self.labels, kl_per_dim=kl_dims.numpy(),
-                        active_units=active_units(mu))
+                        active_units=active_units(mu), quality=self._quality)
 
 
 class SnapshotThrottle:

@@ -12,11 +12,12 @@ the same on 8×8 digits and 28×28 MNIST: 0 is identical, 1 is black against whi
   sharpness                 mean absolute difference between neighbouring pixels (blur lowers it)
   train_val_gap             validation minus training −ELBO, both measured the same way
   kl_per_dimension          mean KL of each latent dimension on a split
-  informative_dimensions    latent dimensions whose mean KL exceeds a threshold (0.1 nats)
+  informative_dimensions    latent dimensions above 0.1 nats of KL whose mean varies (maths.collapse)
   reconstruction_spread     how much reconstructions differ between inputs (0: one image for every input)
   curve_roughness           how much a loss curve jumps from step to step, relative to its level
   kl_by_cycle               mean KL at the start and at the end of each cycle of a cyclical β schedule
-  mutual_information_gap    MIG (Chen et al. 2018) of latent codes against known discrete(-ised) factors
+
+Sample quality and disentanglement, as the pages report them, are in `quality.py`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import math
 import numpy as np
 import torch
 
+from vae_core.maths import collapse
 from vae_core.maths.models import VAE
 from vae_core.maths.objectives import kl_per_dim
 
@@ -183,12 +185,13 @@ def kl_per_dimension(model: VAE, x: torch.Tensor) -> torch.Tensor:
     return kl_per_dim(mu, logvar).mean(0)
 
 
-def informative_dimensions(model: VAE, x: torch.Tensor, threshold: float = 0.1) -> int:
-    """How many latent dimensions carry more than `threshold` nats of KL on average over x.
-
-    Unlike `train.active_units` (variance of the posterior mean above 0.01), this ignores dimensions
-    that wobble a little but carry almost no information, as collapsing dimensions do early in training."""
-    return int((kl_per_dimension(model, x) > threshold).sum())
+@torch.inference_mode()
+def informative_dimensions(model: VAE, x: torch.Tensor) -> int:
+    """How many latent dimensions are informative over x: above 0.1 nats of KL, with a mean that varies
+    across inputs (the definition of vae_core.maths.collapse, which the Train page's KL bars count too)."""
+    model.eval()
+    mu, _ = model.encode(x)
+    return int(collapse.informative(kl_per_dimension(model, x), mu).sum())
 
 
 def reconstruction_spread(model: VAE, x: torch.Tensor) -> float:
@@ -225,55 +228,3 @@ def kl_by_cycle(rows: list[dict], cycles: int, share: float = 0.1) -> list[tuple
             raise ValueError("too few recorded steps per cycle")
         out.append((float(head.mean()), float(tail.mean())))
     return out
-
-
-def discretize(values, bins: int) -> np.ndarray:
-    """Equal-width histogram bin index (0 … bins − 1) of each value of a 1-D array."""
-    v = np.asarray(values, dtype=np.float64)
-    edges = np.histogram_bin_edges(v, bins)
-    return np.clip(np.digitize(v, edges[1:-1]), 0, bins - 1)
-
-
-def _entropy(labels: np.ndarray) -> float:
-    _, counts = np.unique(labels, return_counts=True)
-    p = counts / counts.sum()
-    return float(-(p * np.log(p)).sum())
-
-
-def _mutual_information(a: np.ndarray, b: np.ndarray) -> float:
-    """Discrete mutual information in nats from the joint histogram of two label arrays."""
-    _, ai = np.unique(a, return_inverse=True)
-    _, bi = np.unique(b, return_inverse=True)
-    joint = np.zeros((ai.max() + 1, bi.max() + 1))
-    np.add.at(joint, (ai, bi), 1)
-    joint /= joint.sum()
-    pa, pb = joint.sum(1, keepdims=True), joint.sum(0, keepdims=True)
-    nz = joint > 0
-    return float((joint[nz] * np.log(joint[nz] / (pa @ pb)[nz])).sum())
-
-
-def mutual_information_gap(codes, factors, code_bins: int = 20, factor_bins=None) -> float:
-    """MIG (Chen et al. 2018), with the histogram estimator of Locatello et al. 2019.
-
-    codes: (N, D) latent means; factors: (N, K) ground-truth factors. Each code dimension is cut into
-    `code_bins` equal-width bins; factor k is used as it is when `factor_bins[k]` is None (already
-    discrete) or cut into that many bins. For each factor, the gap between the two largest
-    I(z_j; v_k) divided by H(v_k), averaged over factors: 1 when every factor lives in one dimension
-    alone, 0 when none does.
-    """
-    codes, factors = np.asarray(codes), np.asarray(factors)
-    if codes.ndim != 2 or factors.ndim != 2 or len(codes) != len(factors):
-        raise ValueError("codes (N, D) and factors (N, K) must have the same N")
-    factor_bins = [None] * factors.shape[1] if factor_bins is None else list(factor_bins)
-    z = [discretize(codes[:, j], code_bins) for j in range(codes.shape[1])]
-    gaps = []
-    for k in range(factors.shape[1]):
-        v = factors[:, k] if factor_bins[k] is None else discretize(factors[:, k], factor_bins[k])
-        h = _entropy(v)
-        if h <= 0:
-            continue
-        mi = sorted((_mutual_information(zj, v) for zj in z), reverse=True) + [0.0]
-        gaps.append((mi[0] - mi[1]) / h)
-    if not gaps:
-        raise ValueError("every factor is constant")
-    return float(np.mean(gaps))

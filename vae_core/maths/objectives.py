@@ -69,6 +69,22 @@ class LossTerms:
     recon: torch.Tensor  # batch mean of reconstruction nats
     kl: torch.Tensor  # batch mean of KL nats (0 for an autoencoder)
 
+    @property
+    def kl_term(self) -> torch.Tensor:
+        """The objective's KL part, as optimised: β·KL, γ·|KL − C| or the free-bits sum (see `kl_term_name`)."""
+        return self.loss - self.recon
+
+
+def kl_term_name(config: TrainConfig) -> str | None:
+    """The objective's KL part in symbols, as the charts name it; None for an autoencoder (no KL term)."""
+    if config.mode == "ae":
+        return None
+    if config.capacity:
+        return "γ·|KL − C|"
+    if config.free_bits > 0:
+        return "β·Σⱼ max(KLⱼ, λ)"
+    return "β·KL"
+
 
 def objective(recon: torch.Tensor, kl: torch.Tensor, kl_dims: torch.Tensor, config: TrainConfig, beta: float,
               capacity: float) -> torch.Tensor:

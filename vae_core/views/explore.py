@@ -1,14 +1,11 @@
-"""Looking into a trained model: encode, decode, interpolate, traverse, the latent plane, the IWAE bound."""
+"""Looking into a trained model: encode, decode, interpolate, traverse, the latent plane (the IWAE bound is in
+maths/score.py)."""
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from vae_core.config import TrainConfig
 from vae_core.maths.models import VAE
-from vae_core.maths.objectives import reconstruction_nll
 
 
 @torch.inference_mode()
@@ -63,28 +60,3 @@ def latent_grid(model: VAE, steps: int = 15, span: float = 2.5) -> torch.Tensor:
     z2, z1 = torch.meshgrid(values.flip(0), values, indexing="ij")
     z = torch.stack([z1.reshape(-1), z2.reshape(-1)], 1)
     return decode(model, z).view(steps, steps, *model.sample_shape)
-
-
-@torch.inference_mode()
-def iwae_bound(model: VAE, x: torch.Tensor, config: TrainConfig, k: int = 50, seed: int = 0,
-               chunk: int = 256) -> float:
-    """Mean importance-weighted lower bound on log p(x) in nats with k samples (Burda et al. 2016)."""
-    if not model.variational:
-        raise ValueError("the IWAE bound needs a VAE: an autoencoder has no posterior to sample")
-    model.eval()
-    gen = torch.Generator().manual_seed(seed)
-    total = 0.0
-    for start in range(0, len(x), chunk):
-        xb = x[start:start + chunk]
-        mu, logvar = model.encode(xb)
-        std = torch.exp(0.5 * logvar)
-        eps = torch.randn((k, *mu.shape), generator=gen)
-        z = mu + eps * std  # (k, B, D)
-        raw = model.decode(z.reshape(-1, mu.shape[1]))
-        log_px_z = -reconstruction_nll(raw, xb.repeat(k, *[1] * (xb.dim() - 1)), config, model.is_image)
-        log_px_z = log_px_z.view(k, len(xb))
-        log_pz = (-0.5 * (z ** 2 + math.log(2 * math.pi))).sum(-1)
-        log_qz = (-0.5 * (eps ** 2 + math.log(2 * math.pi)) - 0.5 * logvar).sum(-1)
-        log_w = log_px_z + log_pz - log_qz
-        total += (torch.logsumexp(log_w, 0) - math.log(k)).sum().item()
-    return total / len(x)

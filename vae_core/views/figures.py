@@ -22,12 +22,6 @@ from PIL import Image
 
 Figure = dict  # {"data": [...], "layout": {...}}
 
-TERMS = {  # step-history key -> (legend name, colour)
-    "loss": ("total", "#1f77b4"),
-    "recon": ("reconstruction", "#ff7f0e"),
-    "kl": ("KL", "#2ca02c"),
-    "beta_kl": ("β·KL", "#d62728"),
-}
 THUMBNAIL_BYTES = 1_500_000  # at most this much of hover images (PNG data URIs) per scatter
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
@@ -73,55 +67,34 @@ def _y_scale(log_y: bool, revision: str) -> dict:
     return dict(type=scale, uirevision=f"{revision}-{scale}")
 
 
-def loss_figure(steps: list[dict], epochs: list[dict], log_y: bool = False, revision: str = "loss") -> Figure:
-    """Training losses per step (lines) and validation losses per epoch (dashed, with markers).
-
-    The validation β·KL is the validation loss less its reconstruction: the KL part of the objective trained
-    on (β·KL, or what capacity or free bits make of it), as the training β·KL line is."""
-    x = [row["step"] for row in steps]
-    traces = [dict(type="scatter", x=x, y=_numbers(row[key] for row in steps), name=name, mode="lines",
-                   line=dict(color=colour, width=1.5), legendgroup=key)
-              for key, (name, colour) in TERMS.items()]
-    x_val = [row["step"] for row in epochs]
-    val = {key: [row.get(f"val_{key}", math.nan) for row in epochs] for key in ("loss", "recon", "kl")}
-    val["beta_kl"] = [loss - recon for loss, recon in zip(val["loss"], val["recon"])]  # the objective's KL part
-    for key, values in val.items():
-        name, colour = TERMS[key]
-        traces.append(dict(type="scatter", x=x_val, y=_numbers(values), name=f"{name} (val)", mode="lines+markers",
-                           line=dict(color=colour, dash="dash"), legendgroup=key,
-                           marker=dict(size=7, symbol="diamond")))
-    return _figure(traces, revision, 360, _axis("training step"),
-                   _axis("nats per sample", **_y_scale(log_y, revision)))
-
-
-def schedule_svg(steps: list[int], values: list[float], name: str) -> str:
-    """A small line chart of a schedule (β or learning rate) over the training steps, as SVG (from 0 up,
-    ticks at both ends and the middle). The browser draws it at once: as the Train page's first Plotly
-    charts these two made its Start button appear 0.8 s later in headless Chromium."""
+def schedule_svg(epochs: list[float], values: list[float], name: str) -> str:
+    """A small line chart of a schedule (β or learning rate) over training, x in epochs as the settings are,
+    as SVG (from 0 up, ticks at both ends and the middle). The browser draws it at once: as the Train page's
+    first Plotly charts these two made its Start button appear 0.8 s later in headless Chromium."""
     width, height, left, right, top, bottom = 210, 150, 40, 20, 8, 36  # the sidebar is about 210 px wide
-    x_end, y_end = max(steps, default=0) or 1, max(values, default=0.0) or 1.0
+    x_end, y_end = max(epochs, default=0) or 1, max(values, default=0.0) or 1.0
 
-    def x(step: float) -> float:
-        return left + step / x_end * (width - left - right)
+    def x(epoch: float) -> float:
+        return left + epoch / x_end * (width - left - right)
 
     def y(value: float) -> float:
         return top + (1 - value / y_end) * (height - top - bottom)
 
     ink = 'font-family="sans-serif" font-size="11" fill="#2a3f5f"'
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img"><title>{name} over the training steps</title>']
+             f'viewBox="0 0 {width} {height}" role="img"><title>{name} over the training epochs</title>']
     for value in (0.0, y_end / 2, y_end):
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
                      'stroke="#e5ecf6"/>')
         parts.append(f'<text x="{left - 4}" y="{y(value) + 4:.1f}" text-anchor="end" {ink}>{value:.3g}</text>')
-    for step in (0, x_end / 2, x_end):
-        parts.append(f'<text x="{x(step):.1f}" y="{height - bottom + 14}" text-anchor="middle" {ink}>'
-                     f'{round(step):,}</text>')
+    for epoch in (0, x_end / 2, x_end):
+        parts.append(f'<text x="{x(epoch):.1f}" y="{height - bottom + 14}" text-anchor="middle" {ink}>'
+                     f'{epoch:g}</text>')
     parts.append(f'<text x="{(left + width - right) / 2:.1f}" y="{height - 4}" text-anchor="middle" {ink}>'
-                 'training step</text>')
+                 'epoch</text>')
     parts.append(f'<text transform="translate(12 {(top + height - bottom) / 2:.1f}) rotate(-90)" '
                  f'text-anchor="middle" {ink}>{name}</text>')
-    points = " ".join(f"{x(step):.1f},{y(value):.1f}" for step, value in zip(steps, values))
+    points = " ".join(f"{x(epoch):.1f},{y(value):.1f}" for epoch, value in zip(epochs, values))
     parts.append(f'<polyline points="{points}" fill="none" stroke="#9467bd" stroke-width="2"/></svg>')
     return "".join(parts)
 
@@ -209,11 +182,13 @@ def points_figure(data: np.ndarray, overlay: np.ndarray, overlay_name: str, conn
 
 def latent_figure(latent: np.ndarray, labels: np.ndarray | None, class_names: tuple[str, ...] | None = None,
                   axis_titles: tuple[str, str] = ("z₁", "z₂"), highlight: dict[str, int] | None = None,
-                  revision: str = "latent", height: int = 420) -> Figure:
+                  prior: bool = False, revision: str = "latent", height: int = 420) -> Figure:
     """Latent means as a scatter, one trace per label, `customdata` = the point's index (for picking, and for
     the image shown on hover: see `thumbnails`). A click is an event only: no point is left selected.
 
-    `highlight` maps a name ("A", "B") to an index to draw as a large labelled marker."""
+    `highlight` maps a name ("A", "B") to an index to draw as a large labelled marker. With `prior`, the axes
+    span at least the prior's ±3 and a circle marks where 95 % of N(0, I) lies (radius 2.45), so a code that
+    has collapsed to a dot looks like one instead of being auto-scaled into a cloud."""
     latent = np.asarray(latent)
     index = np.arange(len(latent))
     groups = [(None, index)] if labels is None else [(k, index[labels == k]) for k in np.unique(labels)]
@@ -230,25 +205,50 @@ def latent_figure(latent: np.ndarray, labels: np.ndarray | None, class_names: tu
                            mode="markers+text", text=[name], textposition="top center", name=f"{name}: #{i}",
                            hoverinfo="skip",
                            marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(color="black", width=2))))
-    figure = _figure(traces, revision, height, _axis(axis_titles[0]), _axis(axis_titles[1]),
-                     clickmode="event", dragmode="zoom")
+    axes, extra = ({}, {}), {}
+    if prior:
+        axes = tuple(dict(range=_span(latent[:, i] if len(latent) else np.zeros(0))) for i in (0, 1))
+        extra["shapes"] = [dict(type="circle", xref="x", yref="y", x0=-PRIOR_95, y0=-PRIOR_95, x1=PRIOR_95,
+                                y1=PRIOR_95, line=dict(color="#7f7f7f", width=1, dash="dot"), layer="below")]
+        extra["annotations"] = [dict(x=0, y=PRIOR_95, xref="x", yref="y", text="95 % of the prior",
+                                     showarrow=False, yanchor="bottom", font=dict(size=11, color="#7f7f7f"))]
+    figure = _figure(traces, revision, height, _axis(axis_titles[0], **axes[0]), _axis(axis_titles[1], **axes[1]),
+                     clickmode="event", dragmode="zoom", **extra)
     figure["layout"]["legend"] = dict(orientation="v", x=1.02, y=1, yanchor="top")
     return figure
 
 
-def kl_figure(kl_per_dim: np.ndarray, latent_mu: np.ndarray | None = None, threshold: float = 0.01,
+PRIOR_95 = 2.448  # radius holding 95 % of a 2-D standard normal: sqrt(chi2.ppf(0.95, 2))
+
+
+def _span(values: np.ndarray) -> list[float]:
+    """An axis range holding the prior's ±3 and every finite value, with a margin."""
+    finite = values[np.isfinite(values)]
+    lo, hi = min(-3.0, float(finite.min(initial=0.0))), max(3.0, float(finite.max(initial=0.0)))
+    pad = 0.05 * (hi - lo)
+    return [lo - pad, hi + pad]
+
+
+KL_RANGE = 0.5  # nats: the KL bars' y axis spans at least this, so a collapsed code's 0.001-nat bars stay flat
+
+
+def kl_figure(kl_per_dim: np.ndarray, informative: np.ndarray | None = None, threshold: float | None = None,
               revision: str = "kl") -> Figure:
-    """KL of each latent dimension as bars. Given the posterior means of a set of inputs, the active units
-    (mean varying across inputs: variance > threshold, as vae_core.train.active_units) are coloured and counted."""
+    """KL of each latent dimension as bars, the `informative` units (a boolean per dimension, as
+    vae_core.maths.collapse decides them) coloured and counted, and the KL an informative unit must exceed
+    as a dashed line."""
     kl = np.asarray(kl_per_dim, dtype=float)
-    known = latent_mu is not None and len(latent_mu) > 1
-    active = np.var(latent_mu, axis=0, ddof=1) > threshold if known else np.zeros(len(kl), bool)
+    known = informative is not None
+    mask = np.asarray(informative, bool) if known else np.zeros(len(kl), bool)
     bars = dict(type="bar", x=[f"z{d + 1}" for d in range(len(kl))], y=_numbers(kl),
-                marker=dict(color=np.where(active, "#2ca02c", "#c7c7c7").tolist()),
+                marker=dict(color=np.where(mask, "#2ca02c", "#c7c7c7").tolist()),
                 hovertemplate="%{x}: %{y:.3f} nats<extra></extra>")
-    title = "KL per dimension" + (f"<br><sup>{active.sum()} of {len(kl)} units active</sup>" if known else "")
-    return _figure([bars], revision, 260, _axis(), _axis("KL (nats)", rangemode="tozero"), title=title,
-                   showlegend=False)
+    top = max(KL_RANGE, 1.1 * float(np.nanmax(kl, initial=0.0)))
+    title = "KL per dimension" + (f"<br><sup>{mask.sum()} of {len(kl)} units informative</sup>" if known else "")
+    shapes = [] if threshold is None else [dict(type="line", xref="paper", x0=0, x1=1, y0=threshold, y1=threshold,
+                                                line=dict(color="#7f7f7f", dash="dash", width=1))]
+    return _figure([bars], revision, 260, _axis(), _axis("KL (nats)", range=[0, top]), title=title,
+                   showlegend=False, shapes=shapes)
 
 
 def points_path_figure(data: np.ndarray, paths: np.ndarray, names: list[str],

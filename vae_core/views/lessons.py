@@ -31,6 +31,7 @@ class Lesson:
     metric: str = ""  # the measured quantity the test checks the claim with
     extra: tuple[TrainConfig, ...] = ()  # further runs for three-way lessons (β = 0 / 1 / 8)
     extra_labels: tuple[str, ...] = ()
+    collapsed: tuple[str, ...] = ()  # the runs the claim calls collapsed, as vae_core.maths.collapse defines it
 
     @property
     def runs(self) -> list[tuple[str, TrainConfig]]:
@@ -49,14 +50,15 @@ def _digits(**changes) -> dict:
 
 
 def _add(key: str, title: str, claim: str, look_for: str, preset: dict, contrast: dict, preset_label: str,
-         contrast_label: str, *, metric: str, extra: tuple[dict, ...] = (), extra_labels: tuple[str, ...] = ()):
+         contrast_label: str, *, metric: str, extra: tuple[dict, ...] = (), extra_labels: tuple[str, ...] = (),
+         collapsed: tuple[str, ...] = ()):
     try:
         configs = [TrainConfig(**settings) for settings in (preset, contrast, *extra)]
     except ConfigError as exc:
         UNAVAILABLE[key] = f"{title}: not available on this server, its runs exceed a limit ({exc})"
         return
     LESSONS.append(Lesson(key, title, claim, look_for, configs[0], configs[1], preset_label, contrast_label,
-                          metric, tuple(configs[2:]), tuple(extra_labels)))
+                          metric, tuple(configs[2:]), tuple(extra_labels), collapsed))
 
 # Shared bases: lessons that compare with the same run use the same configuration, so the app (and
 # the tests) can reuse it.
@@ -69,13 +71,13 @@ _add(
     "beta", "β: reconstruction against a regular latent space",
     "Raising β trades reconstruction for a latent space that matches the prior: β = 0 reconstructs best, but "
     "at most one in four of its samples from the prior is as close to a training digit as nine in ten unseen "
-    "real digits are, against at least four in five of β = 1's; β = 8 squeezes the KL to zero, so every "
-    "reconstruction is the same blurred average digit.",
+    "real digits are, against at least four in five of β = 1's; β = 8 squeezes the KL to zero (posterior "
+    "collapse), so every reconstruction is the same blurred average digit.",
     "The KL curve, the reconstructions and the samples from the prior, for each β.",
     _digits(beta=8.0, **_VAE8), _digits(beta=1.0, **_VAE8), "β = 8", "β = 1",
     metric="validation KL and reconstruction error (RMS pixels); share of decoded prior samples within the "
            "nearest-training-image distance of 90% of validation digits, and their mean distance",
-    extra=(_digits(beta=0.0, **_VAE8),), extra_labels=("β = 0",))
+    extra=(_digits(beta=0.0, **_VAE8),), extra_labels=("β = 0",), collapsed=("β = 8",))
 _add(
     "ae-vs-vae", "Autoencoder against VAE",
     "An autoencoder leaves holes in its 8-D latent space: random latent points decode to images further from "
@@ -87,13 +89,14 @@ _add(
            "to their nearest training image")
 _add(
     "warmup", "KL warm-up against posterior collapse",
-    "At β = 2, full β from the first step squeezes the code below 0.6 nats of KL (posterior collapse); warming "
-    "β up from 0 over 10 epochs lets the code keep at least one and a half times that KL (information about "
-    "the input) and ends with an ELBO at least 0.3 nats better.",
-    "The KL curve, and KL per dimension at the end.",
+    "At β = 2, full β from the first step squeezes the code below one bit (ln 2 ≈ 0.69 nats) of KL: posterior "
+    "collapse, and the Train page warns of it; warming β up from 0 over 10 epochs lets the code keep at least "
+    "one and a half times that KL (information about the input), with no warning, and ends with an ELBO at "
+    "least 0.3 nats better.",
+    "The KL curve, KL per dimension at the end (how many units are informative), and the collapse warning.",
     _digits(beta_schedule="warmup", beta_warmup_epochs=10.0, **_BETA2), _digits(**_BETA2),
     "warm-up over 10 epochs", "constant β = 2",
-    metric="validation KL and negative ELBO")
+    metric="validation KL and negative ELBO; the collapse verdict", collapsed=("constant β = 2",))
 _add(
     "lr-too-high", "A learning rate that is too high",
     "Too high a learning rate (SGD at 0.5) makes the loss blow up to NaN within the first epoch and the run "
@@ -113,12 +116,14 @@ _add(
 _add(
     "bce-vs-mse", "BCE against MSE",
     "MSE's σ weighs pixel errors against the KL term and BCE has no such knob: MSE with σ = 1 (plain squared "
-    "error) lets the KL term win, so every reconstruction becomes the same blurred average digit, while BCE "
+    "error) lets the KL term win (posterior collapse), so every reconstruction becomes the same blurred average "
+    "digit, while BCE "
     "keeps each digit's shape and MSE with σ = 0.2 is sharper still.",
     "The reconstructions, and the KL curve.",
     _digits(recon_loss="bce", **_VAE8), _digits(recon_loss="mse", mse_sigma=1.0, **_VAE8), "BCE", "MSE, σ = 1",
     metric="reconstruction error (RMS pixels) and sharpness (mean jump between neighbouring pixels)",
-    extra=(_digits(recon_loss="mse", mse_sigma=0.2, **_VAE8),), extra_labels=("MSE, σ = 0.2",))
+    extra=(_digits(recon_loss="mse", mse_sigma=0.2, **_VAE8),), extra_labels=("MSE, σ = 0.2",),
+    collapsed=("MSE, σ = 1",))
 _add(
     "cyclical", "Cyclical β",
     "Cyclical β restarts its warm-up four times: the KL more than doubles each time β drops back to 0, each "
@@ -127,7 +132,7 @@ _add(
     "The β and KL curves: a saw-tooth.",
     _digits(beta_schedule="cyclical", beta_cycles=4, **_BETA2), _digits(**_BETA2), "cyclical β", "constant β = 2",
     metric="KL at the start and end of each cycle against the end of the previous one; validation KL and "
-           "negative ELBO")
+           "negative ELBO", collapsed=("constant β = 2",))
 _add(
     "capacity", "Capacity: a KL target instead of a KL price",
     "The capacity objective steers the KL to its target C, so C decides how much the code carries: with "
@@ -143,12 +148,12 @@ _add(
     "free-bits", "Free bits against posterior collapse",
     "Free bits (λ = 0.25 nats per dimension) make each dimension's first λ nats free of the KL penalty, so "
     "every one of the 16 dimensions keeps close to λ (over 0.15 nats each) where constant β = 2 leaves at "
-    "most two above 0.1 nats, and reconstructions improve by over 2 nats.",
+    "most two informative (above 0.1 nats) and collapses, and reconstructions improve by over 2 nats.",
     "KL per dimension: with free bits every bar stays near λ (a little under it); with constant β = 2 all but "
     "one or two drop to about 0.",
     _digits(free_bits=0.25, **_BETA2), _digits(**_BETA2), "free bits λ = 0.25", "constant β = 2",
-    metric="validation KL of each latent dimension; latent dimensions with KL above 0.1 nats; reconstruction "
-           "error")
+    metric="validation KL of each latent dimension; informative latent dimensions (above 0.1 nats, mean "
+           "varying across inputs); reconstruction error", collapsed=("constant β = 2",))
 _add(
     "adversarial", "An adversarial term for crisper images",
     "A discriminator that learns to tell reconstructions from real digits pushes the decoder toward crisper "
@@ -169,11 +174,12 @@ _add(
 _add(
     "batch-norm", "Batch norm in a deep network",
     "In a deep encoder and decoder (four layers of 256), batch norm lets the model learn a useful code within "
-    "10 epochs, while without it the KL stays near 0 and every reconstruction is the average digit.",
+    "10 epochs, while without it the KL stays near 0 (posterior collapse) and every reconstruction is the "
+    "average digit.",
     "The KL curve and the reconstructions.",
     _digits(batch_norm=True, hidden=[256] * 4, epochs=10, **_VAE8), _digits(hidden=[256] * 4, epochs=10, **_VAE8),
     "batch norm", "no batch norm",
-    metric="validation KL and negative ELBO")
+    metric="validation KL and negative ELBO", collapsed=("no batch norm",))
 _add(
     "early-stopping", "Early stopping",
     "Early stopping ends the run once validation loss has not improved for 3 epochs and keeps the best "
