@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench import common
 
-PARTS = ("engine", "threads", "latency", "classroom", "memory", "startup", "class-page")
+PARTS = ("engine", "threads", "latency", "classroom", "memory", "startup", "class-page", "score")
 RESULTS = Path(__file__).with_name("results.json")
 README = Path(__file__).with_name("README.md")
 BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
@@ -33,7 +33,8 @@ def run(parts=PARTS, smoke: bool = False, repeats: int = 3) -> dict:
 
 
 def _run_parts(parts, smoke: bool, repeats: int, tables: dict) -> None:
-    from bench import class_page, classroom, engine, latency, memory, startup, threads  # noqa: E402 (--help quick)
+    from bench import (class_page, classroom, engine, latency, memory, score,  # noqa: E402 (--help quick)
+                       startup, threads)
 
     if "engine" in parts:
         print("engine throughput and snapshot share ...", flush=True)
@@ -59,6 +60,9 @@ def _run_parts(parts, smoke: bool, repeats: int, tables: dict) -> None:
     if "class-page" in parts:
         print("the Class page's live board ...", flush=True)
         tables["class_page"] = class_page.run(smoke, repeats)
+    if "score" in parts:
+        print("the final score's cost ...", flush=True)
+        tables["score"] = score.run(smoke, repeats)
 
 
 def report(results: dict) -> str:

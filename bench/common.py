@@ -18,9 +18,9 @@ import torch
 from vae_core.data import Dataset, load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-MNIST_DIR = REPO.parent / "shared" / "data" / "mnist-t10k"  # the real MNIST test set: 8,000 train / 2,000 val
+MNIST_DIR = REPO.parent / "shared" / "data" / "mnist-t10k"  # real MNIST t10k: 8,000 train / 1,000 val / 1,000 test
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
-IDX_SIZE = (8000, 2000)  # Fashion-MNIST is cut to MNIST's split sizes, so epochs cost the same on both
+IDX_SIZE = (8000, 1000)  # Fashion-MNIST is cut to MNIST's split sizes, so epochs cost the same on both
 
 # torch's own default intra-op thread count, read before any job runs: a job's torch.set_num_threads
 # changes the default that threads started later pick up, so the plain loops set this explicitly.

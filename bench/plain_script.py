@@ -1,8 +1,8 @@
 """The plain side of bench/startup.py: a script a user would write to train a VAE on MNIST's IDX files.
 
 It imports nothing from vae_core or bench and runs as its own process, by path, so its time is a plain
-script's whole: start-up, reading the t10k pair's images (the first 80 % train, the rest validate, as
-vae_core cuts a t10k-only folder), an MLP VAE built with nn.Sequential (as bench/plain.py builds it),
+script's whole: start-up, reading the t10k pair's images (the first 80 % train, the next 10 % validate,
+as vae_core cuts a t10k-only folder), an MLP VAE built with nn.Sequential (as bench/plain.py builds it),
 Adam (torch's default kernel, lr 2e-3 as the engine's default), randperm batches, BCE-on-logits + KL,
 `loss.item()` after every step, a validation pass per epoch, and the weights saved with safetensors.
 Prints one JSON line: the last validation loss and the parameter count.
@@ -63,8 +63,9 @@ def main() -> None:
     args = ap.parse_args()
 
     images = read_images(args.data_dir / "t10k-images-idx3-ubyte.gz")
-    n_train = len(images) * 4 // 5
-    train, val = images[:n_train], images[n_train:]
+    held_out = len(images) // 10
+    n_train = len(images) - 2 * held_out
+    train, val = images[:n_train], images[n_train:n_train + held_out]
     torch.manual_seed(0)
     model = VAE(images[0].numel(), args.hidden, args.latent_dim, images.shape[1:])
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)

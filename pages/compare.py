@@ -135,7 +135,7 @@ def _measures(run: SavedRun) -> dict:
     """The quality columns of a saved run, from its weights (the last saved)."""
     try:
         return _measured(str(run.path), str(run.meta.get("saved_at")), run)
-    except (DataError, RunError):
+    except (DataError, RunError, ValueError):  # ValueError: a held-out split of one example, no pairs
         return {}
 
 
@@ -211,23 +211,35 @@ def _reconstructions(chosen: list[SavedRun], labels: dict[str, str]) -> None:
 def comparison(saved: list[SavedRun]) -> None:
     """The runs picked, drawn together (this student's own are listed first)."""
     by_name = {run.name: run for run in saved}
-    st.session_state[SELECTED] = [n for n in st.session_state.get(SELECTED, list(by_name)[:2]) if n in by_name]
+    first = saved[0].config.dataset  # opened on runs of one dataset: nats of two datasets do not compare
+    default = [run.name for run in saved if run.config.dataset == first][:2]
+    st.session_state[SELECTED] = [n for n in st.session_state.get(SELECTED, default) if n in by_name]
     labels = _labels(saved)
     names = st.multiselect("Runs to compare", list(by_name), key=SELECTED, format_func=labels.get)
     chosen = [by_name[n] for n in names]
     if not chosen:
         st.info("Pick runs to compare.")
         return
-    series = {labels[run.name]: run.epochs for run in chosen}
-    left, right = st.columns(2)
-    with left:
-        st.markdown("**Rate–distortion plane** · each run's path over its epochs; the star is its last epoch")
-        st.plotly_chart(figures.rate_distortion_figure(series), key="rate_distortion")
-    with right:
-        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-        metric = c1.selectbox("Curve", list(METRICS), format_func=METRICS.get, key="compare_metric")
-        log_y = c2.toggle("Log scale", key="compare_log")
-        st.plotly_chart(figures.runs_figure(series, metric, METRICS[metric], log_y), key="compare_curves")
+    c1, c2, _ = st.columns([2, 1, 2], vertical_alignment="bottom")
+    metric = c1.selectbox("Curve", list(METRICS), format_func=METRICS.get, key="compare_metric")
+    values = [row[metric] for run in chosen for row in run.epochs if isinstance(row.get(metric), (int, float))]
+    problem = f"Log scale is off: a run's {METRICS[metric]} reaches zero or below." \
+        if any(v <= 0 for v in values) else None
+    log_y = c2.toggle("Log scale", key="compare_log", disabled=problem is not None, help=problem) and not problem
+    datasets = list(dict.fromkeys(run.config.dataset for run in chosen))
+    for i, dataset in enumerate(datasets):  # one pair of charts per dataset: their nats are not on one scale
+        suffix = f"_{i}" if i else ""
+        series = {labels[run.name]: run.epochs for run in chosen if run.config.dataset == dataset}
+        if len(datasets) > 1:
+            st.markdown(f"##### {text.plain(dataset)}")
+        left, right = st.columns(2)
+        with left:
+            st.markdown("**Rate–distortion plane** · each run's path over its epochs; the star is its last epoch")
+            st.plotly_chart(figures.rate_distortion_figure(series), key=f"rate_distortion{suffix}")
+        with right:
+            st.markdown(f"**{METRICS[metric][0].upper() + METRICS[metric][1:]}** per epoch")
+            st.plotly_chart(figures.runs_figure(series, metric, METRICS[metric], log_y),
+                            key=f"compare_curves{suffix}")
     st.markdown("**Final metrics**")
     _table(chosen)
     st.markdown("**Reconstructions** · originals (rows 1 and 3) and reconstructions (rows 2 and 4)")

@@ -51,9 +51,12 @@ def pick_run() -> tuple[VAE, TrainConfig, Dataset, str] | None:
         if model is None:
             st.info("This session's run failed before it built a model; pick a saved run.", icon=":material/info:")
             return None
+        _ending(str(view.status), view.message, view.epoch)
         return model, job.config, job.data, f"current-{job.id}-{view.step}"
     run = saved[name]
     run_card(run)
+    meta = run.meta
+    _ending(str(meta.get("status")), str(meta.get("message", "")), meta.get("epochs_done") or 0)
     try:
         model = session.saved_model(run)
         data = session.run_dataset(run)
@@ -61,6 +64,18 @@ def pick_run() -> tuple[VAE, TrainConfig, Dataset, str] | None:
         st.error(str(exc))
         return None
     return model, run.config, data, name
+
+
+def _ending(status: str, message: str, epochs: int) -> None:
+    """Say so above the views when the run did not train to its end, and when its model never finished an
+    epoch (its pictures are then those of a barely trained model, not a result)."""
+    if status in ("stopped", "diverged", "failed"):
+        shown = st.error if status in ("diverged", "failed") else st.warning
+        shown(f"**This run {status}** after {epochs} epoch{'s' if epochs != 1 else ''}. " + text.plain(message),
+              icon=":material/error:" if status != "stopped" else ":material/info:")
+    if epochs == 0:
+        st.warning("It never finished an epoch: what follows shows a model that has barely trained (or not at "
+                   "all), not what a VAE learns.", icon=":material/warning:")
 
 
 def _act(action, *args) -> None:
@@ -215,7 +230,8 @@ def latent_section(model: VAE, config: TrainConfig, data: Dataset, run_key: str)
         st.markdown("**Latent space** (posterior means of validation samples)"
                     + (" · point at a sample to see its image" if data.is_image else ""))
         charts.live_chart(figures.latent_figure(metrics.project_2d(mu.numpy()), labels, data.class_names, axes,
-                                                highlight={"A": a, "B": b}, revision=f"explore-{run_key}"),
+                                                highlight={"A": a, "B": b}, prior=model.variational,
+                                                revision=f"explore-{run_key}"),
                           key="explore_latent", images=_hover_images(x.numpy()) if data.is_image else None,
                           on_pick=_on_pick)
     return a, b, kl_per_dim(mu, logvar).mean(0).numpy()

@@ -29,7 +29,9 @@ something that looks like data.
     st.markdown("**The KL term in closed form**, for a diagonal Gaussian against N(0, I), summed over dimensions")
     st.latex(r"\mathrm{KL} = \tfrac12 \sum_{j=1}^{d} \big(\mu_j^2 + \sigma_j^2 - 1 - \log \sigma_j^2\big)")
     st.markdown("A dimension with KL ≈ 0 carries no information about the input (μ ≈ 0, σ ≈ 1 for every "
-                "input): it is *inactive*. When all are, the model has suffered **posterior collapse**.")
+                "input). One is *informative* when it carries over 0.1 nats and its μ varies across inputs; "
+                "when none is, or the whole code carries less than one bit (ln 2 ≈ 0.69 nats), the model has "
+                "suffered **posterior collapse**, and the Train page warns of it.")
     st.markdown("**The reparameterisation trick** makes sampling differentiable, so both networks train by "
                 "gradient descent")
     st.latex(r"z = \mu(x) + \sigma(x) \odot \varepsilon, \qquad \varepsilon \sim \mathcal N(0, I)")

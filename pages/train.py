@@ -13,6 +13,7 @@ from vae_core.classroom import policy
 from vae_core.classroom.quotas import QuotaError
 from vae_core.classroom.room import Pushed
 from vae_core.config import RANGES, ConfigError, TrainConfig, check_compatible
+from vae_core.controls import silenced
 from vae_core.data import DATASETS, DataError, Dataset
 from vae_core.jobs.backends import Job
 from vae_core.views import figures
@@ -164,7 +165,7 @@ def live_controls(job: Job | None) -> None:
         if "lr" not in locked:
             job.set_lr(st.session_state.live_lr)
             asked.append(f"learning rate {st.session_state.live_lr:g}")
-        if job.config.mode == "vae" and "beta" not in locked:
+        if "beta" not in silenced(job.config) and "beta" not in locked:
             job.set_beta(st.session_state.live_beta)
             asked.append(f"β {st.session_state.live_beta:g}")
         when = ("when you press Resume (the run is paused)" if live_view.is_paused(job.state())
@@ -177,9 +178,11 @@ def live_controls(job: Job | None) -> None:
         label.markdown("**While it trains:**")
         a.number_input("Learning rate", *RANGES["lr"], format="%g", key="live_lr", disabled=not alive or "lr" in locked,
                        help="Locked by your teacher for this class." if "lr" in locked else None)
+        unused = silenced(source).get("beta")
         b.number_input("β", *RANGES["beta"], format="%g", key="live_beta",
-                       disabled=not alive or source.mode != "vae" or "beta" in locked,
-                       help="Locked by your teacher for this class." if "beta" in locked else None)
+                       disabled=not alive or unused is not None or "beta" in locked,
+                       help="Locked by your teacher for this class." if "beta" in locked else
+                       f"Not used: {unused.reason}." if unused else None)
         c.form_submit_button("Apply to the running job", on_click=apply, width="stretch", disabled=not alive)
 
 

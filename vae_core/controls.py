@@ -13,8 +13,8 @@ the control stays on screen so the error names something the user can see.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from vae_core.config import TrainConfig
 from vae_core.data import DATASETS

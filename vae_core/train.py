@@ -153,7 +153,8 @@ def _divergence(loss: float, first: float) -> str | None:
 def _diverged(problem: str, step: int, epoch: int, lr: float) -> str:
     return (f"The loss {problem} at step {step} (epoch {epoch}), so training stopped. "
             f"This usually means the learning rate ({lr:g}) is too high: try a value 10 times smaller, "
-            "or turn on gradient clipping. The weights from the last good epoch were kept.")
+            "or turn on gradient clipping. " + ("The weights from the last good epoch were kept." if epoch > 1 else
+                                               "No epoch had finished: the model kept is the untrained one."))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from vae_core.jobs.backends import Job
 from vae_core.jobs.snapshots import N_IMAGES, Snapshot
 from vae_core.jobs.state import JobView, RunState
 from vae_core.maths import collapse, score
+from vae_core.maths.objectives import kl_term_name
 from vae_core.train import Status
 from vae_core.views import figures, loss_chart, pacing
 
@@ -74,13 +75,22 @@ def progress(view: JobView | None, every: float | None) -> None:
 def _metrics(view: JobView | None, config: TrainConfig) -> None:
     last = view.step_history[-1] if view and view.step_history else {}
     val = view.epoch_history[-1] if view and view.epoch_history else {}
+    term = kl_term_name(config)
     cols = st.columns(6)
-    cols[0].metric("Loss", f"{last['loss']:.2f}" if last else "–")
+    cols[0].metric("Objective", f"{last['recon'] + last.get('kl_term', 0.0):.2f}" if last else "–",
+                   help=f"What training minimises on the data: reconstruction + {term}" if term else
+                   "What training minimises: the reconstruction (an autoencoder has no KL term)")
     cols[1].metric("Reconstruction", f"{last['recon']:.2f}" if last else "–")
     cols[2].metric("KL", f"{last['kl']:.2f}" if last else "–")
     cols[3].metric("Validation −ELBO", f"{val['val_neg_elbo']:.2f}" if val else "–")
     cols[4].metric("Learning rate", _short(view.lr if view else config.lr))
-    cols[5].metric("β now", _short(view.beta_now if view else config.beta))
+    if config.mode == "ae":
+        cols[5].metric("β now", "–", help="An autoencoder has no KL term to weigh")
+    elif config.capacity:  # β is not in this objective: its KL target is
+        cols[5].metric("C now", _short(last.get("capacity", 0.0)) if last else "0",
+                       help="The KL target of γ·|KL − C| at this step, in nats")
+    else:
+        cols[5].metric("β now", _short(view.beta_now if view else config.beta))
     if view is not None and view.status.ended and view.score:
         st.markdown(f"**Final score on the held-out test split** (lower is better): {score.describe(view.score)}.")
 
@@ -163,6 +173,9 @@ def _losses(view: JobView | None, config: TrainConfig) -> None:
                                   view.step, view.best_epoch)
     charts.live_chart(loss_chart.loss_figure(steps, epochs, config, marks, log_y, revision=_revision("loss", view)),
                       key="loss_chart")
+    if loss_chart.gaussian(config) and problem:
+        st.caption("Below zero is no error: with MSE the reconstruction is a Gaussian −log density, and a "
+                   f"density over a small σ ({config.mse_sigma:g}) exceeds 1 where the model fits well.")
     if config.adv_weight > 0 or config.l1 > 0:
         st.caption("Training also minimises " + " and ".join(
             (["the adversarial generator loss × its weight (panel below)"] if config.adv_weight > 0 else [])

@@ -68,6 +68,7 @@ def _locked(name: str) -> bool:
 
 SILENCED = "silenced_settings"  # session key: {setting: controls.Rule} of the settings that do nothing now
 INSISTED = "insisted_settings"  # session key: the advised-against settings the user asked to see anyway
+CAPTIONED = "captioned_rules"  # session key: the rules whose caption this run has drawn
 SHOWN, DISABLED, HIDDEN = "shown", "disabled", "hidden"
 
 
@@ -102,7 +103,7 @@ def _shown(name: str) -> bool:
     how, caption = _decide(name)
     if how != HIDDEN:
         return True
-    rule, done = st.session_state[SILENCED][name], st.session_state.setdefault("captioned", set())
+    rule, done = st.session_state[SILENCED][name], st.session_state[CAPTIONED]
     if caption and id(rule) not in done:
         done.add(id(rule))
         st.caption(caption)
@@ -155,7 +156,7 @@ def _silence() -> None:
     values = {**st.session_state[draft.DRAFT],
               **{name: st.session_state[_key(name)] for name in draft.FIELDS if _key(name) in st.session_state}}
     st.session_state[SILENCED] = controls.silenced(SimpleNamespace(**values))
-    st.session_state.captioned = set()
+    st.session_state[CAPTIONED] = set()
 
 
 def _value(name: str):

@@ -12,7 +12,7 @@ from polling import wait_until
 from vae_core.config import TrainConfig
 from vae_core.train import Status
 from vae_core.views.lessons import LESSONS
-from vae_core.runs import list_runs
+from vae_core.runs import list_runs, load_run
 
 
 def _ok(at):
@@ -88,6 +88,24 @@ def test_explore_the_sessions_own_finished_run(any_backend, app, session_work):
     assert len(app.image) >= 4
 
 
+def test_a_diverged_run_says_so_in_explore_and_in_every_list(app, train_run):
+    """LR 10 blows up within the first epoch: its run list entries, Explore's banner and Compare's table say
+    so, and Explore warns that its pictures are of a barely trained model."""
+    run = train_run(TrainConfig(epochs=1, hidden=[32], lr=10.0))
+    app.run()
+    app.switch_page("pages/explore.py").run()
+    assert not app.exception
+    (label,) = app.selectbox(key="explore_run").options  # as labelled
+    assert " · diverged before epoch 1 · " in label
+    assert any(e.value.startswith("**This run diverged** after 0 epochs. The loss") for e in app.error)
+    assert any("never finished an epoch" in w.value for w in app.warning)
+    app.switch_page("pages/compare.py").run()
+    _ok(app)
+    (row,) = app.dataframe[0].value.to_dict("records")
+    assert row["status"] == "diverged" and row["run"].endswith("diverged before epoch 1")
+    assert load_run(run).meta["status"] == "diverged"
+
+
 def test_compare_two_saved_runs(app, train_run, runs_dir):
     first, second = train_run(), train_run(TrainConfig(epochs=1, hidden=[32], beta=4.0))
     app.run()
@@ -111,6 +129,25 @@ def test_compare_two_saved_runs(app, train_run, runs_dir):
     app.multiselect(key="compare_runs").unselect(first.name).run()
     _ok(app)
     assert len(app.dataframe[0].value) == 1 and len(_chart(app, "compare_curves")["data"]) == 1
+
+
+def test_compare_opens_on_one_dataset_and_never_draws_two_on_one_axis(app, train_run):
+    digits_run = train_run()
+    moons_run = train_run(TrainConfig(dataset="moons", recon_loss="mse", mse_sigma=0.1, hidden=[32, 32], latent_dim=2,
+                                      epochs=5))
+    app.run()
+    app.switch_page("pages/compare.py").run()
+    _ok(app)
+    assert app.multiselect(key="compare_runs").value == [moons_run.name]  # the newest run's dataset only
+    app.multiselect(key="compare_runs").set_value([moons_run.name, digits_run.name]).run()
+    _ok(app)
+    assert [m.value for m in app.markdown if m.value.startswith("#####")] == ["##### moons", "##### digits"]
+    assert [len(_chart(app, key)["data"]) for key in ("compare_curves", "compare_curves_1")] == [1, 1]
+    # moons' Gaussian reconstruction (σ = 0.1) is below zero: no log scale for it, and the reason says so
+    assert load_run(moons_run).epochs[-1]["val_recon"] < 0
+    assert not app.toggle(key="compare_log").disabled
+    app.selectbox(key="compare_metric").set_value("val_recon").run()
+    assert app.toggle(key="compare_log").disabled and "zero or below" in app.toggle(key="compare_log").help
 
 
 def test_compare_runs_a_beta_sweep_in_the_background(app, session_work):
@@ -210,6 +247,7 @@ def test_explore_and_compare_show_mig_on_a_shapes_run(app, train_run):
     app.selectbox(key="explore_run").set_value(digits.name).run()  # no known factors: no section
     assert not any(s.value.startswith("Disentanglement") for s in app.subheader)
     app.switch_page("pages/compare.py").run()
+    app.multiselect(key="compare_runs").set_value([shapes.name, digits.name]).run()
     _ok(app)
     rows = app.dataframe[0].value.set_index("dataset")
     assert rows.loc["shapes", "MIG"] == pytest.approx(mig, abs=0.005) and np.isnan(rows.loc["digits", "MIG"])

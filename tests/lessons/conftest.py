@@ -28,6 +28,8 @@ import torch
 from vae_core.config import TrainConfig
 from vae_core.data import Dataset, load_dataset
 from vae_core.jobs.history import History
+from vae_core.maths import collapse
+from vae_core.maths.objectives import kl_per_dim
 from vae_core.train import Status, Trainer, fit
 
 # Two seeds, against a lucky one; VAE_LAB_LESSON_SEEDS=2,3 checks the claims on others.
@@ -54,6 +56,7 @@ class Run:
     epoch_history: list[dict]
     step_history: list[dict]
     cpu_seconds: float  # of the training thread: comparable with the app's ~30 s budget
+    verdicts: list[collapse.Verdict]  # after each epoch, on the validation split: what the Train page would warn
 
     @property
     def epochs_done(self) -> int:
@@ -84,12 +87,18 @@ def train(config: TrainConfig) -> Run:
     try:
         start = time.thread_time()
         trainer = Trainer(config, data)
-        steps, epochs = History(), []
-        outcome = fit(trainer, on_step=steps.add_step, on_epoch=lambda epoch: epochs.append(epoch.row))
+        steps, epochs, verdicts = History(), [], []
+
+        def on_epoch(epoch) -> None:
+            epochs.append(epoch.row)
+            posterior = trainer.posterior  # of the validation pass that just ended the epoch
+            verdicts.append(collapse.judge(kl_per_dim(posterior.mu, posterior.logvar).mean(0), posterior.mu))
+
+        outcome = fit(trainer, on_step=steps.add_step, on_epoch=on_epoch)
         cpu_seconds = time.thread_time() - start
     finally:
         torch.set_num_threads(threads)
-    return Run(config, data, trainer, outcome.status, outcome.message, epochs, steps.steps(), cpu_seconds)
+    return Run(config, data, trainer, outcome.status, outcome.message, epochs, steps.steps(), cpu_seconds, verdicts)
 
 
 class Runs:

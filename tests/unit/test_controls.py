@@ -1,6 +1,7 @@
 """The rule table of settings that do nothing (vae_core.controls), and the CLI's warnings from it."""
 
 import dataclasses
+from types import SimpleNamespace
 
 from vae_core import controls
 from vae_core.__main__ import main
@@ -36,9 +37,12 @@ def test_the_objective_and_the_mode_silence_what_they_make_irrelevant():
 
 
 def test_a_value_that_validation_refuses_is_never_hidden():
+    """The page's widgets can hold such values (rules read them unvalidated): their error must name a control
+    the user can see."""
     assert "lr_warmup_epochs" in _why(lr_schedule="onecycle")
-    config = TrainConfig(lr_schedule="onecycle")
-    assert "lr_warmup_epochs" not in controls.silenced(dataclasses.replace(config, lr_warmup_epochs=1.0))
+    for refused in ({"lr_schedule": "onecycle", "lr_warmup_epochs": 1.0}, {"optimizer": "adam", "nesterov": True}):
+        widgets = SimpleNamespace(**{**TrainConfig().to_dict(), **refused})
+        assert not set(refused) & set(controls.silenced(widgets)) - {"lr_schedule", "optimizer"}
 
 
 def test_flips_on_digits_are_advice_the_user_can_overrule():

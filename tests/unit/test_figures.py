@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import pytest
 from PIL import Image
 
-from vae_core.maths import metrics
+from vae_core.maths import collapse, metrics
 from vae_core.views import explore, figures
 from vae_core.config import TrainConfig
 from vae_core.data import load_dataset
@@ -99,7 +99,8 @@ def test_live_figures_keep_their_uirevision_from_the_empty_view_to_a_finished_ru
     pairs = [
         (drawn.latent_figure(empty, None, digits.class_names, axes),
          drawn.latent_figure(snap.latent_2d, snap.labels, digits.class_names, axes)),
-        (drawn.kl_figure(np.zeros(DIGITS_RUN.latent_dim)), drawn.kl_figure(snap.kl_per_dim, snap.latent_mu)),
+        (drawn.kl_figure(np.zeros(DIGITS_RUN.latent_dim)),
+         drawn.kl_figure(snap.kl_per_dim, collapse.informative(snap.kl_per_dim, snap.latent_mu))),
         (drawn.points_figure(moons.val[:300].numpy(), empty, "reconstructions", connect=True, revision="recon"),
          drawn.points_figure(moons_snap.originals[:300], moons_snap.reconstructions[:300], "reconstructions",
                                connect=True, revision="recon")),
@@ -122,20 +123,21 @@ def test_schedule_charts_draw_the_beta_warm_up_and_the_cosine_learning_rate(digi
     total = config.epochs * steps_per_epoch
     steps = np.linspace(0, total, min(total, 300) + 1).astype(int).tolist()
     betas = [beta_at(s, config.beta, config, steps_per_epoch) for s in steps]
-    beta_svg = drawn.schedule_svg(steps, betas, "β")
+    beta_svg = drawn.schedule_svg([s / steps_per_epoch for s in steps], betas, "β")
     ElementTree.fromstring(beta_svg)  # well-formed
     line = _polyline(beta_svg)
     assert len(line) == 301 and [x for x, _ in line] == sorted(x for x, _ in line)
     warm = 2 * steps_per_epoch * 300 // total  # the point where the warm-up ends
     assert line[0][1] > line[warm // 2][1] > line[warm + 2][1] == line[-1][1]  # rises (SVG y points down), then flat
-    assert ">4<" in beta_svg and ">0<" in beta_svg and f">{total:,}<" in beta_svg and "training step" in beta_svg
+    assert ">4<" in beta_svg and ">0<" in beta_svg and ">5<" in beta_svg and ">10<" in beta_svg  # epochs, as set
+    assert ">epoch<" in beta_svg and "β over the training epochs" in beta_svg
 
     lr_steps, lrs = lr_curve(config, steps_per_epoch)
-    lr_svg = drawn.schedule_svg(lr_steps, lrs, "learning rate")
+    lr_svg = drawn.schedule_svg([s / steps_per_epoch for s in lr_steps], lrs, "learning rate")
     ys = [y for _, y in _polyline(lr_svg)]
     assert ys[0] == min(ys) and ys[-1] == pytest.approx(max(ys), abs=1.5)  # from the top down to about zero
     assert all(a <= b + 1e-9 for a, b in zip(ys, ys[1:]))  # cosine: never rises
-    assert f">{config.lr:.3g}<" in lr_svg and "learning rate over the training steps" in lr_svg
+    assert f">{config.lr:.3g}<" in lr_svg and "learning rate over the training epochs" in lr_svg
     assert _polyline(drawn.schedule_svg([0, 10], [0.0, 0.0], "β"))  # a constant 0 still draws
     empty = ElementTree.fromstring(drawn.schedule_svg([], [], "β"))  # nothing to draw: still a chart
     assert empty.find("{http://www.w3.org/2000/svg}polyline").get("points") == ""
@@ -211,22 +213,31 @@ def test_thumbnails_keep_colour_and_stop_at_the_size_cap():
         figures.thumbnails(GREY)
 
 
-def test_kl_figure_tells_active_from_inactive_units(digits_job):
+def test_kl_figure_tells_informative_from_other_units(digits_job):
     snap = digits_job.view().snapshot
-    assert 0 < snap.active_units < DIGITS_RUN.latent_dim, "the run should leave some units active, some not"
-    fig = drawn.kl_figure(snap.kl_per_dim, snap.latent_mu)
+    informative = collapse.informative(snap.kl_per_dim, snap.latent_mu)
+    assert 0 < informative.sum() < DIGITS_RUN.latent_dim, "the run should leave some units informative, some not"
+    fig = drawn.kl_figure(snap.kl_per_dim, informative, collapse.NATS_PER_UNIT)
     (bars,) = fig.data
     assert list(bars.x) == [f"z{d}" for d in range(1, 9)]
     np.testing.assert_allclose(bars.y, snap.kl_per_dim)
     colours = np.array(bars.marker.color)
-    active = snap.latent_mu.var(0, ddof=1) > 0.01  # vae_core.train.active_units
-    assert active.sum() == snap.active_units
-    assert len(set(colours[active])) == len(set(colours[~active])) == 1 and colours[active][0] != colours[~active][0]
-    assert f"{snap.active_units} of 8 units active" in fig.layout.title.text
+    assert len(set(colours[informative])) == len(set(colours[~informative])) == 1
+    assert colours[informative][0] != colours[~informative][0]
+    assert f"{informative.sum()} of 8 units informative" in fig.layout.title.text
     assert fig.layout.yaxis.title.text == "KL (nats)"
+    assert fig.layout.shapes[0].y0 == fig.layout.shapes[0].y1 == 0.1  # the line an informative unit must pass
 
-    before = drawn.kl_figure(np.zeros(8))  # before the first snapshot: no activity known, nothing counted
-    assert set(before.data[0].marker.color) == {colours[~active][0]} and "active" not in before.layout.title.text
+    before = drawn.kl_figure(np.zeros(8))  # before the first snapshot: nothing known, nothing counted
+    assert set(before.data[0].marker.color) == {colours[~informative][0]}
+    assert "informative" not in before.layout.title.text
+
+
+def test_kl_bars_of_a_collapsed_code_stay_flat():
+    """A fixed minimum range: 0.0008-nat bars must not fill the plot as if they carried something."""
+    tiny = drawn.kl_figure(np.full(16, 0.0008), np.zeros(16, bool))
+    assert tuple(tiny.layout.yaxis.range) == (0, figures.KL_RANGE)
+    assert drawn.kl_figure(np.array([0.2, 3.0])).layout.yaxis.range[1] == pytest.approx(3.3)
 
 
 def test_points_figure_links_each_2d_point_to_its_reconstruction(moons, moons_job):
@@ -304,7 +315,7 @@ def test_runs_figure_overlays_one_metric_of_the_saved_runs_per_epoch(compared):
     lambda: figures.points_figure(np.zeros((0, 2)), np.zeros((0, 2)), "reconstructions", connect=True),
     lambda: figures.latent_figure(np.zeros((0, 2)), None, ("0", "1"), ("z₁", "z₂")),
     lambda: figures.latent_figure(np.zeros((0, 2)), np.zeros(0, int), ("0", "1")),
-    lambda: figures.kl_figure(np.zeros(0), np.zeros((0, 0))),
+    lambda: figures.kl_figure(np.zeros(0), np.zeros(0, bool)),
     lambda: figures.points_path_figure(np.zeros((0, 2)), np.zeros((0, 7, 2)), []),
     lambda: figures.rate_distortion_figure({}),
     lambda: figures.rate_distortion_figure({"a run with no epoch yet": []}),

@@ -50,6 +50,8 @@ def test_a_remote_job_trains_as_a_training_job_does_and_saves_its_run(backend, d
     assert got.snapshot.reconstructions.shape == want.snapshot.reconstructions.shape
     saved = runs.load_run(got.run_dir)
     assert saved.meta["status"] == "finished" and len(saved.epochs) == 2
+    assert saved.meta["score"] == got.score and got.score["rows"] == got.score["iwae_rows"] == len(digits.test)
+    assert got.score["neg_iwae"] == pytest.approx(want.score["neg_iwae"], rel=1e-4)  # the final score reached the page
     on_disk, model = saved.load_model().state_dict(), remote.model().state_dict()
     assert on_disk.keys() == model.keys() and all(torch.equal(on_disk[k], model[k]) for k in model)
     assert not remote.alive and torch.equal(remote.data.val, digits.val)  # the server's own copy draws the charts

@@ -70,7 +70,7 @@ def test_the_iwae_pass_stops_after_the_chunk_that_goes_over_its_time_cap_or_a_st
     ticks = iter(range(100))
     capped = score.final_score(trained, budget=1.5, clock=lambda: next(ticks))  # a second per look at the clock
     assert capped["iwae_rows"] == 32 < capped["rows"] == len(digits.test)  # at 0 (start), 1 (16 rows), 2 (32): over
-    assert "on the first 32 (time cap" in score.describe(capped)
+    assert "on the first 32 (it stops after 2 s, or on Stop)" in score.describe(capped)
     stopped = score.final_score(trained, lambda: True, budget=math.inf)
     assert stopped["iwae_rows"] == 16 and stopped["neg_elbo"] == capped["neg_elbo"]  # the −ELBO covers all
 

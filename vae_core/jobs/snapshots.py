@@ -44,7 +44,7 @@ class SnapshotMaker:
     def __init__(self, val: torch.Tensor, labels: torch.Tensor | None, latent_dim: int, seed: int,
                  train: torch.Tensor | None = None):
         self.val = val
-        self._meter = None if train is None else QualityMeter(train, val)
+        self._meter = None if train is None or len(val) < 2 else QualityMeter(train, val)  # diversity needs pairs
         self._quality: SampleQuality | None = None
         self._quality_epoch = 0
         self.x = val[:N_POINTS]

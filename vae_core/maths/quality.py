@@ -168,8 +168,9 @@ def disentanglement(codes, factors, factor_names) -> Disentanglement:
 
 @torch.inference_mode()
 def model_disentanglement(model: VAE, data) -> Disentanglement | None:
-    """`disentanglement` of the model's posterior means of the validation split; None without known factors."""
-    if data.val_factors is None or not data.factor_names:
+    """`disentanglement` of the model's posterior means of the validation split; None without known factors
+    (or with factors that never vary there)."""
+    if data.val_factors is None or not data.factor_names or bool((data.val_factors == data.val_factors[0]).all()):
         return None
     was_training = model.training
     model.eval()

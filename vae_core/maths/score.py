@@ -29,6 +29,8 @@ ELBO_NAME = "test −ELBO"
 UNITS = "nats per sample"
 _FLOATS = ("neg_elbo", "recon", "kl", "neg_iwae", "seconds")
 _COUNTS = ("rows", "iwae_k", "iwae_rows")
+_EVERY_RUN = {"split", "rows", "recon", "seconds"}
+_A_VAE = {"neg_elbo", "kl", "iwae_k", "iwae_rows"}  # and neg_iwae, unless it was not finite
 
 
 def iwae_name(k: int = IWAE_K) -> str:
@@ -95,8 +97,11 @@ def final_score(trainer: Trainer, should_stop: Callable[[], bool] = lambda: Fals
 
 def valid(score) -> bool:
     """A saved score as `final_score` writes it (meta.json is read from disk, perhaps from a bundle)."""
-    if not (isinstance(score, dict) and score.get("split") == "test" and "recon" in score
-            and set(score) <= {"split", *_FLOATS, *_COUNTS}):
+    if not isinstance(score, dict):
+        return False
+    keys = set(score)
+    if not (score.get("split") == "test" and _EVERY_RUN <= keys <= _EVERY_RUN | _A_VAE | {"neg_iwae"}
+            and keys & _A_VAE in (set(), _A_VAE) and ("neg_iwae" not in keys or _A_VAE <= keys)):
         return False
     floats = all(isinstance(score[key], (int, float)) and not isinstance(score[key], bool)
                  and math.isfinite(score[key]) for key in _FLOATS if key in score)
@@ -121,5 +126,5 @@ def describe(score: dict | None) -> str:
     if "neg_iwae" not in score:
         return text + f"; {iwae_name(score['iwae_k'])} not finite"
     covered = "all of them" if score["iwae_rows"] == score["rows"] else \
-        f"the first {score['iwae_rows']:,} (time cap {SCORE_SECONDS:g} s)"
+        f"the first {score['iwae_rows']:,} (it stops after {SCORE_SECONDS:g} s, or on Stop)"
     return text + f"; {iwae_name(score['iwae_k'])} {score['neg_iwae']:.2f} {UNITS} on {covered}"

@@ -128,7 +128,8 @@ _add(
     "cyclical", "Cyclical β",
     "Cyclical β restarts its warm-up four times: the KL more than doubles each time β drops back to 0, each "
     "cycle ends with more KL than the one before (some of what the code learns survives), and the run ends "
-    "with at least one and a half times the KL of constant β = 2 and an ELBO at least 0.2 nats better.",
+    "with at least one and a half times the KL of constant β = 2 (which collapses) and an ELBO at least 0.2 "
+    "nats better.",
     "The β and KL curves: a saw-tooth.",
     _digits(beta_schedule="cyclical", beta_cycles=4, **_BETA2), _digits(**_BETA2), "cyclical β", "constant β = 2",
     metric="KL at the start and end of each cycle against the end of the previous one; validation KL and "

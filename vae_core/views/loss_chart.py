@@ -18,8 +18,8 @@ from vae_core.config import TrainConfig
 from vae_core.maths.objectives import kl_term_name
 from vae_core.views.figures import Figure, _axis, _figure, _numbers, _y_scale
 
-BLUE, ORANGE, GREEN, RED, PURPLE, BROWN, GREY = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-                                                 "#7f7f7f")
+BLUE, ORANGE, GREEN, RED, PURPLE, BROWN, PINK, GREY = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                                       "#8c564b", "#e377c2", "#7f7f7f")
 PANEL = 100  # pixels of each panel below the losses (β or C; the adversarial losses)
 
 
@@ -59,7 +59,7 @@ def _series(steps: list[dict], epochs: list[dict], config: TrainConfig) -> list[
         out += [(f"objective = reconstruction + {term}", PURPLE, objective, val("loss")),
                 (term, RED, train("kl_term"), [l - r for l, r in zip(val("loss"), val("recon"))])]
     if config.l1 > 0:
-        out.append(("L1 penalty (training only)", BROWN, train("l1"), None))
+        out.append(("L1 penalty (training only)", PINK, train("l1"), None))
     return out
 
 
@@ -130,9 +130,7 @@ def loss_figure(steps: list[dict], epochs: list[dict], config: TrainConfig, mark
         traces += [dict(type="scatter", x=x, y=_numbers(values), name=name, mode="lines", xaxis=f"x{n}",
                         yaxis=f"y{n}", line=dict(color=colour, width=1.5)) for name, colour, values in series]
         bottom = top + 30 / height
-    y_title = "nats per sample"
-    if gaussian(config):
-        y_title += " (a Gaussian −log density: below 0 is possible)"
+    y_title = "nats per sample" + (" (can be < 0)" if gaussian(config) else "")
     yaxis = _axis(y_title, domain=[bottom, 1.0], **_y_scale(log_y, revision))
     xaxis = _axis(None if panels else "training step", anchor="y", showticklabels=not panels)
     shapes = [dict(type="line", xref="x", yref="paper", x0=m.step, x1=m.step, y0=0, y1=1,
