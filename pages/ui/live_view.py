@@ -189,6 +189,8 @@ def _kl(snap: Snapshot | None, config: TrainConfig) -> None:
                   else figures.kl_figure(snap.kl_per_dim, collapse.informative(snap.kl_per_dim, snap.latent_mu),
                                          collapse.NATS_PER_UNIT))
         charts.live_chart(figure, key="kl")
+        if snap is not None:
+            st.caption(_when(snap).removeprefix(" · ").capitalize())
     elif snap is not None:
         units = "1 latent unit varies" if snap.active_units == 1 else f"{snap.active_units} latent units vary"
         st.caption(f"An autoencoder has no KL term. {units} across inputs.")

@@ -5,6 +5,7 @@ import json
 import math
 
 from students import student
+
 from vae_core.classroom.cards import new_card, write_card
 from vae_core.classroom.identity import new_token, owner_of
 from vae_core.maths import score

@@ -83,7 +83,7 @@ def test_an_autoencoder_scores_its_test_reconstruction_only_and_an_untrained_mod
     assert set(final) == {"split", "rows", "recon", "seconds"} and "autoencoder" in score.describe(final)
 
 
-@pytest.mark.parametrize("name", ["digits", "moons", "shapes"])
+@pytest.mark.parametrize("name", ["digits", "moons", "circles", "gaussians", "swiss-roll", "shapes"])
 def test_every_built_in_split_has_a_test_set_apart_from_validation(name):
     data = load_dataset(name)
     val = {row.numpy().tobytes() for row in data.val}

@@ -1,1 +1,2 @@
-"""The maths of a VAE: models, objectives, schedules, augmentation and the measures the lessons use."""
+"""The maths of a VAE: models, objectives, schedules, augmentation, the measures the lessons use, and a run's
+final score on the test split."""
