@@ -9,11 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vae_core.maths.collapse import active_units
 from vae_core.maths.metrics import project_2d
 from vae_core.maths.models import VAE
 from vae_core.maths.objectives import kl_per_dim
 from vae_core.maths.quality import QualityMeter, SampleQuality
-from vae_core.train import Posterior, active_units, chunk_rows
+from vae_core.train import Posterior, chunk_rows
 
 N_IMAGES = 16  # originals, reconstructions and prior samples shown for image data
 N_POINTS = 1000  # latent points, and prior samples for 2-D data
