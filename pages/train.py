@@ -6,8 +6,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.ui import charts, draft, fragments, live_view, router, session, text
-from pages.ui.settings import LOCKED, collect, dataset_label, settings
+from pages.ui import charts, datasets, draft, fragments, live_view, router, session, text
+from pages.ui.datasets import dataset_label
+from pages.ui.settings import LOCKED, collect, settings
 from vae_core import bundles, runs
 from vae_core.classroom import policy
 from vae_core.classroom.quotas import QuotaError
@@ -23,13 +24,24 @@ router.require_router()
 
 
 # --- the dataset --------------------------------------------------------------------------------
-def dataset_preview(name: str) -> Dataset | None:
-    try:
-        with st.spinner(f"Loading {dataset_label(name)}…"):
-            data = session.dataset(name)
-    except DataError as exc:
-        st.error(str(exc))
+def selected_data(name: str) -> Dataset | None:
+    """The chosen dataset, or None after saying, outside any panel, why it cannot be had and how to get it."""
+    if not datasets.available(name):
+        datasets.explain_missing(name)
         return None
+    try:
+        with st.spinner(f"Loading {dataset_label(name)}…" if datasets.found_here(name) else
+                        f"Downloading {dataset_label(name)} (the first time only)…"):
+            return session.dataset(name)
+    except DataError as exc:
+        if not datasets.found_here(name):  # the download failed
+            datasets.explain_missing(name, failed=str(exc))
+        else:
+            st.error(f"{dataset_label(name)} cannot be used: {exc}", icon=":material/error:")
+        return None
+
+
+def dataset_preview(name: str, data: Dataset) -> None:
     info = DATASETS.get(name)
     about, picture = st.columns([2, 3], vertical_alignment="center")
     shape = ("×".join(map(str, data.sample_shape[1:])) + (" grey" if data.sample_shape[0] == 1 else " RGB")
@@ -50,7 +62,6 @@ def dataset_preview(name: str) -> Dataset | None:
         picture.plotly_chart(figures.latent_figure(points, data.train_labels[:1000].numpy(), data.class_names,
                                                    ("x₁", "x₂"), revision="preview", height=260),
                              key="preview_points")
-    return data
 
 
 # --- controls -------------------------------------------------------------------------------------
@@ -250,9 +261,11 @@ def page() -> None:
         else:
             draft.sync_query(config)
         if config is not None:
-            with st.expander("Dataset", expanded=job is None, icon=":material/dataset:"):
-                data = dataset_preview(config.dataset)
+            datasets.installed_note(config.dataset)
+            data = selected_data(config.dataset)
             if data is not None:
+                with st.expander("Dataset", expanded=job is None, icon=":material/dataset:"):
+                    dataset_preview(config.dataset, data)
                 try:
                     check_compatible(config, data.is_image)
                 except ConfigError as exc:
@@ -265,8 +278,9 @@ def page() -> None:
     controls(job, config, data)
     live_controls(job)
     st.session_state[live_view.WHOLE_PAGE_RERUN] = True
-    fragments.fragment(live_view.run_panel, every)(config or draft.draft_config(), data, every)
-    if job is not None:
+    selected = st.session_state[draft.DRAFT]["dataset"]  # as chosen, even while another setting is invalid
+    fragments.fragment(live_view.run_panel, every)(config or draft.draft_config(), data, every, selected)
+    if job is not None and job.config.dataset == selected:  # another dataset's run is not shown: nor its files
         downloads(job)
 
 

@@ -4,9 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
-# The browser tests launch /usr/bin/chromium itself (bench/browser.py), not whatever is on PATH.
-if [ ! -x /usr/bin/chromium ]; then
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null
-  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi
+# The browser tests launch /usr/bin/chromium itself (bench/browser.py), not whatever is on PATH; the
+# two-server test runs deploy/nginx.conf with Debian's nginx.
+missing=""
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
+if [ -n "$missing" ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq $missing >/dev/null
 fi
 exec python3 -m pytest "$@"

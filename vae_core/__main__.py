@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 
-from vae_core import bundles, controls, limits, runs
+from vae_core import bundles, controls, devices, limits, runs
 from vae_core.config import ConfigError, TrainConfig
 from vae_core.data import DataError, load_dataset
 from vae_core.jobs.history import History
@@ -55,6 +55,7 @@ def train(args: argparse.Namespace) -> int:
         print(f"warning: --{name.replace('_', '-')} {getattr(config, name)}: "
               f"{'advised against' if rule.insist else 'not used'}: {rule.reason}", file=sys.stderr)
     trainer = Trainer(config, load_dataset(config.dataset, data_dir=args.data_dir))
+    print(f"training on {devices.describe(trainer.device)} (--device {config.device})", flush=True)
     run_dir = runs.new_run_dir(args.runs_dir, config)
     runs.save_config(run_dir, config)
     history = History()

@@ -17,6 +17,7 @@ RECON_LOSSES = ("bce", "mse", "mixed")
 BETA_SCHEDULES = ("constant", "warmup", "cyclical")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 LR_SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle", "plateau")
+DEVICES = ("auto", "cpu", "cuda", "mps")  # auto: CUDA, then Apple's MPS, then the CPU (vae_core/devices.py)
 
 
 # Bounds of every numeric setting (latent_dim and epochs are also capped by the server's limits). Widgets,
@@ -98,6 +99,8 @@ class TrainConfig:
     early_stopping: bool = False
     patience: int = 5
     min_delta: float = 0.0
+    # where it trains: resolved by the machine that trains it, so a saved run loads anywhere
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -113,6 +116,7 @@ class TrainConfig:
         _choice("beta_schedule", self.beta_schedule, BETA_SCHEDULES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _choice("device", self.device, DEVICES)
         if not self.dataset or len(self.dataset) > 200:
             raise ConfigError("dataset: must be a dataset name of 1 to 200 characters")
         if not 1 <= len(self.hidden) <= 6:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from vae_core import devices
 from vae_core.config import TrainConfig, check_compatible
 from vae_core.data import Dataset, load_dataset
 from vae_core.maths.augment import augment_batch
@@ -84,7 +85,7 @@ def fit(trainer: Trainer, *, on_step: Callable[[dict], None] | None = None,
     early stopping ends it after `patience` epochs without improvement, with the best epoch's weights.
     An exception (in the maths or in a hook) ends the run as FAILED, with the weights as they were; its
     traceback goes to the log."""
-    config, data = trainer.config, trainer.data
+    config = trainer.config
     last_good = best = trainer.weights()
     best_val, best_epoch, bad_epochs, first_loss = math.inf, None, 0, None
     try:
@@ -110,7 +111,7 @@ def fit(trainer: Trainer, *, on_step: Callable[[dict], None] | None = None,
                 if on_step is not None:
                     on_step(row)
 
-            val = trainer.evaluate(data.val, should_stop)
+            val = trainer.evaluate(trainer.val_split, should_stop)
             if val is None:
                 return Outcome(Status.STOPPED, "Stopped.", best_epoch)
             if not math.isfinite(val["neg_elbo"]):
@@ -167,19 +168,23 @@ class Posterior:
 
 
 class Trainer:
-    """One run's model and optimisation state, advanced one step at a time."""
+    """One run's model and optimisation state, advanced one step at a time, on the config's device: the
+    model, the optimiser, the training and validation splits (moved there once) and the run's generator."""
 
     def __init__(self, config: TrainConfig, data: Dataset):
         check_compatible(config, data.is_image)
         self.config = config
         self.data = data
-        self.generator = torch.Generator().manual_seed(config.seed)
-        with _seed_lock:
+        self.device = devices.resolve(config.device)
+        self.train_split, self.val_split = data.train.to(self.device), data.val.to(self.device)
+        self.generator = torch.Generator(self.device).manual_seed(config.seed)
+        with _seed_lock:  # built on the CPU, then moved: the same initial weights on every device
             torch.manual_seed(config.seed)
-            self.model = build_model(config, data.sample_shape)
-            self.discriminator = Discriminator(data.sample_shape) if config.adv_weight > 0 else None
+            self.model = build_model(config, data.sample_shape).to(self.device)
+            self.discriminator = (Discriminator(data.sample_shape).to(self.device) if config.adv_weight > 0
+                                  else None)
         if config.normalize_inputs:
-            self.model.set_input_normalization(data.train)
+            self.model.set_input_normalization(self.train_split)
         self.steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
         self.optimizer = build_optimizer(self.model.parameters(), config)
         self.schedule = LRSchedule(self.optimizer, config, self.steps_per_epoch)
@@ -210,8 +215,8 @@ class Trainer:
 
     def batches(self):
         """This epoch's training batches, shuffled from the run's seed, augmented when asked."""
-        train = self.data.train
-        order = torch.randperm(len(train), generator=self.generator)
+        train = self.train_split
+        order = torch.randperm(len(train), generator=self.generator, device=self.device)
         for start in range(0, len(train), self.config.batch_size):
             x = train[order[start:start + self.config.batch_size]]
             yield augment_batch(x, self.config, self.generator) if self.config.augment else x
@@ -267,13 +272,15 @@ class Trainer:
     def evaluate(self, x: torch.Tensor, should_stop: Callable[[], bool] = lambda: False) -> dict[str, float] | None:
         """Mean losses over a whole split (one z per input, drawn from a fixed seed) and active units;
         None when `should_stop()` turns true before the last chunk. Keeps the split's posterior (see `posterior`).
+        A split on the CPU is copied to the run's device for the pass (`val_split` is there already).
 
         "loss" is the objective trained on (β, capacity or free bits at the current step) over the whole
         split; the adversarial and L1 terms are left out, as they measure the networks, not the data.
         """
         model, config = self.model, self.config
         model.eval()
-        noise = torch.Generator().manual_seed(0)
+        x = x.to(self.device)
+        noise = torch.Generator(self.device).manual_seed(0)
         recon_sum, kl_dims_sum = 0.0, torch.zeros(model.latent_dim, dtype=torch.float64)
         mus, logvars = [], []
         chunk = chunk_rows(x[0])
@@ -285,7 +292,7 @@ class Trainer:
             raw = model.decode(model.reparameterize(mu, logvar, noise))
             recon_sum += reconstruction_nll(raw, xb, config, model.is_image, per_sample=False).item()
             if model.variational:
-                kl_dims_sum += kl_per_dim(mu, logvar).sum(0)
+                kl_dims_sum += kl_per_dim(mu, logvar).sum(0).cpu()  # float64 on the CPU: MPS has none
             mus.append(mu)
             logvars.append(logvar)
         self._posterior = Posterior(x, torch.cat(mus), torch.cat(logvars), self.step)
@@ -296,15 +303,16 @@ class Trainer:
                          capacity_at(self.step, config, self.steps_per_epoch))
         kl = kl.item()
         return {"recon": recon, "kl": kl, "neg_elbo": recon + kl, "loss": loss.item(),
-                "active_units": active_units(self._posterior.mu)}
+                "active_units": active_units(self._posterior.mu.cpu())}
 
     def end_epoch(self, val_loss: float) -> None:
         self.epoch += 1
         self.schedule.after_epoch(val_loss)
 
     def weights(self) -> dict[str, torch.Tensor]:
-        """A detached copy of the model's weights (for best and last-good checkpoints)."""
-        return {name: tensor.detach().clone() for name, tensor in self.model.state_dict().items()}
+        """A copy of the model's weights on the CPU (the best and last-good checkpoints): where they are saved
+        from and sent to the pages, and no GPU memory held for two more models."""
+        return {name: tensor.detach().to("cpu", copy=True) for name, tensor in self.model.state_dict().items()}
 
     def load_weights(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)

@@ -14,6 +14,8 @@ DRAFT = "draft"  # the Train page's settings as a dict, kept while other pages s
 WIDGET = "cfg_"  # widget key prefix: "cfg_beta" holds the beta field
 FIELDS = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
 DEFAULTS = TrainConfig().to_dict()
+KEPT = "per_dataset"  # session key: {dataset: its dataset-dependent settings as the user left them}
+SWITCH_NOTE = "dataset_note"  # session key: (dataset, what switching to it changed, whether restored)
 
 
 def init_session() -> None:
@@ -25,8 +27,11 @@ def init_session() -> None:
 
 
 def load_config(config: TrainConfig, lesson: str | None = None) -> None:
-    """Put a configuration into the Train page's widgets (and remember which lesson it came from)."""
+    """Put a configuration into the Train page's widgets (and remember which lesson it came from); the settings
+    kept for other datasets go: each will start from its recommendation again."""
     st.session_state[DRAFT] = config.to_dict()
+    st.session_state.pop(KEPT, None)
+    st.session_state.pop(SWITCH_NOTE, None)
     st.session_state.lesson = lesson
     for name in FIELDS:
         st.session_state.pop(WIDGET + name, None)

@@ -8,7 +8,8 @@ import time
 import numpy as np
 import streamlit as st
 
-from pages.ui import charts, session
+from pages.ui import charts, session, text
+from pages.ui.datasets import dataset_label
 from vae_core.config import TrainConfig
 from vae_core.data import Dataset
 from vae_core.jobs import sessions
@@ -58,6 +59,8 @@ def progress(view: JobView | None, every: float | None) -> None:
     in_epoch = view.total_steps and view.step > view.epoch * view.total_steps / view.epochs  # a partial epoch
     epoch = min(view.epoch + bool(in_epoch), view.epochs)
     text = f"Epoch {epoch} of {view.epochs} · step {view.step:,} of {view.total_steps:,}"
+    if view.device:  # where it trains (vae_core.devices)
+        text += f" · on {view.device}"
     if view.status in (Status.RUNNING, Status.PAUSED, Status.QUEUED):
         text += f" · {_clock(view.eta)} left"
         if view.status == Status.QUEUED:  # resumed after a pause, which gave its slot to the queue
@@ -261,14 +264,17 @@ def redraw_every(job: Job | None) -> float | None:
     return pacing.redraw_seconds(sessions.registry().live()) if training(job) else None
 
 
-def run_panel(config: TrainConfig, data: Dataset | None, every: float | None) -> None:
+def run_panel(config: TrainConfig, data: Dataset | None, every: float | None, selected: str) -> None:
     """Progress and charts; reruns itself `every` so often while the job lives, and the whole page when
     the job has ended or the server's load calls for a slower pace (a faster one waits for the next
     whole-page rerun: each change of pace costs a whole-page rerun). Measures what a redraw costs.
 
     Drawn as part of a whole-page rerun it never asks for another: `every` was set by that rerun a moment
     ago, and sessions starting fast enough to change the pace in between would otherwise make the page
-    rerun itself again and again."""
+    rerun itself again and again.
+
+    The run is drawn only under its own dataset: with another one `selected`, the layout shows empty, for
+    that dataset, and a note says where the run went."""
     started = time.thread_time()
     session.touch()
     job = session.job()
@@ -276,7 +282,9 @@ def run_panel(config: TrainConfig, data: Dataset | None, every: float | None) ->
     if not st.session_state.pop(WHOLE_PAGE_RERUN, False) and (
             (wanted is None) != (every is None) or (wanted or 0) > (every or 0)):
         st.rerun()
-    if job is None:
+    if job is None or job.config.dataset != selected:
+        if job is not None:
+            _run_elsewhere(job, selected)
         live_view(None, config, data, every)
     else:
         view = _first_view(job)
@@ -285,3 +293,12 @@ def run_panel(config: TrainConfig, data: Dataset | None, every: float | None) ->
         live_view(view, job.config, job.data, every)
         if every is not None:
             pacing.redraw_cost.add(time.thread_time() - started)
+
+
+def _run_elsewhere(job: Job, selected: str) -> None:
+    """Where this student's run is, when it trained on another dataset than the one chosen now."""
+    theirs, chosen = dataset_label(job.config.dataset), dataset_label(selected)
+    then = (f"It is still training: choose {theirs} again to watch it, or stop it." if training(job)
+            else f"Choose {theirs} again to see it, or open it in Explore.")
+    st.info(f"Your run on **{text.plain(theirs)}** is not shown: the dataset chosen now is {text.plain(chosen)}. "
+            f"{text.plain(then)}", icon=":material/swap_horiz:")

@@ -12,7 +12,8 @@ from vae_core.classroom import cards, identity, policy, quotas
 from vae_core.classroom.cards import Actor
 from vae_core.classroom.room import Classroom
 from vae_core.config import TrainConfig
-from vae_core.data import Dataset, load_dataset, stored
+from vae_core.data import DataError, Dataset, load_dataset, stored
+from vae_core.data.availability import availability
 from vae_core.jobs import sessions
 from vae_core.jobs.backends import Job, backend
 from vae_core.jobs.series import JobSeries
@@ -138,9 +139,14 @@ def runs_dir():
 
 
 def dataset(name: str) -> Dataset:
-    """This session's upload of that name, else the built-in dataset (DataError when it cannot be had)."""
+    """This session's upload of that name, else the built-in dataset (DataError when it cannot be had: at once,
+    without trying a download, when no copy is here and its mirror does not answer)."""
     upload = st.session_state.get(UPLOAD)
-    return upload if upload is not None and upload.name == name else load_dataset(name)
+    if upload is not None and upload.name == name:
+        return upload
+    if not availability(name).usable:
+        raise DataError(f"{name} is not installed here, and cannot be downloaded from here")
+    return load_dataset(name)
 
 
 def run_dataset(run: runs.SavedRun) -> Dataset:

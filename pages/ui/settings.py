@@ -8,14 +8,13 @@ from types import SimpleNamespace
 import numpy as np
 import streamlit as st
 
-from pages.ui import draft, session
-from vae_core import controls
+from pages.ui import datasets, draft, session
+from vae_core import controls, devices
 from vae_core.classroom import policy
 from vae_core.config import (
     ACTIVATIONS,
     ARCHITECTURES,
     BETA_SCHEDULES,
-    FOR_POINTS,
     LR_SCHEDULES,
     OPTIMIZERS,
     RANGES,
@@ -24,7 +23,7 @@ from vae_core.config import (
     TrainConfig,
     parse_numbers,
 )
-from vae_core.data import DATASETS, DataError, dataset_names, load_upload
+from vae_core.data import DataError, dataset_names, load_upload
 from vae_core.limits import current as current_limits
 from vae_core.maths.objectives import beta_at
 from vae_core.maths.schedules import lr_curve
@@ -124,6 +123,22 @@ def _select(name: str, label: str, options, help=None):
         st.selectbox(label, options, key=_key(name), help=_help(name, help), disabled=_disabled(name))
 
 
+def _device_select() -> None:
+    """Where runs train: auto, or a device this server has. One it lacks (from a link, or a saved run's
+    settings) falls back to auto, and the caption says so."""
+    options = ["auto", *devices.available()]
+    asked = _value("device")
+    if asked not in options:
+        st.session_state[_key("device")] = "auto"
+        st.caption(f"These settings asked for {asked}, but {devices.missing(asked)}: auto is used instead.")
+    here = devices.describe(devices.resolve("auto"))
+    st.selectbox("Device", options, key=_key("device"), disabled=_disabled("device"),
+                 format_func=lambda name: f"auto ({here} here)" if name == "auto" else name,
+                 help=_help("device", "auto trains on a CUDA GPU, else Apple's MPS, else the CPU."))
+    if options == ["auto", "cpu"]:
+        st.caption("This server has no GPU (CUDA or Apple's MPS): runs train on the CPU.")
+
+
 def _apply_class_rules() -> None:
     """Keep locked settings at a value the class allows and epochs within the class's cap (the server checks
     again at Start: vae_core.classroom.policy)."""
@@ -164,16 +179,8 @@ def _value(name: str):
 
 
 def _on_dataset_change() -> None:
-    """Give 2-D point data the settings it needs (config.FOR_POINTS)."""
-    info = DATASETS.get(_value("dataset"))
-    if info is not None and info.kind == "points":
-        for name, (needed, _) in FOR_POINTS.items():
-            st.session_state[_key(name)] = needed
-
-
-def dataset_label(name: str) -> str:
-    info = DATASETS.get(name)
-    return info.title if info else f"{name.removeprefix('upload:')} (uploaded)"
+    """The chosen dataset's own settings (pages.ui.datasets), the last one's kept for it."""
+    datasets.switch_to(_value("dataset"), st.session_state[draft.DRAFT]["dataset"], st.session_state.get(LOCKED, {}))
 
 
 def _use_upload(file, side: int, channels: int) -> None:
@@ -185,6 +192,7 @@ def _use_upload(file, side: int, channels: int) -> None:
     st.session_state.upload_error = None
     st.session_state[session.UPLOAD] = data
     st.session_state[_key("dataset")] = data.name
+    datasets.switch_to(data.name, st.session_state[draft.DRAFT]["dataset"], st.session_state.get(LOCKED, {}))
 
 
 def _upload_box() -> None:
@@ -211,8 +219,9 @@ def settings() -> tuple[TrainConfig | None, str | None]:
         names.append(_value("dataset"))
     lim = current_limits()
     st.header("Settings")
-    st.selectbox("Dataset", names, key=_key("dataset"), format_func=dataset_label, on_change=_on_dataset_change,
-                 disabled=_disabled("dataset"), help=_help("dataset", None))
+    st.selectbox("Dataset", names, key=_key("dataset"), format_func=datasets.menu_label,
+                 on_change=_on_dataset_change, disabled=_disabled("dataset"), help=_help("dataset", None))
+    datasets.switch_note(_value("dataset"))
     if not _locked("dataset"):
         _upload_box()
     with st.expander("Model", icon=":material/hub:"):
@@ -232,6 +241,7 @@ def settings() -> tuple[TrainConfig | None, str | None]:
         _number("dropout", "Dropout", 0.05)
         _checkbox("normalize_inputs", "Standardise inputs",
                   help="Standardise the encoder's input per feature; targets stay as they are.")
+        _device_select()
     with st.expander("Objective", icon=":material/functions:", expanded=True):
         _select("recon_loss", "Reconstruction loss", RECON_LOSSES,
                 help="bce: pixels as Bernoulli probabilities; mse: Gaussian decoder with σ below.")
@@ -281,7 +291,7 @@ def settings() -> tuple[TrainConfig | None, str | None]:
         _checkbox("aug_flip", "Horizontal flips")
     st.button("Restore defaults", icon=":material/restart_alt:", on_click=draft.load_config, args=(TrainConfig(),))
     config, error = collect()
-    if config is not None:
+    if config is not None and datasets.found_here(config.dataset):  # a download waits for the page's spinner
         try:
             steps_per_epoch = math.ceil(len(session.dataset(config.dataset).train) / config.batch_size)
         except DataError:

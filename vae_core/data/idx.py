@@ -103,7 +103,8 @@ def _file_in(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _usable(folder: Path) -> bool:
+def usable(folder: Path) -> bool:
+    """Whether `folder` holds the t10k pair, the least a dataset is built from."""
     return all(_file_in(folder, FILES[("t10k", part)]) for part in ("images", "labels"))
 
 
@@ -128,7 +129,7 @@ def locate(name: str, data_dir: str | os.PathLike | None = None, stop: threading
     (LoadStopped when `stop` is set during the download)."""
     searched = candidate_dirs(name, data_dir)
     for folder in searched:
-        if _usable(folder):
+        if usable(folder):
             return folder.resolve()
     target = cache_dir(name)
     try:

@@ -34,8 +34,8 @@ _T10K_ONLY = ("With only the 10,000 test (t10k) files, the first 8,000 images tr
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
     DatasetInfo("digits", "Digits (8×8)", "1,797 small handwritten digits 0-9 from scikit-learn; "
                 "trains in seconds.", "image"),
-    DatasetInfo("mnist", "MNIST (28×28)", "Handwritten digits 0-9. Read from IDX files in the data "
-                f"folder, downloaded on first use if missing. {_T10K_ONLY}", "image"),
+    DatasetInfo("mnist", "MNIST (28×28)", "Handwritten digits 0-9, read from IDX files "
+                f"(found on this machine, or downloaded on first use where it is online). {_T10K_ONLY}", "image"),
     DatasetInfo("fashion-mnist", "Fashion-MNIST (28×28)", "Photos of 10 kinds of clothing (shirts, "
                 f"shoes, bags, ...), same format as MNIST. {_T10K_ONLY}", "image"),
     DatasetInfo("shapes", "Shapes (32×32)", "Generated squares, ellipses and triangles with known "
@@ -88,6 +88,11 @@ def _load(name: str, seed: int, folder: str | None) -> Dataset:
     data = _read(name, seed, folder)
     log.info("loaded dataset %s (seed %d) in %.2f s", name, seed, time.perf_counter() - started)
     return data
+
+
+def forget_loaded() -> None:
+    """Drop every loaded dataset, so files just put in place (an upload of IDX files) are read anew."""
+    _load.cache_clear()
 
 
 def _read(name: str, seed: int, folder: str | None) -> Dataset:

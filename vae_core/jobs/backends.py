@@ -2,7 +2,8 @@
 
 A `Job` is a handle on one run: steer it, read its `view()`, ask for its `model()`. It may train in
 this process (`ThreadBackend`), in a worker process beside the server (`ProcessBackend`, the default), or
-elsewhere: nothing here assumes that a job shares memory with the server. $VAE_LAB_TRAINER picks the kind.
+in a Ray actor on a cluster (`cluster.RayBackend`): nothing here assumes that a job shares memory with the
+server. $VAE_LAB_TRAINER picks the kind.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from vae_core.jobs.state import JobView, RunState
 from vae_core.maths.models import VAE
 
 TRAINER_ENV = "VAE_LAB_TRAINER"
-KINDS = ("process", "threads")
+KINDS = ("process", "threads", "ray")
 SWITCH_INTERVAL = 0.0005  # seconds a thread may keep the GIL while another waits, with runs on threads here
 KEEP_ENDED = 200  # ended jobs a backend still finds by id (a reloaded page, a teacher's view)
 
@@ -120,6 +121,9 @@ def backend() -> Backend:
             if name == "process":
                 from vae_core.jobs.process import ProcessBackend
                 _backends[name] = ProcessBackend()
+            elif name == "ray":  # imported only here: Ray is an optional part (README, "A Ray cluster")
+                from vae_core.jobs.cluster import RayBackend
+                _backends[name] = RayBackend()
             else:
                 _backends[name] = ThreadBackend()
         return _backends[name]

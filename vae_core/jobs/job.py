@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vae_core import runs
+from vae_core import devices, runs
 from vae_core.classroom import cards
 from vae_core.config import TrainConfig, live_value
 from vae_core.data import Dataset, LoadStopped, load_dataset
@@ -140,14 +140,22 @@ class TrainingJob:
             beta_now=(trainer.beta_used if self.status.ended else trainer.beta_now()) if trainer else self.config.beta,
             queue_position=self.pool.position(self), run_dir=str(self.run_dir) if self.run_dir else None,
             best_epoch=self.best_epoch, live_changes=tuple(self.live_changes), paused=not self._running.is_set(),
-            score=self.score)
+            score=self.score, device=devices.describe(trainer.device) if trainer else "")
 
     def view(self) -> JobView:
         return JobView.of(self.state(), self.history, self.snapshot)
 
     def model(self):
-        """The model as trained so far, None before it exists (read it while the job is paused or done)."""
-        return self.trainer.model if self.trainer is not None else None
+        """The model as trained so far, on the CPU as the pages use it (a copy when it trains on a GPU); None
+        before it exists (read it while the job is paused or done)."""
+        trainer = self.trainer
+        if trainer is None:
+            return None
+        if trainer.device.type == "cpu":
+            return trainer.model
+        model = build_model(self.config, self.data.sample_shape)
+        model.load_state_dict(trainer.weights())
+        return model.eval()  # as the process backend's copy (RemoteJob.model)
 
     def weights(self) -> dict[str, np.ndarray] | None:
         """A numpy copy of the model's weights (numpy keeps a thread that copies them off torch's threads)."""
@@ -189,7 +197,7 @@ class TrainingJob:
             build_model(config, data.sample_shape)
         self.trainer = trainer = Trainer(config, data)
         self.status = Status.RUNNING  # until the model exists, the job shows as queued: "building the model"
-        self._maker = SnapshotMaker(data.val, data.val_labels, config.latent_dim, config.seed, data.train)
+        self._maker = SnapshotMaker(trainer.val_split, data.val_labels, config.latent_dim, config.seed, data.train)
         self._open_run_dir()
         self._throttle = SnapshotThrottle(self.snapshot_interval)
         self._take_snapshot(forced=True)
@@ -295,7 +303,10 @@ class TrainingJob:
             self.save_error = _save_failure(exc)
 
     def _fit_threads(self) -> None:
-        """Set torch's intra-op threads for the next step, when the jobs running have changed."""
+        """Set torch's intra-op threads for the next step, when the jobs running have changed. A run on a GPU
+        leaves them as they are: its CPU mostly queues the GPU's work, and the shares suit CPU training."""
+        if self.trainer is not None and self.trainer.device.type != "cpu":
+            return
         threads = _thread_count(self.pool.running, threading.current_thread() is threading.main_thread())
         if threads != self._threads:
             torch.set_num_threads(threads)

@@ -226,7 +226,7 @@ class RemoteJob:
         step = self._mirror.state.step
         if self._model is not None and self._model[0] == step:
             return self._model[1]
-        weights = self._mirror.weights if self._done.is_set() else self.worker.ask("weights", self.id)
+        weights = self._mirror.weights if self._done.is_set() else self._weights_now()
         data = self.data
         if weights is None or data is None:
             return None
@@ -234,6 +234,10 @@ class RemoteJob:
         model.load_state_dict({name: torch.from_numpy(array) for name, array in weights.items()})
         self._model = (step, model.eval())
         return self._model[1]
+
+    def _weights_now(self) -> dict | None:
+        """The weights of the paused job, asked of the worker."""
+        return self.worker.ask("weights", self.id)
 
     def _apply(self, progress: Progress) -> None:
         """Progress from the worker (on the link thread)."""

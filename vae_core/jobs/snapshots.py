@@ -40,7 +40,8 @@ class Snapshot:
 
 
 class SnapshotMaker:
-    """Holds the fixed evaluation inputs and prior draws, so successive snapshots are comparable."""
+    """Holds the fixed evaluation inputs and prior draws, so successive snapshots are comparable. They stay on
+    the device of `val` (the trainer's `val_split`); snapshots come back to the CPU as numpy arrays."""
 
     def __init__(self, val: torch.Tensor, labels: torch.Tensor | None, latent_dim: int, seed: int,
                  train: torch.Tensor | None = None):
@@ -53,7 +54,9 @@ class SnapshotMaker:
         is_image = val.dim() == 4
         n_shown = N_IMAGES if is_image else N_POINTS
         self.shown = slice(0, min(n_shown, len(self.x)))
-        self.prior_z = torch.randn(n_shown, latent_dim, generator=torch.Generator().manual_seed(seed + 1))
+        self.originals = self.x[self.shown].cpu().numpy()
+        prior_z = torch.randn(n_shown, latent_dim, generator=torch.Generator().manual_seed(seed + 1))
+        self.prior_z = prior_z.to(val.device)  # drawn on the CPU: the same draws on every device
 
     @torch.inference_mode()
     def take(self, model: VAE, step: int, epoch: int, posterior: Posterior | None = None) -> Snapshot:
@@ -69,10 +72,11 @@ class SnapshotMaker:
             self._quality, self._quality_epoch = self._meter.measure(model), epoch
         recon = model.output_mean(model.decode(mu[self.shown]))
         samples = model.output_mean(model.decode(self.prior_z))
-        kl_dims = kl_per_dim(mu, logvar).mean(0) if model.variational else torch.zeros(mu.shape[1])
+        kl_dims = kl_per_dim(mu, logvar).mean(0) if model.variational else torch.zeros_like(mu[0])
         model.train(was_training)
+        mu, logvar, recon, samples, kl_dims = (t.cpu() for t in (mu, logvar, recon, samples, kl_dims))
         mu_np = mu.numpy()
-        return Snapshot(step=step, epoch=epoch, originals=self.x[self.shown].numpy(), reconstructions=recon.numpy(),
+        return Snapshot(step=step, epoch=epoch, originals=self.originals, reconstructions=recon.numpy(),
                         samples=samples.numpy(), latent_mu=mu_np, latent_logvar=logvar.numpy(),
                         latent_2d=project_2d(mu_np), labels=self.labels, kl_per_dim=kl_dims.numpy(),
                         active_units=active_units(mu), quality=self._quality)

@@ -38,6 +38,7 @@ class RunState:
     live_changes: tuple[dict, ...] = ()  # {"step": …, "lr" and/or "beta": …} per live change applied
     paused: bool = False  # asked to pause: it holds before its next step (or, queued, once it has a slot)
     score: dict | None = None  # the final score on the test split, once the run has ended (maths/score.py)
+    device: str = ""  # where it trains, in words ("the CPU": devices.describe), once its model exists
 
     @property
     def progress(self) -> float:

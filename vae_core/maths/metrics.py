@@ -27,6 +27,7 @@ import math
 import numpy as np
 import torch
 
+from vae_core import devices
 from vae_core.maths import collapse
 from vae_core.maths.models import VAE
 from vae_core.maths.objectives import kl_per_dim
@@ -85,9 +86,10 @@ def decode_mean(model: VAE, z: torch.Tensor) -> torch.Tensor:
 
 
 def prior_samples(model: VAE, n: int = 500, seed: int = 0) -> torch.Tensor:
-    """Decoder means of n draws from the prior N(0, I), as the app shows them."""
+    """Decoder means of n draws from the prior N(0, I), as the app shows them, on the model's device. The draws
+    come from the CPU: the same z whatever the device."""
     z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
-    return decode_mean(model, z)
+    return decode_mean(model, z.to(devices.of(model)))
 
 
 def prior_sample_distance(model: VAE, train: torch.Tensor, n: int = 500, seed: int = 0) -> float:

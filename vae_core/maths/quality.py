@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vae_core import devices
 from vae_core.maths.metrics import nearest_distance, prior_samples, sharpness
 from vae_core.maths.models import VAE
 
@@ -62,10 +63,11 @@ class SampleQuality:
 
 
 class QualityMeter:
-    """The fixed training subset, held-out examples and their scores, computed once per dataset."""
+    """The fixed training subset, held-out examples and their scores, computed once per dataset, on the CPU
+    whatever device the model trains on (a few hundred samples: not worth a GPU's memory)."""
 
     def __init__(self, train: torch.Tensor, held_out: torch.Tensor, n: int = N_SAMPLES, n_train: int = N_TRAIN):
-        self.n, self.train, held = n, train[:n_train], held_out[:n]
+        self.n, self.train, held = n, train[:n_train].cpu(), held_out[:n].cpu()
         self.is_image = held.dim() == 4
         self.real = self._scores(held)
 
@@ -75,7 +77,7 @@ class QualityMeter:
 
     def measure(self, model: VAE) -> SampleQuality:
         """Scores of the model's decoded prior samples (the same draws each time)."""
-        return SampleQuality(*self._scores(prior_samples(model, self.n, SEED)), *self.real)
+        return SampleQuality(*self._scores(prior_samples(model, self.n, SEED).cpu()), *self.real)
 
 
 # --- disentanglement ------------------------------------------------------------------------------
@@ -174,6 +176,7 @@ def model_disentanglement(model: VAE, data) -> Disentanglement | None:
         return None
     was_training = model.training
     model.eval()
-    mu = torch.cat([model.encode(xb)[0] for xb in data.val.split(256)])
+    device = devices.of(model)
+    mu = torch.cat([model.encode(xb.to(device))[0].cpu() for xb in data.val.split(256)])
     model.train(was_training)
     return disentanglement(mu.numpy(), data.val_factors.numpy(), data.factor_names)

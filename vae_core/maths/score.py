@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from vae_core import devices
 from vae_core.config import TrainConfig
 from vae_core.maths.models import VAE
 from vae_core.maths.objectives import reconstruction_nll
@@ -40,16 +41,19 @@ def iwae_name(k: int = IWAE_K) -> str:
 def _chunks(model: VAE, x: torch.Tensor, config: TrainConfig, k: int, seed: int) -> Iterator[tuple[int, float]]:
     """(rows, their summed log (1/k) Σᵢ p(x, zᵢ) / q(zᵢ|x)) chunk after chunk, zᵢ ~ q(z|x) (Burda et al. 2016).
     Chunks are multiples of 16 rows: torch draws normal noise in blocks of 16, so the noise does not depend on
-    the chunk size, and at k = 1 it is the noise `Trainer.evaluate` draws with the same seed."""
+    the chunk size, and at k = 1 it is the noise `Trainer.evaluate` draws with the same seed (on the same device:
+    the noise is drawn on the model's)."""
     if not model.variational:
         raise ValueError("the IWAE bound needs a VAE: an autoencoder has no posterior to sample")
     model.eval()
-    gen = torch.Generator().manual_seed(seed)
+    device = devices.of(model)
+    x = x.to(device)
+    gen = torch.Generator(device).manual_seed(seed)
     chunk = max(16, CHUNK_VALUES // (k * x[0].numel()) // 16 * 16)
     for start in range(0, len(x), chunk):
         xb = x[start:start + chunk]
         mu, logvar = model.encode(xb)
-        eps = torch.randn((k, *mu.shape), generator=gen)
+        eps = torch.randn((k, *mu.shape), generator=gen, device=device)
         z = mu + eps * torch.exp(0.5 * logvar)  # (k, B, D)
         raw = model.decode(z.reshape(-1, mu.shape[1]))
         log_px_z = -reconstruction_nll(raw, xb.repeat(k, *[1] * (xb.dim() - 1)), config, model.is_image)
@@ -76,7 +80,7 @@ def final_score(trainer: Trainer, should_stop: Callable[[], bool] = lambda: Fals
     if trainer.epoch < 1:
         return None
     started = clock()
-    test = trainer.data.test
+    test = trainer.data.test.to(trainer.device)  # once, for both passes
     result = trainer.evaluate(test)
     if not math.isfinite(result["recon"] + result["kl"]):
         return None
