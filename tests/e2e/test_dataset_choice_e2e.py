@@ -57,6 +57,14 @@ def choose(page, label: str) -> None:
     idle(page)
 
 
+def architecture(page):
+    """The architecture radio, its expander ("Model") opened first: a rerun may draw it closed."""
+    expander = page.locator("[data-testid=stSidebar] details").filter(has_text="Model")
+    if expander.get_attribute("open") is None:
+        expander.locator("summary").click()
+    return page.locator(".st-key-cfg_architecture")
+
+
 def t10k_files(folder, count=30) -> list:
     """The two t10k IDX files of a tiny MNIST look-alike, gzipped as they come."""
     rng, paths = np.random.default_rng(0), []
@@ -73,7 +81,7 @@ def test_an_absent_dataset_explains_itself_and_shows_no_stale_results(screen, of
     page = screen
     page.goto(offline_server.url + "/?epochs=1")
     start = page.get_by_role("button", name="Start", exact=True)
-    start.wait_for()
+    start.wait_for(timeout=90_000)  # a fresh server's first page builds a lot
     idle(page)
     start.click()
     page.get_by_text("Finished.").wait_for(timeout=180_000)  # a busy 2-core machine trains slowly
@@ -104,10 +112,9 @@ def test_an_absent_dataset_explains_itself_and_shows_no_stale_results(screen, of
 def test_switching_datasets_and_back_restores_the_settings(screen, offline_server, shoot):
     page = screen
     page.goto(offline_server.url)
-    page.get_by_role("button", name="Start", exact=True).wait_for()
+    page.get_by_role("button", name="Start", exact=True).wait_for(timeout=90_000)  # a first page builds a lot
     choose(page, "Shapes (32×32)")
-    page.locator("[data-testid=stSidebar] summary").filter(has_text="Model").click()  # the architecture's expander
-    page.locator(".st-key-cfg_architecture").get_by_text("Convolutional").click()
+    architecture(page).get_by_text("Convolutional").click()
     idle(page)
     choose(page, "Two moons (2-D)")
     note = page.locator("[data-testid=stSidebar] [data-testid=stAlert]").filter(has_text="Two moons")
@@ -116,6 +123,6 @@ def test_switching_datasets_and_back_restores_the_settings(screen, offline_serve
     shoot(page, "17-switch-note")
     choose(page, "Shapes (32×32)")
     expect(page.locator("[data-testid=stSidebar] [data-testid=stAlert]")).to_contain_text("as you left them")
-    expect(page.locator(".st-key-cfg_architecture").get_by_role("radio", name="Convolutional")).to_be_checked()
+    expect(architecture(page).get_by_role("radio", name="Convolutional")).to_be_checked()
     choose(page, "Digits (8×8)")
-    expect(page.locator(".st-key-cfg_architecture").get_by_role("radio", name="MLP")).to_be_checked()
+    expect(architecture(page).get_by_role("radio", name="MLP")).to_be_checked()

@@ -94,8 +94,8 @@ def test_a_run_started_through_one_server_is_listed_on_the_other(proxy, browser)
         sam.get_by_role("link", name="Explore").click()
         sam.get_by_text("No trained model yet").wait_for()  # none of Sam's own
         sam.get_by_role("radio", name="The whole class").click(force=True)
-        sam.locator(".st-key-explore_run").click()
-        expect(sam.get_by_role("option").first).to_contain_text("digits · VAE · z2 · β 1")
+        sam.get_by_text(re.compile(r"^About this run · ")).wait_for()  # Alex's run, opened
+        expect(sam.get_by_role("combobox", name="Run")).to_have_value(re.compile(r"^digits · VAE · z2 · β 1 · Student "))
     finally:
         for page in (alex, sam):
             page.context.close()
