@@ -65,3 +65,22 @@ def playwright():
     from playwright.sync_api import sync_playwright
     with sync_playwright() as driver:
         yield driver
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """A local Ray of two CPUs on 127.0.0.1 for the tests of the Ray backend, started once (a few seconds)."""
+    try:
+        import ray  # installed by requirements-test.txt; optional for the app
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("ray is not installed: tests/run.sh installs requirements-test.txt")
+        pytest.skip("ray is not installed")
+    from vae_core.jobs import cluster
+
+    ray.init(num_cpus=2, include_dashboard=False, namespace=cluster.NAMESPACE, log_to_driver=False,
+             _temp_dir=str(tmp_path_factory.mktemp("ray")), _node_ip_address="127.0.0.1",
+             runtime_env=cluster.RUNTIME_ENV)
+    yield ray
+    ray.shutdown()
+

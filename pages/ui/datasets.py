@@ -7,9 +7,8 @@ import streamlit as st
 
 from pages.ui import draft, text
 from vae_core.config import parse_numbers
-from vae_core.data import DATASETS, DataError
+from vae_core.data import DATASETS, DataError, recommended
 from vae_core.data import availability as avail
-from vae_core.data import recommended
 
 INSTALLED = "idx_installed"  # session key: (dataset, folder) of the files this session just uploaded
 SUFFIX = {avail.HERE: "", avail.DOWNLOAD: " · downloads on first use", avail.MISSING: " · not installed"}
@@ -51,15 +50,16 @@ def explain_missing(name: str, failed: str | None = None) -> None:
                   on_click=_install, args=(name, files))
         if failed:
             st.caption(f"What went wrong: {text.plain(failed)}")
-    if st.session_state.get("idx_error"):
-        st.error(st.session_state.idx_error, icon=":material/error:")
+    failed_upload = st.session_state.get("idx_error")
+    if failed_upload and failed_upload[0] == name:
+        st.error(failed_upload[1], icon=":material/error:")
 
 
 def _install(name: str, files) -> None:
     try:
         folder = avail.install_upload(name, [(f.name, f.getvalue()) for f in files])
     except DataError as exc:
-        st.session_state.idx_error = f"Could not use these files: {exc}"
+        st.session_state.idx_error = (name, f"Could not use these files: {exc}")
         return
     st.session_state.idx_error = None
     st.session_state[INSTALLED] = (name, str(folder))

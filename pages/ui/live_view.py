@@ -12,7 +12,7 @@ from pages.ui import charts, session, text
 from pages.ui.datasets import dataset_label
 from vae_core.config import TrainConfig
 from vae_core.data import Dataset
-from vae_core.jobs import sessions
+from vae_core.jobs import backends, sessions
 from vae_core.jobs.backends import Job
 from vae_core.jobs.snapshots import N_IMAGES, Snapshot
 from vae_core.jobs.state import JobView, RunState
@@ -50,8 +50,10 @@ def progress(view: JobView | None, every: float | None) -> None:
         st.progress(0.0, text="Ready: press Start to train. The charts below fill in as the model learns.")
         return
     if view.status == Status.QUEUED and not view.total_steps:  # before its model exists
-        text = (f"Waiting for a free training slot: you are number {view.queue_position} in the queue."
-                if view.queue_position else "Loading the data and building the model…")
+        text = ("Loading the data and building the model…" if not view.queue_position else
+                f"Waiting for the cluster: Ray starts the run when a CPU is free ({view.queue_position} of this "
+                "server's runs wait)." if backends.kind() == "ray" else
+                f"Waiting for a free training slot: you are number {view.queue_position} in the queue.")
         if is_paused(view):
             text += " Paused: it will not train until you press Resume."
         st.progress(0.0, text=text)

@@ -46,6 +46,16 @@ def test_the_menu_says_which_sets_are_not_installed(no_mnist, app):
     assert "Shapes (32×32)" in options and "Two moons (2-D)" in options
 
 
+def test_the_menu_says_download_on_first_use_when_the_mirror_answers(no_mnist, app, monkeypatch):
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        monkeypatch.setenv("VAE_LAB_DOWNLOAD_URL", f"http://127.0.0.1:{listening.getsockname()[1]}/")
+        monkeypatch.setattr(availability, "PROBE_WAIT_S", 60.0)  # wait for the probe's answer: read, not timed
+        app.run()
+    assert app.sidebar.selectbox(key="cfg_dataset").options[1] == "MNIST (28×28) · downloads on first use"
+
+
 def test_an_absent_set_explains_how_to_get_it_in_plain_words(no_mnist, app):
     app.run()
     _choose(app, "fashion-mnist")

@@ -120,6 +120,7 @@ def test_switching_datasets_and_back_restores_the_settings(screen, offline_serve
     note = page.locator("[data-testid=stSidebar] [data-testid=stAlert]").filter(has_text="Two moons")
     expect(note).to_contain_text("loss bce → mse")
     expect(note).to_contain_text("architecture conv → mlp")
+    expect(page.get_by_text("Two interleaved half circles of points.")).to_be_visible()  # the rerun is drawn
     shoot(page, "17-switch-note")
     choose(page, "Shapes (32×32)")
     expect(page.locator("[data-testid=stSidebar] [data-testid=stAlert]")).to_contain_text("as you left them")

@@ -95,7 +95,8 @@ def test_a_run_started_through_one_server_is_listed_on_the_other(proxy, browser)
         sam.get_by_text("No trained model yet").wait_for()  # none of Sam's own
         sam.get_by_role("radio", name="The whole class").click(force=True)
         sam.get_by_text(re.compile(r"^About this run · ")).wait_for()  # Alex's run, opened
-        expect(sam.get_by_role("combobox", name="Run")).to_have_value(re.compile(r"^digits · VAE · z2 · β 1 · Student "))
+        listed = re.compile(r"^digits · VAE · z2 · β 1 · Student ")  # Alex's run, by Alex's name
+        expect(sam.get_by_role("combobox", name="Run")).to_have_value(listed)
     finally:
         for page in (alex, sam):
             page.context.close()

@@ -167,11 +167,12 @@ def test_the_worker_ends_with_the_server():
 
 
 def test_the_kind_of_backend_is_read_from_the_environment(monkeypatch):
-    for raw, kind in (("", "process"), ("  ", "process"), ("process", "process"), ("threads", "threads")):
+    for raw, kind in (("", "process"), ("  ", "process"), ("process", "process"), ("threads", "threads"),
+                      ("ray", "ray")):
         monkeypatch.setenv("VAE_LAB_TRAINER", raw)
         assert backends.kind() == kind
     monkeypatch.setenv("VAE_LAB_TRAINER", "gpu")
-    with pytest.raises(ValueError, match="VAE_LAB_TRAINER must be one of process, threads, got 'gpu'"):
+    with pytest.raises(ValueError, match="VAE_LAB_TRAINER must be one of process, threads, ray, got 'gpu'"):
         backends.kind()
     with pytest.raises(ValueError, match="VAE_LAB_TRAINER"):
         backends.backend()

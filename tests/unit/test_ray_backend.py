@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from polling import wait_until
 
 from vae_core import runs
@@ -13,7 +14,6 @@ from vae_core.config import TrainConfig
 from vae_core.data.dataset import from_splits, random_split
 from vae_core.train import Status
 
-ray = pytest.importorskip("ray")  # an optional part (README, "A Ray cluster"); CI installs it
 pytestmark = pytest.mark.slow
 
 SHORT = TrainConfig(epochs=2, hidden=[32])
@@ -21,16 +21,11 @@ LONG = TrainConfig(epochs=200, hidden=[32])
 
 
 @pytest.fixture(scope="module")
-def backend(tmp_path_factory):
-    """A RayBackend on a local cluster of 2 CPUs, started for these tests and shut down after."""
-    from vae_core.jobs import cluster
-    ray.init(num_cpus=2, include_dashboard=False, namespace=cluster.NAMESPACE, log_to_driver=False,
-             _temp_dir=str(tmp_path_factory.mktemp("ray")), _node_ip_address="127.0.0.1",
-             runtime_env={"py_modules": [str(Path(cluster.vae_core.__file__).parent)]})
-    made = cluster.RayBackend()
+def backend(ray_cluster):
+    from vae_core.jobs.cluster import RayBackend
+    made = RayBackend()
     yield made
     made.close()
-    ray.shutdown()
 
 
 def test_a_run_trains_in_an_actor_and_comes_back_to_the_runs_folder(backend, tmp_path):
@@ -84,7 +79,6 @@ def test_a_full_cluster_queues_the_job_and_the_page_says_so(backend, tmp_path):
 
 def test_an_upload_reaches_the_actor_through_the_object_store(backend, tmp_path):
     x = np.random.default_rng(0).random((60, 1, 6, 6)).astype(np.float32)
-    import torch
     upload = from_splits("upload:tiny.npz", "image", torch.from_numpy(x), None, None, random_split(60, 0.2, 0.2, 0))
     config = TrainConfig(dataset="upload:tiny.npz", epochs=1, hidden=[16], batch_size=16)
     job = backend.start(config, upload, runs_dir=tmp_path)
@@ -92,10 +86,10 @@ def test_an_upload_reaches_the_actor_through_the_object_store(backend, tmp_path)
     assert math.isfinite(job.view().epoch_history[0]["val_neg_elbo"])
 
 
-def test_a_lost_actor_fails_the_run_with_a_message(backend, tmp_path):
+def test_a_lost_actor_fails_the_run_with_a_message(backend, ray_cluster, tmp_path):
     job = backend.start(LONG, runs_dir=tmp_path)
     assert wait_until(lambda: job.view().step > 0, timeout=120)
-    ray.kill(job.actor)
+    ray_cluster.kill(job.actor)
     assert job.join(60)
     assert job.view().status == Status.FAILED and "the cluster lost the run" in job.view().message
 

@@ -6,7 +6,13 @@ import pytest
 
 from vae_core.config import TrainConfig, check_compatible
 from vae_core.data import DATASETS
-from vae_core.data.recommended import PER_DATASET, RECOMMENDED, changes, recommended, switch
+from vae_core.data.recommended import (
+    PER_DATASET,
+    RECOMMENDED,
+    changes,
+    recommended,
+    switch,
+)
 
 
 @pytest.mark.parametrize("name", list(DATASETS))

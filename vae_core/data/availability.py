@@ -41,7 +41,6 @@ class Availability:
     name: str
     state: str  # HERE (files found), DOWNLOAD (none found, a mirror answers), MISSING
     folder: Path | None  # where the files were found
-    drop_folder: Path | None  # where to put them (IDX datasets only)
 
     @property
     def usable(self) -> bool:
@@ -51,12 +50,11 @@ class Availability:
 def availability(name: str, data_dir: str | os.PathLike | None = None) -> Availability:
     """Where `name` comes from here: generated and embedded sets are always HERE."""
     if name not in idx.IDX_DATASETS:
-        return Availability(name, HERE, None, None)
+        return Availability(name, HERE, None)
     found = next((folder for folder in idx.candidate_dirs(name, data_dir) if idx.usable(folder)), None)
-    drop = drop_folder(name, data_dir)
     if found is not None:
-        return Availability(name, HERE, found, drop)
-    return Availability(name, DOWNLOAD if download_reachable(name) else MISSING, None, drop)
+        return Availability(name, HERE, found)
+    return Availability(name, DOWNLOAD if download_reachable(name) else MISSING, None)
 
 
 def drop_folder(name: str, data_dir: str | os.PathLike | None = None) -> Path:

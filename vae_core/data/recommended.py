@@ -22,7 +22,9 @@ RECOMMENDED: dict[str, dict] = {
     "digits": {},
     "mnist": {},
     "fashion-mnist": {},
-    "shapes": {},
+    # Small shapes on a black ground: the defaults (an MLP, 2 latent dimensions) reconstruct blurred blobs
+    # (test −ELBO 67.6); a small conv net with 10 dimensions draws squares, ellipses and triangles (44.4).
+    "shapes": {"architecture": "conv", "hidden": [32, 64, 128], "latent_dim": 10, "batch_size": 64},
     "moons": {},
     "circles": {},
     "gaussians": {},

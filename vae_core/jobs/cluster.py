@@ -66,11 +66,14 @@ class TrainerActor:
         getattr(self.job, kind)(*args)
 
 
+RUNTIME_ENV = {"py_modules": [str(Path(vae_core.__file__).parent)]}  # vae_core, sent to every worker node
+
+
 def connect() -> None:
-    """Join the cluster $RAY_ADDRESS names, or start a local one; vae_core travels to the workers with it."""
+    """Join the cluster $RAY_ADDRESS names, or start a local one."""
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS") or None, namespace=NAMESPACE, log_to_driver=False,
-                 include_dashboard=False, runtime_env={"py_modules": [str(Path(vae_core.__file__).parent)]})
+                 include_dashboard=False, runtime_env=RUNTIME_ENV)
 
 
 class RayBackend(JobBook):

@@ -231,7 +231,8 @@ class RemoteJob:
         if weights is None or data is None:
             return None
         model = build_model(self.config, data.sample_shape)
-        model.load_state_dict({name: torch.from_numpy(array) for name, array in weights.items()})
+        # torch.tensor copies: arrays from Ray's object store are read-only
+        model.load_state_dict({name: torch.tensor(array) for name, array in weights.items()})
         self._model = (step, model.eval())
         return self._model[1]
 
