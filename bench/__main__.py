@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench import common
 
-PARTS = ("engine", "threads", "latency", "classroom", "memory", "startup", "class-page", "score")
+PARTS = ("engine", "threads", "latency", "classroom", "memory", "startup", "class-page", "score", "ray")
 RESULTS = Path(__file__).with_name("results.json")
 README = Path(__file__).with_name("README.md")
 BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
@@ -33,8 +33,17 @@ def run(parts=PARTS, smoke: bool = False, repeats: int = 3) -> dict:
 
 
 def _run_parts(parts, smoke: bool, repeats: int, tables: dict) -> None:
-    from bench import (class_page, classroom, engine, latency, memory, score,  # noqa: E402 (--help quick)
-                       startup, threads)
+    from bench import (  # noqa: E402 (--help quick)
+        class_page,
+        classroom,
+        engine,
+        latency,
+        memory,
+        ray_backend,
+        score,
+        startup,
+        threads,
+    )
 
     if "engine" in parts:
         print("engine throughput and snapshot share ...", flush=True)
@@ -63,6 +72,9 @@ def _run_parts(parts, smoke: bool, repeats: int, tables: dict) -> None:
     if "score" in parts:
         print("the final score's cost ...", flush=True)
         tables["score"] = score.run(smoke, repeats)
+    if "ray" in parts:
+        print("the Ray backend against the process backend ...", flush=True)
+        tables["ray"] = ray_backend.run(smoke, repeats)
 
 
 def report(results: dict) -> str:

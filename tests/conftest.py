@@ -78,7 +78,7 @@ def ray_cluster(tmp_path_factory):
         pytest.skip("ray is not installed")
     from vae_core.jobs import cluster
 
-    ray.init(num_cpus=2, include_dashboard=False, namespace=cluster.NAMESPACE, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=cluster.NAMESPACE, log_to_driver=False,
              _temp_dir=str(tmp_path_factory.mktemp("ray")), _node_ip_address="127.0.0.1",
              runtime_env=cluster.RUNTIME_ENV)
     yield ray

@@ -1,9 +1,11 @@
 """The Train page's dataset menu: which sets are here, how to get one that is not, no other dataset's results
 under the one chosen, and each dataset's own settings, kept as the user left them."""
 
+import gzip
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 from page_parts import button as _button
 from page_parts import errors as _errors
@@ -131,3 +133,27 @@ def test_two_students_clicking_in_different_orders_get_the_same_settings(no_mnis
         _choose(app, name)
         _choose(other, name)
         assert app.session_state["draft"] == other.session_state["draft"]
+
+
+def test_uploading_the_idx_files_through_the_page_installs_the_set(no_mnist, app):
+    def idx_blob(array):
+        magic = (0x803 if array.ndim == 3 else 0x801).to_bytes(4, "big")
+        return gzip.compress(magic + b"".join(d.to_bytes(4, "big") for d in array.shape) + array.tobytes())
+
+    rng = np.random.default_rng(0)
+    files = [(idx.FILES[("t10k", "images")] + ".gz", idx_blob(rng.integers(0, 256, (30, 28, 28), dtype=np.uint8)),
+              "application/gzip"),
+             (idx.FILES[("t10k", "labels")] + ".gz", idx_blob(rng.integers(0, 10, 30, dtype=np.uint8)), "application/gzip")]
+    app.run()
+    _choose(app, "mnist")
+    app.file_uploader(key="idx_files_mnist").set_value(files[:1]).run()
+    _button(app, "idx_install").click().run()
+    assert any("missing t10k-labels-idx1-ubyte" in e for e in _errors(app))
+    assert _button(app, "start").disabled
+    app.file_uploader(key="idx_files_mnist").set_value(files).run()
+    _button(app, "idx_install").click().run()
+    assert not app.exception and not _errors(app)
+    assert any("installed in" in s.value and str(no_mnist / "data" / "mnist") in s.value for s in app.success)
+    assert app.sidebar.selectbox(key="cfg_dataset").options[1] == "MNIST (28×28)"
+    assert not [w for w in app.warning if "not installed here" in w.value]
+    assert not _button(app, "start").disabled

@@ -13,6 +13,7 @@ from vae_core.data.recommended import (
     recommended,
     switch,
 )
+from vae_core.maths.models import build_model
 
 
 @pytest.mark.parametrize("name", list(DATASETS))
@@ -20,6 +21,15 @@ def test_every_recommendation_is_a_valid_config_for_its_data(name):
     assert set(RECOMMENDED[name]) <= set(PER_DATASET)
     config = TrainConfig(dataset=name, **recommended(name, DATASETS[name].kind))
     check_compatible(config, DATASETS[name].kind == "image")
+
+
+SAMPLE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "shapes": (1, 32, 32)}
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_every_recommended_model_builds_within_the_limits(name):
+    config = TrainConfig(dataset=name, **recommended(name, DATASETS[name].kind))
+    build_model(config, SAMPLE_SHAPES.get(name, (2,)))  # a model too big for the server raises
 
 
 def test_the_defaults_are_the_digits_recommendation():

@@ -102,19 +102,22 @@ def _connects(host: str, port: int) -> bool:
 
 def download_reachable(name: str) -> bool:
     """Whether the first mirror of `name` accepted a connection lately; asked once per PROBE_TTL_S in a
-    thread of its own, and waited for PROBE_WAIT_S at most (not yet known counts as no)."""
+    thread of its own, which the question that starts it waits for PROBE_WAIT_S at most (not yet known
+    counts as no)."""
     key = _mirror(name)
     with _probes_lock:
         started, done, answer = _probes.get(key, (None, None, None))
-        if started is None or time.monotonic() - started > PROBE_TTL_S:
-            started, done, answer = time.monotonic(), threading.Event(), []
-            _probes[key] = (started, done, answer)
+        fresh = started is None or time.monotonic() - started > PROBE_TTL_S
+        if fresh:
+            done, answer = threading.Event(), []
+            _probes[key] = (time.monotonic(), done, answer)
 
             def probe() -> None:
                 answer.append(_connects(*key))
                 done.set()
             threading.Thread(target=probe, name="vae-lab-mirror-probe", daemon=True).start()
-    done.wait(PROBE_WAIT_S)
+    if fresh:
+        done.wait(PROBE_WAIT_S)
     return bool(answer and answer[0])
 
 

@@ -28,10 +28,11 @@ from vae_core.jobs.job import BY_THE_USER, TrainingJob
 from vae_core.jobs.process import PUSH_SECONDS, RemoteJob
 from vae_core.jobs.slots import SlotPool
 from vae_core.jobs.state import Progress, ProgressFeed, RunState, failure
-from vae_core.train import Status
+from vae_core.train import Status, warm_up
 
 NAMESPACE = "vae-lab"
 CALL_TIMEOUT = 10.0  # seconds a steering call or a weights request may take once the actor runs
+WARM = int(os.environ.get("VAE_LAB_RAY_WARM", "1"))  # idle actors a server keeps started for the next runs
 RUN_FILES = ("config.json", "card.json", "metrics.csv", "steps.json", "weights.safetensors", "meta.json")
 
 
@@ -43,6 +44,7 @@ class TrainerActor:
         self.folder = tempfile.mkdtemp(prefix="vae-lab-run-")
         self.job: TrainingJob | None = None
         self.feed = ProgressFeed()
+        warm_up()  # while it waits for a run: its first step comes sooner
 
     def start(self, job_id: str, config_json: str, data: Dataset | None, owner: str, card: dict | None) -> None:
         self.job = TrainingJob(TrainConfig.from_json(config_json), data, job_id=job_id, owner=owner, card=card,
@@ -77,19 +79,45 @@ def connect() -> None:
 
 
 class RayBackend(JobBook):
+    """Keeps WARM actors started ahead of the runs (a new actor takes about 5 s to its first step, a warm one
+    under a second: bench/README.md, "Ray"), but only while the cluster has a CPU free, so an idle actor never
+    keeps a run waiting."""
+
     def __init__(self):
         super().__init__()
         connect()
+        self._warm: list = []
+        self._warm_lock = threading.Lock()
+        self._top_up()
 
     def start(self, config, data=None, *, owner="", card=None, runs_dir=None) -> RayJob:
         runs_dir = Path(runs.default_runs_dir() if runs_dir is None else runs_dir)
-        return self.add(RayJob(config, data, owner=owner, card=card, runs_dir=runs_dir, book=self))
+        return self.add(RayJob(config, data, owner=owner, card=card, runs_dir=runs_dir, book=self,
+                               actor=self._actor(config)))
+
+    def _actor(self, config: TrainConfig):
+        """A warm actor for the run (the oldest: ahead of any other in Ray's queue), else a new one."""
+        if devices.wants_gpu(config):
+            return TrainerActor.options(num_gpus=1).remote()
+        with self._warm_lock:
+            actor = self._warm.pop(0) if self._warm else TrainerActor.remote()
+        self._top_up()
+        return actor
+
+    def _top_up(self) -> None:
+        with self._warm_lock:
+            while len(self._warm) < WARM and ray.available_resources().get("CPU", 0) >= 1 + len(self._warm):
+                self._warm.append(TrainerActor.remote())
 
     def waiting(self) -> int:
         """This server's jobs that Ray has not placed yet (it reports no queue of its own to a driver)."""
         return sum(1 for job in self.jobs() if isinstance(job, RayJob) and job.waiting)
 
     def close(self) -> None:
+        with self._warm_lock:
+            for actor in self._warm:
+                ray.kill(actor, no_restart=True)
+            self._warm = []
         for job in self.jobs():
             job.stop("Stopped: the server shut down.")
         for job in self.jobs():
@@ -100,11 +128,9 @@ class RayJob(RemoteJob):
     """A run in a Ray actor, seen from the server: a Job whose state is as last fetched."""
 
     def __init__(self, config: TrainConfig, upload: Dataset | None, *, owner: str, card: dict | None,
-                 runs_dir: Path, book: RayBackend):
+                 runs_dir: Path, book: RayBackend, actor):
         super().__init__(config, upload, owner=owner, worker=None)
-        self.runs_dir, self.book, self.waiting = runs_dir, book, True
-        resources = {"num_gpus": 1} if devices.wants_gpu(config) else {}
-        self.actor = TrainerActor.options(**resources).remote()
+        self.runs_dir, self.book, self.waiting, self.actor = runs_dir, book, True, actor
         self.actor.start.remote(self.id, config.to_json(), upload if upload is None else ray.put(upload), owner,
                                 card)
         self._synced = (None, -1)  # (status, epochs) of the run folder last copied back
