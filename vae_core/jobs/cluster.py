@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -66,6 +67,10 @@ class TrainerActor:
 
     def steer(self, kind: str, *args) -> None:
         getattr(self.job, kind)(*args)
+
+    def discard(self) -> None:
+        """Remove the run folder from this node once the server has its copy."""
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 RUNTIME_ENV = {"py_modules": [str(Path(vae_core.__file__).parent)]}  # vae_core, sent to every worker node
@@ -186,7 +191,14 @@ class RayJob(RemoteJob):
                 threading.Event().wait(PUSH_SECONDS)
         except ray.exceptions.RayError as exc:
             self._ended(f"Training failed: the cluster lost the run ({type(exc).__name__}). Start the run again.")
+        except OSError as exc:  # the runs folder refused the copy
+            self.stop()
+            self._ended(f"Training stopped: its run could not be saved in the runs folder ({exc.strerror}).")
         finally:
+            try:
+                ray.get(self.actor.discard.remote(), timeout=CALL_TIMEOUT)
+            except ray.exceptions.RayError:
+                pass  # the actor is gone, and its process's folder is its node's to clean
             ray.kill(self.actor, no_restart=True)
 
     def _sync(self, state: RunState) -> None:
