@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.ui import charts, datasets, draft, fragments, live_view, router, session, text
+from pages.ui import charts, datasets, draft, fragments, live_view, presenter, router, session, text
 from pages.ui.datasets import dataset_label
 from pages.ui.settings import LOCKED, collect, settings
 from vae_core import bundles, runs
@@ -250,8 +250,11 @@ def page() -> None:
     st.title("Train a VAE")
     job = session.job()
     every = live_view.redraw_every(job)
-    with st.sidebar:
-        config, error = settings()
+    if presenter.bar(job):  # the projector shows the run; the settings stay as they are, unseen
+        config, error = draft.draft_config(), None
+    else:
+        with st.sidebar:
+            config, error = settings()
     data = None
     with st.container():  # what comes and goes sits in one block, so the live fragment below keeps its place
         for warning in st.session_state.pop("url_warnings", []):

@@ -11,6 +11,9 @@ from vae_core.data import load_dataset
 # Page tests (AppTest) run the app in this process and look at its jobs in place: train on threads here.
 # Real servers (bench/server.py) use the trainer process, as users get it.
 os.environ["VAE_LAB_TRAINER"] = "threads"
+# Ray's nodes bind to 127.0.0.1 (its "no cluster" setting for laptops), so a test cluster of two nodes runs
+# on this machine's loopback whatever its network; read when ray is first imported.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST_DIR = REPO.parent / "shared" / "data" / "mnist-t10k"
@@ -69,18 +72,27 @@ def playwright():
 
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory):
-    """A local Ray of two CPUs on 127.0.0.1 for the tests of the Ray backend, started once (a few seconds)."""
+    """A local Ray cluster of two nodes of one CPU each on 127.0.0.1, started once for the tests of the Ray
+    backend (about 12 s); yields the ray module, connected to it."""
     try:
         import ray  # installed by requirements-test.txt; optional for the app
+        from ray.cluster_utils import Cluster
     except ImportError:
         if os.environ.get("CI"):
             pytest.fail("ray is not installed: tests/run.sh installs requirements-test.txt")
         pytest.skip("ray is not installed")
     from vae_core.jobs import cluster
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=cluster.NAMESPACE, log_to_driver=False,
-             _temp_dir=str(tmp_path_factory.mktemp("ray")), _node_ip_address="127.0.0.1",
+    temp = tmp_path_factory.mktemp("ray")
+    (temp / "ray").mkdir()
+    os.environ["RAY_TMPDIR"] = str(temp)  # its address file too: a later ray.init() elsewhere never joins it
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
+                                                          "temp_dir": str(temp)})
+    nodes.add_node(num_cpus=1)
+    nodes.wait_for_nodes()
+    ray.init(address=nodes.address, namespace=cluster.NAMESPACE, log_to_driver=False,
              runtime_env=cluster.RUNTIME_ENV)
     yield ray
     ray.shutdown()
-
+    nodes.shutdown()
+    del os.environ["RAY_TMPDIR"]

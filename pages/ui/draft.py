@@ -101,7 +101,7 @@ def config_from_query(params: dict[str, str | list[str]]) -> tuple[TrainConfig, 
 
 
 def sync_query(config: TrainConfig) -> None:
-    """Show the config in the URL (non-default fields only), writing only when it changed."""
-    wanted = config_to_query(config)
+    """Show the config in the URL (non-default fields only; ?present=1 stays), writing only when it changed."""
+    wanted = config_to_query(config) | {k: v for k, v in st.query_params.to_dict().items() if k == "present"}
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)

@@ -70,6 +70,8 @@ def progress(view: JobView | None, every: float | None) -> None:
                 f": number {view.queue_position} in the queue" if view.queue_position else "")
         if view.status == Status.PAUSED or (view.status == Status.QUEUED and is_paused(view)):
             text += " · paused"
+        elif view.pace:
+            text += f" · slow motion, {view.pace:g} s a step"
         if every and every > pacing.REDRAW_LEVELS[0]:
             text += f" · redrawn every {every:g} s while the server trains many runs"
     else:

@@ -1,5 +1,6 @@
-"""The Ray backend on a local Ray cluster of two CPUs: everything the page does through a Job works, Ray's
-queue shows as waiting, and the run folder comes back to the runs folder (no disk is shared with an actor)."""
+"""The Ray backend on a local Ray cluster of two nodes of one CPU: everything the page does through a Job
+works, runs spread over the nodes, Ray's queue shows as waiting, and the run folder comes back to the runs
+folder (the actor writes its own, on its node)."""
 
 import math
 from pathlib import Path
@@ -63,9 +64,12 @@ def test_pause_resume_live_changes_weights_and_stop(backend, tmp_path):
     assert saved.meta["status"] == "stopped" and saved.meta["live_changes"][0]["beta"] == 3.0
 
 
-def test_a_full_cluster_queues_the_job_and_the_page_says_so(backend, tmp_path):
+def test_a_full_cluster_queues_the_job_and_the_page_says_so(backend, ray_cluster, tmp_path):
     running = [backend.start(LONG, runs_dir=tmp_path) for _ in range(2)]  # the cluster's two CPUs
     assert wait_until(lambda: all(job.view().step > 0 for job in running), timeout=120)
+    node = lambda job: ray_cluster.get(job.actor.__ray_call__.remote(  # noqa: E731
+        lambda actor: ray_cluster.get_runtime_context().get_node_id()))
+    assert node(running[0]) != node(running[1])  # one on each node
     waiting = backend.start(SHORT, runs_dir=tmp_path)
     view = waiting.view()
     assert view.status == Status.QUEUED and view.queue_position >= 1  # Ray's queue, as the page shows it

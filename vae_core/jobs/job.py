@@ -8,6 +8,7 @@ call the controls and read `view()`; the training thread never touches the UI.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import threading
@@ -34,6 +35,7 @@ from vae_core.train import Epoch, Outcome, Status, Trainer, fit
 log = logging.getLogger(__name__)
 BY_THE_USER = "Stopped by the user."  # a stopped job's message, unless stop() gives another reason
 CORES = torch.get_num_threads()  # torch's default intra-op threads (physical cores, or $OMP_NUM_THREADS)
+PACE_MAX = 1.0  # seconds of slow motion per step at most: a 30-epoch digits run then lasts 20 minutes
 
 
 class TrainingJob:
@@ -64,6 +66,8 @@ class TrainingJob:
         self._throttle: SnapshotThrottle | None = None
         self._lock = threading.Lock()
         self._pending: dict[str, float] = {}
+        self.pace = 0.0  # slow motion: seconds the job waits before each step (0: full speed)
+        self._nudge = threading.Event()  # ends a slow-motion wait early: a new pace, a pause or a Stop
         self._stop = threading.Event()
         self._why = BY_THE_USER
         self._running = threading.Event()
@@ -98,6 +102,7 @@ class TrainingJob:
         """Hold the job before its next step, and give its slot to the queue. A job paused while queued
         still takes its turn: it builds its model, then gives the slot back."""
         self._running.clear()
+        self._nudge.set()
 
     def resume(self) -> None:
         self._running.set()
@@ -108,6 +113,13 @@ class TrainingJob:
         self._why = why
         self._stop.set()
         self._running.set()
+        self._nudge.set()
+
+    def set_pace(self, seconds: float) -> None:
+        """Slow motion, so a teacher can narrate a run that takes seconds: wait `seconds` (up to PACE_MAX)
+        before each step from now on; 0 trains at full speed."""
+        self.pace = pace_value(seconds)
+        self._nudge.set()
 
     def set_lr(self, lr: float) -> None:
         self._set_pending("lr", lr)
@@ -140,7 +152,7 @@ class TrainingJob:
             beta_now=(trainer.beta_used if self.status.ended else trainer.beta_now()) if trainer else self.config.beta,
             queue_position=self.pool.position(self), run_dir=str(self.run_dir) if self.run_dir else None,
             best_epoch=self.best_epoch, live_changes=tuple(self.live_changes), paused=not self._running.is_set(),
-            score=self.score, device=devices.describe(trainer.device) if trainer else "")
+            score=self.score, device=devices.describe(trainer.device) if trainer else "", pace=self.pace)
 
     def view(self) -> JobView:
         return JobView.of(self.state(), self.history, self.snapshot)
@@ -207,7 +219,9 @@ class TrainingJob:
 
     def _hold(self) -> None:
         """Before each step: block while paused (its slot left to the queue; on resume, until it has one
-        again), then apply live LR / β changes."""
+        again), then apply live LR / β changes. In slow motion it waits the pace first, so a pause pressed
+        meanwhile holds the step it was waiting for."""
+        self._slow_down()
         if not self._running.is_set():
             self.clock.hold()
             while not self._running.is_set():
@@ -235,6 +249,12 @@ class TrainingJob:
                 change["beta_was"] = self.trainer.beta
                 self.trainer.beta = pending["beta"]
             self.live_changes.append(change)
+
+    def _slow_down(self) -> None:
+        """Wait the pace; a new pace, a pause or a Stop ends the wait early."""
+        self._nudge.clear()
+        if self.pace > 0 and not self._stop.is_set() and self._running.is_set():
+            self._nudge.wait(self.pace)
 
     def _on_step(self, row: dict) -> None:
         self.clock.stepped(row["step"])
@@ -311,6 +331,13 @@ class TrainingJob:
         if threads != self._threads:
             torch.set_num_threads(threads)
             self._threads = threads
+
+
+def pace_value(seconds: float) -> float:
+    """A slow-motion pace in seconds per step, within [0, PACE_MAX]; ValueError when it is no number."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        raise ValueError(f"pace: must be a number of seconds, got {seconds!r}")
+    return min(max(float(seconds), 0.0), PACE_MAX)
 
 
 def _save_failure(exc: OSError) -> str:

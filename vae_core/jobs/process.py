@@ -27,7 +27,7 @@ from vae_core import runs
 from vae_core.config import TrainConfig, live_value
 from vae_core.data import DataError, Dataset, load_dataset
 from vae_core.jobs.backends import JobBook
-from vae_core.jobs.job import BY_THE_USER, TrainingJob
+from vae_core.jobs.job import BY_THE_USER, TrainingJob, pace_value
 from vae_core.jobs.state import JobView, Mirror, Progress, ProgressFeed, RunState, failure, queued_state
 from vae_core.maths.models import VAE, build_model
 from vae_core.train import Status, warm_up
@@ -192,6 +192,9 @@ class RemoteJob:
     def set_beta(self, beta: float) -> None:
         self._tell("set_beta", live_value("beta", beta))
 
+    def set_pace(self, seconds: float) -> None:
+        self._tell("set_pace", pace_value(seconds))
+
     def _tell(self, *message) -> None:
         if not self._done.is_set():
             self.worker.send(message[0], self.id, *message[1:])
@@ -320,7 +323,7 @@ def _serve(inbox: Connection, outbox: Connection) -> None:
             elif kind == "weights":
                 ready = job is not None and (job.status.ended or job.status == Status.PAUSED)
                 send("reply", args[0], job.weights() if ready else None)
-            elif job is not None and kind in ("pause", "resume", "stop", "set_lr", "set_beta"):
+            elif job is not None and kind in ("pause", "resume", "stop", "set_lr", "set_beta", "set_pace"):
                 getattr(job, kind)(*args)
         with lock:
             running = [job for job, _ in jobs.values()]

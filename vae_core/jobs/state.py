@@ -39,6 +39,7 @@ class RunState:
     paused: bool = False  # asked to pause: it holds before its next step (or, queued, once it has a slot)
     score: dict | None = None  # the final score on the test split, once the run has ended (maths/score.py)
     device: str = ""  # where it trains, in words ("the CPU": devices.describe), once its model exists
+    pace: float = 0.0  # slow motion: seconds it waits before each step (presenter mode), 0 at full speed
 
     @property
     def progress(self) -> float:
