@@ -1,8 +1,10 @@
 """VAE Lab: the router. Run with `streamlit run app.py`."""
 
+from urllib.parse import urlencode
+
 import streamlit as st
 
-from pages.ui import fragments, router, session, text
+from pages.ui import draft, fragments, router, session, text
 from vae_core.classroom.identity import NAME_MAX
 from vae_core.jobs.series import JobSeries
 
@@ -43,10 +45,25 @@ def name_box() -> None:
             st.form_submit_button("Save", on_click=_save_name)
 
 
-# First in the sidebar, so the fragment keeps its place (and identity) whatever the page draws.
+def share_box() -> None:
+    """The link to the Train page with these settings, to copy (st.code's copy button works offline)."""
+    query = urlencode(draft.config_to_query(draft.draft_config()))
+    st.caption("Link to these settings: it carries them, never who you are (that stays in this browser).")
+    st.code(f"{st.context.url or ''}{'?' if query else ''}{query}", language=None, wrap_lines=True)
+
+
+# First in the sidebar, so the fragment keeps its place (and identity) whatever the page draws. Only the Train
+# page has settings there: on the others the sidebar holds running work, when there is some, and no empty column.
 work = session.work()
-watch = page.title != "Train" and work is not None and work.alive
-with st.sidebar:
-    fragments.fragment(status_line, STATUS_SECONDS if watch else None)(watch)
+train = page.title == "Train"
+watch = not train and work is not None and work.alive
+if train or watch:
+    with st.sidebar:
+        fragments.fragment(status_line, STATUS_SECONDS if watch else None)(watch)
+with st.sidebar if train else st.container(horizontal=True, horizontal_alignment="right"):
     name_box()
+    share = st.container() if train else None  # filled after the page: its settings are the page's latest
 page.run()
+if share is not None:
+    with share:
+        share_box()

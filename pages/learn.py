@@ -67,18 +67,23 @@ def _run_side_by_side(lesson: Lesson) -> None:
         st.session_state.learn_error = f"Not started — {exc}"
         st.rerun()
     st.session_state.pair_lesson = lesson.key
+    st.session_state.compare_metric = lesson.curve  # Compare opens on the curve the lesson says to look at
     st.switch_page(router.COMPARE_PAGE)
 
 
 def lesson_card(lesson: Lesson) -> None:
+    """What the lesson shows, what to look at (the line students need most, so it stands out), then its runs: each
+    setting in full as text, a short button beside it (a setting in a button label was cut off)."""
     with st.container(border=True):
-        st.markdown(f"**{lesson.title}**")
+        st.markdown(f"#### {lesson.title}")
         st.markdown(lesson.claim)
-        st.caption(f"Look at: {lesson.look_for}")
+        st.info(f"**Look at:** {lesson.look_for}", icon=":material/visibility:")
         names = ["preset", "contrast", *(f"extra{i}" for i in range(len(lesson.extra)))]
-        for name, (label, config), column in zip(names, lesson.runs, st.columns(len(names))):
-            if column.button(f"Train: {label}", key=f"lesson_{lesson.key}_{name}", width="stretch",
-                             type="primary" if name == "preset" else "secondary"):
+        for name, (label, config) in zip(names, lesson.runs):
+            setting, button = st.columns([3, 2], vertical_alignment="center")
+            setting.markdown(f"**{label}**")
+            if button.button("Open in Train", key=f"lesson_{lesson.key}_{name}", icon=":material/tune:",
+                             width="stretch", help=f"Load {label} into the Train page's settings"):
                 _load(config, lesson.key)
         labels = [label for label, _ in lesson.runs]
         which = " and ".join(labels) if len(labels) == 2 else f"all {len(labels)} runs"
@@ -94,8 +99,9 @@ def page() -> None:
     with theory_tab:
         theory()
     with lessons_tab:
-        st.markdown("Each lesson is two or three runs that differ in one setting. A **Train** button loads one of them "
-                    "into the Train page; **Run side by side** trains them all and shows them on the Compare page.")
+        st.markdown("Each lesson is two or three runs that differ in one setting. **Open in Train** loads one of them "
+                    "into the Train page; **Run side by side** trains them all and opens the Compare page on what "
+                    "the lesson says to look at.")
         if st.session_state.get("learn_error"):
             st.error(st.session_state.pop("learn_error"), icon=":material/block:")
         cols = st.columns(2)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.ui import draft, text
+from pages.ui import draft, session, text
+from vae_core.classroom import room
 from vae_core.config import parse_numbers
 from vae_core.data import DATASETS, DataError, recommended
 from vae_core.data import availability as avail
@@ -44,10 +45,14 @@ def explain_missing(name: str, failed: str | None = None) -> None:
     with st.container(border=True, key="dataset_missing"):
         st.warning(f"**{title} is not installed here.** {why}. Choose another dataset, or get it in one of "
                    f"these ways:\n\n{ways}", icon=":material/cloud_off:")
-        files = st.file_uploader(f"The {title} IDX files, or a zip of them", accept_multiple_files=True,
-                                 key=f"idx_files_{name}")
-        st.button(f"Use these files for {title}", key="idx_install", type="primary", disabled=not files,
-                  on_click=_install, args=(name, files))
+        if may_install():
+            files = st.file_uploader(f"The {title} IDX files, or a zip of them", accept_multiple_files=True,
+                                     key=f"idx_files_{name}")
+            st.button(f"Use these files for {title}", key="idx_install", type="primary", disabled=not files,
+                      on_click=_install, args=(name, files))
+        else:
+            st.caption("Files uploaded here become this dataset for everyone on the server, so in a class only "
+                       "your teacher (signed in on the Class page) can upload them.")
         if failed:
             st.caption(f"What went wrong: {text.plain(failed)}")
     failed_upload = st.session_state.get("idx_error")
@@ -55,7 +60,16 @@ def explain_missing(name: str, failed: str | None = None) -> None:
         st.error(failed_upload[1], icon=":material/error:")
 
 
+def may_install() -> bool:
+    """Whether this session may install a dataset's files for the whole server: anyone on a server without a
+    class (no teacher key), else the teacher only (a student's files would be everyone's MNIST)."""
+    return not room.key_set() or session.actor().teacher
+
+
 def _install(name: str, files) -> None:
+    if not may_install():  # checked again here: the button is only a page's
+        st.session_state.idx_error = (name, "Only your teacher can install a dataset for this server.")
+        return
     try:
         folder = avail.install_upload(name, [(f.name, f.getvalue()) for f in files])
     except DataError as exc:

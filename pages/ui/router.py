@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from pages.ui import draft, session
@@ -10,6 +12,11 @@ from vae_core.train import warm_up
 
 TRAIN_PAGE = "pages/train.py"
 COMPARE_PAGE = "pages/compare.py"
+# Shipped with the app: an icon given by Material name is fetched from fonts.gstatic.com, so offline a tab
+# had none (and the console an error per page).
+ICON = str(Path(__file__).resolve().parents[2] / ".streamlit" / "icon.png")
+# Streamlit leaves about 100 px between the top menu and a page's title; the page starts just below it.
+CSS = "<style>.stMainBlockContainer { padding-top: 3.5rem; }</style>"
 
 
 def pages() -> list[st.Page]:
@@ -24,7 +31,8 @@ def pages() -> list[st.Page]:
 def frame() -> st.Page:
     """What every run does before its page: page setup, this session's first-run setup, navigation.
     Returns the page to run."""
-    st.set_page_config(page_title="VAE Lab", page_icon=":material/blur_on:", layout="wide")
+    st.set_page_config(page_title="VAE Lab", page_icon=ICON, layout="wide")
+    st.html(CSS)
     st.cache_resource(show_spinner=False)(warm_up)()
     backend()  # made with the server's first page, not on the first Start
     session.remember()

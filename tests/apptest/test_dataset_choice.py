@@ -157,3 +157,11 @@ def test_uploading_the_idx_files_through_the_page_installs_the_set(no_mnist, app
     assert app.sidebar.selectbox(key="cfg_dataset").options[1] == "MNIST (28×28)"
     assert not [w for w in app.warning if "not installed here" in w.value]
     assert not _button(app, "start").disabled
+
+
+def test_in_a_class_only_the_teacher_may_install_a_set_for_the_server(no_mnist, app, monkeypatch):
+    """Files uploaded there become everyone's MNIST: with a class (a teacher key), a student sees why not."""
+    monkeypatch.setenv("VAE_LAB_TEACHER_KEY", "a-key")
+    app.run()
+    _choose(app, "mnist")
+    assert not app.get("file_uploader") and "only your teacher" in _shown(app)

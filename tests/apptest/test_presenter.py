@@ -41,7 +41,7 @@ def test_slow_motion_reaches_the_running_job_and_back_to_full_speed(any_backend,
     app.select_slider(key="presenter_slider").set_value(0.5).run()
     button(app, "start").click().run()
     job = session_work(app)
-    assert wait_until(lambda: job.view().pace == 0.5)  # through the worker process too
+    assert wait_until(lambda: job.view().pace == 0.5 and job.view().step > 0)  # through the worker process too
     app.run()
     assert "slow motion, 0.5 s a step" in app.get("progress")[0].proto.text
     app.select_slider(key="presenter_slider").set_value(0.0).run()

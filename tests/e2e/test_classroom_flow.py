@@ -106,7 +106,7 @@ def test_train_watch_stop_and_explore(page, server, shoot):
     wait_points(page, "loss_chart", more_than=shown)
     page.wait_for_function("n => Number(document.querySelector('[data-testid=stProgress] [role=progressbar]')"
                            ".getAttribute('aria-valuenow')) > n", arg=before, polling=50)
-    assert re.search(r"Epoch \d+ of 400 · step [\d,]+ of [\d,]+ · \d+:\d\d left",
+    assert re.search(r"Epoch \d+ of 400 · step [\d,]+ of [\d,]+ · on the CPU · \d+:\d\d left",
                      page.locator("[data-testid=stProgress]").first.inner_text())
     # Live updates keep the chart element and the user's zoom: drag a zoom box, let points arrive.
     box = page.locator(".st-key-loss_chart .nsewdrag").first.bounding_box()

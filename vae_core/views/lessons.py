@@ -23,7 +23,7 @@ class Lesson:
     key: str
     title: str
     claim: str  # the lesson's point, in one sentence
-    look_for: str  # what to look at on the Train page
+    look_for: str  # what to look at: first what Compare opens on (curve, samples), then the Train page
     preset: TrainConfig  # what the lesson's button loads into the Train page
     contrast: TrainConfig  # the run to compare it with
     preset_label: str
@@ -32,6 +32,10 @@ class Lesson:
     extra: tuple[TrainConfig, ...] = ()  # further runs for three-way lessons (β = 0 / 1 / 8)
     extra_labels: tuple[str, ...] = ()
     collapsed: tuple[str, ...] = ()  # the runs the claim calls collapsed, as vae_core.maths.collapse defines it
+    # Where "Run side by side" opens Compare, so students land on what `look_for` names: the curve (a per-epoch
+    # metric: val_neg_elbo, val_recon, val_kl, train_loss or val_active_units), and whether prior samples matter.
+    curve: str = "val_neg_elbo"
+    samples: bool = False
 
     @property
     def runs(self) -> list[tuple[str, TrainConfig]]:
@@ -51,14 +55,14 @@ def _digits(**changes) -> dict:
 
 def _add(key: str, title: str, claim: str, look_for: str, preset: dict, contrast: dict, preset_label: str,
          contrast_label: str, *, metric: str, extra: tuple[dict, ...] = (), extra_labels: tuple[str, ...] = (),
-         collapsed: tuple[str, ...] = ()):
+         collapsed: tuple[str, ...] = (), curve: str = "val_neg_elbo", samples: bool = False):
     try:
         configs = [TrainConfig(**settings) for settings in (preset, contrast, *extra)]
     except ConfigError as exc:
         UNAVAILABLE[key] = f"{title}: not available on this server, its runs exceed a limit ({exc})"
         return
     LESSONS.append(Lesson(key, title, claim, look_for, configs[0], configs[1], preset_label, contrast_label,
-                          metric, tuple(configs[2:]), tuple(extra_labels), collapsed))
+                          metric, tuple(configs[2:]), tuple(extra_labels), collapsed, curve, samples))
 
 # Shared bases: lessons that compare with the same run use the same configuration, so the app (and
 # the tests) can reuse it.
@@ -69,124 +73,126 @@ _SHARP = dict(latent_dim=16, recon_loss="mse", mse_sigma=0.1, epochs=20)
 
 _add(
     "beta", "β: reconstruction against a regular latent space",
-    "Raising β trades reconstruction for a latent space that matches the prior: β = 0 reconstructs best, but "
-    "at most one in four of its samples from the prior is as close to a training digit as nine in ten unseen "
-    "real digits are, against at least four in five of β = 1's; β = 8 squeezes the KL to zero (posterior "
-    "collapse), so every reconstruction is the same blurred average digit.",
-    "The KL curve, the reconstructions and the samples from the prior, for each β.",
+    "Raising β trades reconstruction for a latent space that matches the prior. β = 0 reconstructs best, but "
+    "its samples from the prior seldom look like digits: at most one in four comes as close to a training digit "
+    "as nine in ten unseen real digits do, against at least four in five for β = 1. β = 8 squeezes the KL to "
+    "zero (posterior collapse): every reconstruction is the same blurred average digit.",
+    "The samples from the prior of each β (only β = 1's mostly look like digits), the reconstructions, and the "
+    "KL curve.",
     _digits(beta=8.0, **_VAE8), _digits(beta=1.0, **_VAE8), "β = 8", "β = 1",
     metric="validation KL and reconstruction error (RMS pixels); share of decoded prior samples within the "
            "nearest-training-image distance of 90% of validation digits, and their mean distance",
-    extra=(_digits(beta=0.0, **_VAE8),), extra_labels=("β = 0",), collapsed=("β = 8",))
+    extra=(_digits(beta=0.0, **_VAE8),), extra_labels=("β = 0",), collapsed=("β = 8",), curve="val_kl",
+    samples=True)
 _add(
     "ae-vs-vae", "Autoencoder against VAE",
-    "An autoencoder leaves holes in its 8-D latent space: random latent points decode to images further from "
-    "any training digit than a VAE's prior samples, even when they are drawn from a Gaussian matched to the "
+    "An autoencoder leaves holes in its 8-D latent space: decode random latent points and you get images further "
+    "from any training digit than a VAE's samples, even when the points are drawn from a Gaussian matched to the "
     "autoencoder's own codes.",
-    "The samples from the prior, and the reconstructions (the autoencoder's are sharper).",
+    "The samples from the prior (the autoencoder's are scrawls), and the reconstructions (the autoencoder's are "
+    "sharper).",
     _digits(mode="ae", **_VAE8), _digits(mode="vae", **_VAE8), "autoencoder", "VAE",
     metric="mean distance of decoded random latent points (N(0, I), and a Gaussian fitted to the codes) "
-           "to their nearest training image")
+           "to their nearest training image", curve="val_recon", samples=True)
 _add(
     "warmup", "KL warm-up against posterior collapse",
     "At β = 2, full β from the first step squeezes the code below one bit (ln 2 ≈ 0.69 nats) of KL: posterior "
-    "collapse, and the Train page warns of it; warming β up from 0 over 10 epochs lets the code keep at least "
+    "collapse, and the Train page warns of it. Warming β up from 0 over 10 epochs lets the code keep at least "
     "one and a half times that KL (information about the input), with no warning, and ends with an ELBO at "
     "least 0.3 nats better.",
-    "The KL curve, KL per dimension at the end (how many units are informative), and the collapse warning.",
+    "The KL curve (warm-up keeps it up), then on the Train page KL per dimension and the collapse warning.",
     _digits(beta_schedule="warmup", beta_warmup_epochs=10.0, **_BETA2), _digits(**_BETA2),
     "warm-up over 10 epochs", "constant β = 2",
-    metric="validation KL and negative ELBO; the collapse verdict", collapsed=("constant β = 2",))
+    metric="validation KL and negative ELBO; the collapse verdict", collapsed=("constant β = 2",), curve="val_kl")
 _add(
     "lr-too-high", "A learning rate that is too high",
-    "Too high a learning rate (SGD at 0.5) makes the loss blow up to NaN within the first epoch and the run "
-    "stops, while the same model at 0.01 trains smoothly.",
-    "The loss curve and the run's status message.",
+    "Too high a learning rate (SGD at 0.5) makes the loss blow up to NaN within the first epoch, and the run "
+    "stops. The same model at 0.01 trains smoothly.",
+    "The training loss (lr = 0.5's ends at once) and each run's status.",
     _digits(lr=0.5, optimizer="sgd", momentum=0.9), _digits(lr=0.01, optimizer="sgd", momentum=0.9),
     "lr = 0.5", "lr = 0.01",
-    metric="run status (failed or finished) and the step it failed at; validation negative ELBO")
+    metric="run status (failed or finished) and the step it failed at; validation negative ELBO",
+    curve="train_loss")
 _add(
     "augmentation", "Augmentation against overfitting",
     "Augmentation more than halves the gap between training and validation loss of a model that fits its "
-    "training digits closely, but on these small centred digits it does so by making training harder: "
+    "training digits closely. But on these small centred digits it does so by making training harder: "
     "validation loss gets worse (by over 10 nats), not better.",
-    "Training against validation loss.",
+    "The validation −ELBO (the augmented run's is higher), then the training loss against it.",
     _digits(augment=True, **_SHARP), _digits(**_SHARP), "augmented", "plain",
     metric="validation minus training negative ELBO; validation negative ELBO")
 _add(
     "bce-vs-mse", "BCE against MSE",
-    "MSE's σ weighs pixel errors against the KL term and BCE has no such knob: MSE with σ = 1 (plain squared "
-    "error) lets the KL term win (posterior collapse), so every reconstruction becomes the same blurred average "
-    "digit, while BCE "
-    "keeps each digit's shape and MSE with σ = 0.2 is sharper still.",
-    "The reconstructions, and the KL curve.",
+    "MSE's σ weighs pixel errors against the KL term; BCE has no such knob. MSE with σ = 1 (plain squared "
+    "error) lets the KL term win (posterior collapse): every reconstruction becomes the same blurred average "
+    "digit. BCE keeps each digit's shape, and MSE with σ = 0.2 is sharper still.",
+    "The reconstructions, and the KL curve (MSE with σ = 1 stays at 0).",
     _digits(recon_loss="bce", **_VAE8), _digits(recon_loss="mse", mse_sigma=1.0, **_VAE8), "BCE", "MSE, σ = 1",
     metric="reconstruction error (RMS pixels) and sharpness (mean jump between neighbouring pixels)",
     extra=(_digits(recon_loss="mse", mse_sigma=0.2, **_VAE8),), extra_labels=("MSE, σ = 0.2",),
-    collapsed=("MSE, σ = 1",))
+    collapsed=("MSE, σ = 1",), curve="val_kl")
 _add(
     "cyclical", "Cyclical β",
-    "Cyclical β restarts its warm-up four times: the KL more than doubles each time β drops back to 0, each "
-    "cycle ends with more KL than the one before (some of what the code learns survives), and the run ends "
-    "with at least one and a half times the KL of constant β = 2 (which collapses) and an ELBO at least 0.2 "
-    "nats better.",
-    "The β and KL curves: a saw-tooth.",
+    "Cyclical β restarts its warm-up four times. Each time β drops back to 0 the KL more than doubles, and each "
+    "cycle ends with more KL than the one before (some of what the code learns survives). The run ends with at "
+    "least one and a half times the KL of constant β = 2 (which collapses) and an ELBO at least 0.2 nats better.",
+    "The KL curve: a saw-tooth that climbs (β's own curve is on the Train page).",
     _digits(beta_schedule="cyclical", beta_cycles=4, **_BETA2), _digits(**_BETA2), "cyclical β", "constant β = 2",
     metric="KL at the start and end of each cycle against the end of the previous one; validation KL and "
-           "negative ELBO", collapsed=("constant β = 2",))
+           "negative ELBO", collapsed=("constant β = 2",), curve="val_kl")
 _add(
     "capacity", "Capacity: a KL target instead of a KL price",
-    "The capacity objective steers the KL to its target C, so C decides how much the code carries: with "
-    "C = 6 nats reconstructions are clearly better than with C = 3, but with a large γ (100) the penalty "
-    "swamps training and the KL reaches C without the code being of any use.",
+    "The capacity objective steers the KL to a target C, so C decides how much the code carries: with C = 6 "
+    "nats reconstructions are clearly better than with C = 3. With a large γ (100) the penalty swamps "
+    "training: the KL reaches C, but the code is of no use.",
     "The KL curve following the ramp of C, and the reconstructions.",
     _digits(capacity=True, capacity_max=6.0, capacity_gamma=2.0, **_VAE8),
     _digits(capacity=True, capacity_max=3.0, capacity_gamma=2.0, **_VAE8), "C = 6, γ = 2", "C = 3, γ = 2",
     metric="validation KL against C; reconstruction error (nats and RMS pixels)",
     extra=(_digits(capacity=True, capacity_max=6.0, capacity_gamma=100.0, **_VAE8),),
-    extra_labels=("C = 6, γ = 100",))
+    extra_labels=("C = 6, γ = 100",), curve="val_kl")
 _add(
     "free-bits", "Free bits against posterior collapse",
-    "Free bits (λ = 0.25 nats per dimension) make each dimension's first λ nats free of the KL penalty, so "
-    "every one of the 16 dimensions keeps close to λ (over 0.15 nats each) where constant β = 2 leaves at "
-    "most two informative (above 0.1 nats) and collapses, and reconstructions improve by over 2 nats.",
-    "KL per dimension: with free bits every bar stays near λ (a little under it); with constant β = 2 all but "
-    "one or two drop to about 0.",
+    "Free bits (λ = 0.25 nats per dimension) make each dimension's first λ nats free of the KL penalty. So "
+    "every one of the 16 dimensions keeps close to λ (over 0.15 nats each), where constant β = 2 leaves at "
+    "most two informative (above 0.1 nats) and collapses; reconstructions improve by over 2 nats.",
+    "The active units (all 16 with free bits, one or two with constant β = 2); on the Train page, KL per "
+    "dimension: with free bits every bar stays near λ, a little under it.",
     _digits(free_bits=0.25, **_BETA2), _digits(**_BETA2), "free bits λ = 0.25", "constant β = 2",
     metric="validation KL of each latent dimension; informative latent dimensions (above 0.1 nats, mean "
-           "varying across inputs); reconstruction error", collapsed=("constant β = 2",))
+           "varying across inputs); reconstruction error", collapsed=("constant β = 2",), curve="val_active_units")
 _add(
     "adversarial", "An adversarial term for crisper images",
     "A discriminator that learns to tell reconstructions from real digits pushes the decoder toward crisper "
     "images: reconstructions gain contrast between neighbouring pixels, while the ELBO changes by less than a "
     "nat.",
-    "The reconstructions, and the adversarial losses.",
+    "The reconstructions (crisper with the adversarial term) and the −ELBO curves (almost the same).",
     _digits(adv_weight=20.0, **_VAE8), _digits(**_VAE8), "adversarial weight 20", "no adversarial term",
     metric="sharpness of reconstructions (mean jump between neighbouring pixels); validation negative ELBO")
 _add(
     "regularization", "Dropout and weight decay",
     "Dropout and weight decay narrow the gap between training and validation loss of a model that fits its "
-    "training digits closely (by over a nat), but in a short run they do it by slowing the fit: validation "
+    "training digits closely (by over a nat). But in a short run they do it by slowing the fit: validation "
     "loss gets worse (by over 5 nats).",
-    "Training against validation loss.",
+    "The validation −ELBO (higher with dropout or weight decay), then the training loss against it.",
     _digits(dropout=0.3, **_SHARP), _digits(**_SHARP), "dropout 0.3", "plain",
     metric="validation minus training negative ELBO; validation negative ELBO",
     extra=(_digits(optimizer="adamw", weight_decay=1.0, **_SHARP),), extra_labels=("AdamW, weight decay 1",))
 _add(
     "batch-norm", "Batch norm in a deep network",
     "In a deep encoder and decoder (four layers of 256), batch norm lets the model learn a useful code within "
-    "10 epochs, while without it the KL stays near 0 (posterior collapse) and every reconstruction is the "
-    "average digit.",
+    "10 epochs. Without it the KL stays near 0 (posterior collapse) and every reconstruction is the average "
+    "digit.",
     "The KL curve and the reconstructions.",
     _digits(batch_norm=True, hidden=[256] * 4, epochs=10, **_VAE8), _digits(hidden=[256] * 4, epochs=10, **_VAE8),
     "batch norm", "no batch norm",
-    metric="validation KL and negative ELBO", collapsed=("no batch norm",))
+    metric="validation KL and negative ELBO", collapsed=("no batch norm",), curve="val_kl")
 _add(
     "early-stopping", "Early stopping",
-    "Early stopping ends the run once validation loss has not improved for 3 epochs and keeps the best "
-    "weights: on these digits, where validation loss is still creeping down, it saves a third to two thirds "
+    "Early stopping ends the run once validation loss has not improved for 3 epochs, and keeps the best "
+    "weights. On these digits, where validation loss is still creeping down, it saves a third to two thirds "
     "of the 60 epochs for a validation loss less than a nat worse.",
-    "The epoch the run stops at, and the validation curve.",
+    "The validation −ELBO: where the early-stopped run ends, and how little lower the full run gets.",
     _digits(early_stopping=True, patience=3, epochs=60), _digits(epochs=60), "early stopping, patience 3",
     "all 60 epochs",
     metric="epochs trained; validation negative ELBO")
@@ -195,7 +201,7 @@ _add(
     "A one-cycle schedule (a warm-up, then annealing) gets more out of a high peak learning rate (0.01): it "
     "ends with an ELBO over half a nat better than the same rate held constant, and a code that carries at "
     "least a quarter more KL.",
-    "The learning-rate curve, the KL curve and the final validation loss.",
+    "The validation −ELBO at the end; on the Train page, the learning-rate and KL curves.",
     _digits(lr=0.01, lr_schedule="onecycle"), _digits(lr=0.01), "one-cycle, peak 0.01", "constant 0.01",
     metric="validation negative ELBO and KL")
 
