@@ -35,10 +35,10 @@ def _save_name() -> None:
     session.classroom().set_name(session.owner(), st.session_state.student_name)
 
 
-def name_box() -> None:
+def name_box(width: str) -> None:
     """Who this student is, as the teacher sees them: a name they type once (a label, not a login)."""
     me = session.classroom().student(session.owner())
-    with st.popover(text.plain(me["name"]), icon=":material/person:", width="stretch",
+    with st.popover(text.plain(me["name"]), icon=":material/person:", width=width,
                     help="Your name as your teacher sees it. Your runs are yours in this browser, whatever the name."):
         with st.form("name", border=False):
             st.text_input("Your name", me["name"] if me["named"] else "", max_chars=NAME_MAX, key="student_name")
@@ -48,8 +48,10 @@ def name_box() -> None:
 def share_box() -> None:
     """The link to the Train page with these settings, to copy (st.code's copy button works offline)."""
     query = urlencode(draft.config_to_query(draft.draft_config()))
-    st.caption("Link to these settings: it carries them, never who you are (that stays in this browser).")
-    st.code(f"{st.context.url or ''}{'?' if query else ''}{query}", language=None, wrap_lines=True)
+    with st.popover("Copy link to these settings", icon=":material/link:", width="stretch"):
+        st.caption("Anyone opening this link gets these settings on the Train page. It carries the settings "
+                   "only, never who you are: that stays in this browser.")
+        st.code(f"{st.context.url or ''}{'?' if query else ''}{query}", language=None, wrap_lines=True)
 
 
 # First in the sidebar, so the fragment keeps its place (and identity) whatever the page draws. Only the Train
@@ -61,7 +63,7 @@ if train or watch:
     with st.sidebar:
         fragments.fragment(status_line, STATUS_SECONDS if watch else None)(watch)
 with st.sidebar if train else st.container(horizontal=True, horizontal_alignment="right"):
-    name_box()
+    name_box("stretch" if train else "content")
     share = st.container() if train else None  # filled after the page: its settings are the page's latest
 page.run()
 if share is not None:

@@ -208,6 +208,26 @@ def _reconstructions(chosen: list[SavedRun], labels: dict[str, str]) -> None:
                                                       revision=f"r{i}"), key=f"compare_recon_{i}")
 
 
+def _prior_samples(chosen: list[SavedRun], labels: dict[str, str]) -> None:
+    """Each run's decodings of the same codes from the prior: where lessons (β, autoencoder against VAE) say to
+    look, since a good reconstruction says nothing of what random codes decode to."""
+    cols = st.columns(min(len(chosen), 4))
+    for i, run in enumerate(chosen):
+        with cols[i % len(cols)]:
+            st.caption(text.plain(labels[run.name]))
+            try:
+                data, model = session.run_dataset(run), session.saved_model(run)
+            except (DataError, RunError) as exc:
+                st.warning(str(exc))
+                continue
+            if data.is_image:
+                samples = explore.prior_samples(model, 16).numpy()
+                charts.image(figures.mosaic(samples, cols=8, scale=figures.tile_scale(data.sample_shape[-1])))
+            else:
+                st.plotly_chart(figures.points_figure(data.val.numpy(), explore.prior_samples(model, 300).numpy(),
+                                                      "prior samples", revision=f"s{i}"), key=f"compare_samples_{i}")
+
+
 def comparison(saved: list[SavedRun]) -> None:
     """The runs picked, drawn together (this student's own are listed first)."""
     by_name = {run.name: run for run in saved}
@@ -244,6 +264,8 @@ def comparison(saved: list[SavedRun]) -> None:
     _table(chosen)
     st.markdown("**Reconstructions** · originals (rows 1 and 3) and reconstructions (rows 2 and 4)")
     _reconstructions(chosen, labels)
+    st.markdown("**Samples from the prior** · the same codes z ~ N(0, I), decoded by each run")
+    _prior_samples(chosen, labels)
 
 
 def page() -> None:

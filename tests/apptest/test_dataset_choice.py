@@ -164,4 +164,5 @@ def test_in_a_class_only_the_teacher_may_install_a_set_for_the_server(no_mnist, 
     monkeypatch.setenv("VAE_LAB_TEACHER_KEY", "a-key")
     app.run()
     _choose(app, "mnist")
-    assert not app.get("file_uploader") and "only your teacher" in _shown(app)
+    assert [u.key for u in app.get("file_uploader")] == ["upload_file"]  # their own upload only
+    assert "only your teacher" in _shown(app)

@@ -268,7 +268,7 @@ def test_ten_users_train_at_once_and_leave_nothing_behind(chromium, server, page
     assert wait_until(lambda: _threads(trainer) == trainer_baseline, 30), \
         f"the trainer process has {_threads(trainer)} threads after the runs, {trainer_baseline} before"
     assert not errors, errors
-    assert all("fonts.gstatic.com" in url for url in refused), refused  # the page icon; nothing else leaves
+    assert not refused, refused  # every asset, the tab's icon too, is served by the app
     log = server.log.read_text()
     assert "Traceback" not in log, log[-3000:]
     RESULTS.parent.mkdir(exist_ok=True)

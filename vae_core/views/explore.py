@@ -60,3 +60,9 @@ def latent_grid(model: VAE, steps: int = 15, span: float = 2.5) -> torch.Tensor:
     z2, z1 = torch.meshgrid(values.flip(0), values, indexing="ij")
     z = torch.stack([z1.reshape(-1), z2.reshape(-1)], 1)
     return decode(model, z).view(steps, steps, *model.sample_shape)
+
+
+def prior_samples(model: VAE, n: int = 16, seed: int = 0) -> torch.Tensor:
+    """Decodings of n codes drawn from the prior N(0, I), seeded: two runs compared decode the same codes."""
+    z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
+    return decode(model, z)
