@@ -187,11 +187,16 @@ def _table(chosen: list[SavedRun]) -> None:
                               "stopped it: " + ", ".join(partial)))
 
 
+CAPTION_CHARS = 40  # a panel's run name is cut to one line (in full on hover): a wrapped one misaligned the grids
+
+
 def _reconstructions(chosen: list[SavedRun], labels: dict[str, str]) -> None:
     cols = st.columns(min(len(chosen), 4))
     for i, run in enumerate(chosen):
         with cols[i % len(cols)]:
-            st.caption(text.plain(labels[run.name]))
+            label = labels[run.name]
+            short = label if len(label) <= CAPTION_CHARS else label[:CAPTION_CHARS - 1].rstrip() + "…"
+            st.caption(text.plain(short), help=None if short == label else text.plain(label))
             try:
                 data = session.run_dataset(run)
                 model = session.saved_model(run)
@@ -201,11 +206,12 @@ def _reconstructions(chosen: list[SavedRun], labels: dict[str, str]) -> None:
             x = data.val[:8] if data.is_image else data.val[:300]
             recon = explore.decode(model, explore.encode(model, x)[0]).numpy()
             if data.is_image:
-                charts.image(figures.pair_mosaic(x.numpy(), recon, cols=4,
-                                                 scale=figures.tile_scale(data.sample_shape[-1])))
+                charts.image(figures.pair_mosaic(x.numpy(), recon, cols=4, scale=figures.tile_scale(
+                    data.sample_shape[-1]), labels=("original", "reconstruction")), name=f"{label} reconstructions")
             else:
                 st.plotly_chart(figures.points_figure(x.numpy(), recon, "reconstructions", connect=True,
-                                                      revision=f"r{i}"), key=f"compare_recon_{i}")
+                                                      revision=f"r{i}"), key=f"compare_recon_{i}",
+                                config=charts.PLOTLY_CONFIG)
 
 
 def _prior_samples(chosen: list[SavedRun], labels: dict[str, str]) -> None:
@@ -262,7 +268,7 @@ def comparison(saved: list[SavedRun]) -> None:
                             key=f"compare_curves{suffix}")
     st.markdown("**Final metrics**")
     _table(chosen)
-    st.markdown("**Reconstructions** · originals (rows 1 and 3) and reconstructions (rows 2 and 4)")
+    st.markdown("**Reconstructions** · each original above its reconstruction")
     _reconstructions(chosen, labels)
     st.markdown("**Samples from the prior** · the same codes z ~ N(0, I), decoded by each run")
     _prior_samples(chosen, labels)

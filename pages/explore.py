@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from pages.ui import charts, router, scope, session, text
+from pages.ui import charts, explore_points, router, scope, session, text
 from vae_core import bundles
 from vae_core.classroom import cards, quotas
 from vae_core.classroom.identity import NOTE_MAX, TITLE_MAX
@@ -224,7 +224,7 @@ def latent_section(model: VAE, config: TrainConfig, data: Dataset, run_key: str)
             pair = np.stack([x[[a, b]].numpy(), recon], 1).reshape(4, *data.sample_shape)
             _show(pair, 2, "A and its reconstruction; B and its reconstruction", data.sample_shape[-1], 112)
         else:
-            st.write({"A": x[a].tolist(), "B": x[b].tolist()})
+            explore_points.picked(model, x, a, b)
     with chart:
         axes = ("PC 1", "PC 2") if config.latent_dim > 2 else ("z₁", "z₂" if config.latent_dim == 2 else "")
         st.markdown("**Latent space** (posterior means of validation samples)"
@@ -270,17 +270,14 @@ def traversal_section(model: VAE, config: TrainConfig, data: Dataset, a: int, kl
 
 
 def plane_section(model: VAE, data: Dataset) -> None:
+    """Images decoded from a grid over the 2-D latent plane (2-D points have explore_points' views instead)."""
     st.subheader("The latent plane, decoded")
     c1, c2 = st.columns(2)
     steps = c1.slider("Grid size", 5, 25, 15, key="plane_steps")
     span = c2.slider("Range ±", 0.5, 5.0, 2.5, 0.5, key="plane_span")
     grid = explore.latent_grid(model, steps, span).numpy()
-    if data.is_image:
-        caption = f"z₁ from −{span:g} (left) to +{span:g} (right); z₂ from +{span:g} (top) to −{span:g}"
-        _show(grid, steps, caption, data.sample_shape[-1])
-    else:
-        st.plotly_chart(figures.points_path_figure(data.val.numpy(), grid, [f"row {i + 1}" for i in range(steps)],
-                                                   revision="plane"), key="plane_points")
+    caption = f"z₁ from −{span:g} (left) to +{span:g} (right); z₂ from +{span:g} (top) to −{span:g}"
+    _show(grid, steps, caption, data.sample_shape[-1])
 
 
 def upload_section(model: VAE, config: TrainConfig, data: Dataset) -> None:
@@ -362,8 +359,10 @@ def page() -> None:
     a, b, kl = latent_section(model, config, data, run_key)
     interpolation_section(model, data, a, b)
     traversal_section(model, config, data, a, kl)
-    if config.latent_dim == 2:
+    if data.is_image and config.latent_dim == 2:
         plane_section(model, data)
+    if not data.is_image:
+        explore_points.views(model, config, data)
     if data.is_image:
         upload_section(model, config, data)
     disentanglement_section(model, data, run_key)

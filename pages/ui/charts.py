@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from vae_core.views import figures
@@ -80,8 +83,7 @@ export default function (component) {
   }
   const draw = (tries) => {
     if (window.Plotly) {
-      window.Plotly.react(plot, figure.data, figure.layout,
-                          {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"]})
+      window.Plotly.react(plot, figure.data, figure.layout, data.config)
         .then(() => { if (!plot.vaeListening) { plot.vaeListening = true; listen(plot); } });
     } else if (tries > 0) {
       if (tries <= 1190) loadPlotly(data.plotly);  // after the page's first paint: parsing it takes a while
@@ -92,6 +94,9 @@ export default function (component) {
 }
 """
 _live_plot = st.components.v2.component("vae_lab_live_plot", js=_LIVE_JS, isolate_styles=False)
+# Plotly's options for every chart: its toolbar keeps "Download plot as a PNG", at twice the size, for slides.
+PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+                 "toImageButtonOptions": {"format": "png", "scale": 2, "filename": "vae-lab-chart"}}
 # Streamlit's own plotly.js bundle (sets window.Plotly when loaded), as a path below the app's address
 _PLOTLY_JS = next((f"static/js/{path.name}" for path in
                    (Path(st.__file__).parent / "static" / "static" / "js").glob("PlotlyChart.*.js")), None)
@@ -102,7 +107,9 @@ def live_chart(figure: figures.Figure, key: str, images: list[str | None] | None
 
     `images`: a data URI (or None) per point index, shown when the pointer is over that point. `on_pick`:
     called when a point is clicked; its index is then `st.session_state[key].pick`."""
-    data = {"figure": figures.to_json(figure), "plotly": _PLOTLY_JS}
+    data = {"figure": figures.to_json(figure), "plotly": _PLOTLY_JS,
+            "config": {**PLOTLY_CONFIG, "responsive": True,
+                       "toImageButtonOptions": {**PLOTLY_CONFIG["toImageButtonOptions"], "filename": key}}}
     if images is not None:
         data["images"] = images
     if on_pick is None:
@@ -111,8 +118,16 @@ def live_chart(figure: figures.Figure, key: str, images: list[str | None] | None
         _live_plot(data={**data, "pick": True}, key=key, on_pick_change=on_pick)
 
 
-def image(array, caption: str | None = None) -> None:
-    """A mosaic at its own pixel size (at most the container's width); the caption below does not widen it."""
+def image(array: np.ndarray, caption: str | None = None, name: str | None = None) -> None:
+    """A mosaic at its own pixel size (at most the container's width); the caption below does not widen it.
+    A button under it downloads it as a PNG enlarged for slides, made only when pressed (a live view redraws
+    its mosaics every second), the file named from `name` or the caption."""
     st.image(array, width="content")
     if caption:
         st.caption(caption)
+    stem = re.sub(r"[^a-z0-9]+", "-", (name or caption or "grid").lower()).strip("-")[:40] or "grid"
+    # The file's name is the button's identity: the image's digest keeps two grids of one page apart.
+    digest = hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=4).hexdigest()
+    st.download_button("PNG", lambda: figures.png_bytes(array), file_name=f"vae-lab-{stem}-{digest}.png",
+                       mime="image/png", icon=":material/download:", on_click="ignore", type="tertiary",
+                       help="Download this grid as a PNG, enlarged for slides")

@@ -119,7 +119,7 @@ def _collapse_warning(view: JobView, config: TrainConfig) -> None:
         return
     verdict = collapse.judge(snap.kl_per_dim, snap.latent_mu)
     if verdict.collapsed:
-        st.warning(verdict.message, icon=":material/warning:")
+        st.warning(verdict.message + collapse.caveat(snap.epoch), icon=":material/warning:")
 
 
 def _images(snap: Snapshot | None, data: Dataset, recon_box, samples_box) -> None:

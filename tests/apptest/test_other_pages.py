@@ -113,7 +113,7 @@ def test_compare_two_saved_runs(app, train_run, runs_dir):
     _ok(app)
     assert sorted(app.multiselect(key="compare_runs").value) == sorted([first.name, second.name])
     assert len(app.dataframe) == 1 and len(app.dataframe[0].value) == 2
-    assert len(app.image) == 2
+    assert len(app.image) == 4  # each run's reconstructions and its prior samples
     curves = _chart(app, "compare_curves")
     assert curves["layout"]["yaxis"]["title"]["text"] == "validation −ELBO"
     assert curves["layout"]["yaxis"]["type"] == "linear" and len(curves["data"]) == 2

@@ -58,3 +58,8 @@ def test_a_run_is_judged_from_epoch_3_half_way_and_once_its_schedules_settle():
     ramp = TrainConfig(epochs=30, capacity=True, capacity_ramp_epochs=25.0)
     assert not collapse.may_judge(ramp, 24, False) and collapse.may_judge(ramp, 25, False)
     assert not collapse.may_judge(TrainConfig(mode="ae"), 30, True)  # no KL term: nothing to collapse
+
+
+def test_a_short_run_is_told_its_code_may_not_have_formed_yet():
+    assert "trained 4 epochs only" in collapse.caveat(4) and "1 epoch only" in collapse.caveat(1)
+    assert collapse.caveat(collapse.FORMING_EPOCHS) == ""

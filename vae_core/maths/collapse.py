@@ -26,6 +26,7 @@ NATS_PER_UNIT = 0.1  # an informative unit carries more KL than this
 MEAN_VARIANCE = 0.01  # Burda et al.'s threshold on Var_x E[z|x]
 ONE_BIT = math.log(2)  # a code carrying less KL than this is collapsed
 FIRST_EPOCH = 3  # the earliest epoch a run is judged at
+FORMING_EPOCHS = 8  # a plain run's code carries one bit from epoch 5 to 7 on (above): before, say so
 
 
 def _variance(mu) -> np.ndarray:
@@ -93,3 +94,11 @@ def may_judge(config, epochs_done: int, completed: bool) -> bool:
         return False
     start = max(FIRST_EPOCH, settled_epoch(config))
     return epochs_done >= (start if completed else max(start, config.epochs / 2))
+
+
+def caveat(epochs_done: int) -> str:
+    """What to add to the warning about a run that ended early: its code may not have formed yet."""
+    if epochs_done >= FORMING_EPOCHS:
+        return ""
+    return (f" This run trained {epochs_done} epoch{'s' if epochs_done != 1 else ''} only: a healthy code often "
+            "needs 5 to 7 to carry one bit, so train it longer before blaming β.")

@@ -66,3 +66,19 @@ def prior_samples(model: VAE, n: int = 16, seed: int = 0) -> torch.Tensor:
     """Decodings of n codes drawn from the prior N(0, I), seeded: two runs compared decode the same codes."""
     z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
     return decode(model, z)
+
+
+def latent_mesh(model: VAE, lines: int = 9, span: float = 2.5, resolution: int = 40) -> torch.Tensor:
+    """The grid lines of the 2-D latent plane, decoded: (2 * lines, resolution, ...), the lines of constant z₂
+    first, then those of constant z₁. Drawn over 2-D data they show how the decoder bends the plane onto it."""
+    if model.latent_dim != 2:
+        raise ValueError("the latent plane mesh needs a 2-D latent space")
+    levels, along = torch.linspace(-span, span, lines), torch.linspace(-span, span, resolution)
+    rows = torch.stack([torch.stack([along, level.expand(resolution)], 1) for level in levels])
+    z = torch.cat([rows, rows.flip(2)])  # (z₁ varies, z₂ fixed), then (z₁ fixed, z₂ varies)
+    return decode(model, z.reshape(-1, 2)).view(2 * lines, resolution, *model.sample_shape)
+
+
+def reconstruct(model: VAE, x: torch.Tensor) -> torch.Tensor:
+    """Each input decoded from its posterior mean: where the model sends it."""
+    return decode(model, encode(model, x)[0])

@@ -18,10 +18,12 @@ import json
 import math
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 Figure = dict  # {"data": [...], "layout": {...}}
 
+LEGEND_CHARS = 28  # a legend entry's name is cut to this (with "…"), its full name shown on hover
+SLIDE_WIDTH = 1600  # pixels: a grid's PNG export is enlarged (pixels repeated) to about this width
 THUMBNAIL_BYTES = 1_500_000  # at most this much of hover images (PNG data URIs) per scatter
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
@@ -53,8 +55,10 @@ def _axis(title: str | None = None, **extra) -> dict:
 
 def _figure(traces: list[dict], revision: str, height: int, xaxis: dict, yaxis: dict, title: str | None = None,
             **extra) -> Figure:
-    layout = dict(uirevision=revision, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                  **_STYLE, xaxis=xaxis, yaxis=yaxis, legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    # The toolbar (shown on hover) stands upright in the right margin: across the top it covered the legend.
+    layout = dict(uirevision=revision, height=height, margin=dict(l=10, r=40, t=40 if title else 10, b=10),
+                  **_STYLE, xaxis=xaxis, yaxis=yaxis, legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
+                  modebar=dict(orientation="v"))
     if title:
         layout["title"] = dict(text=title, x=0, font=dict(size=14))
     # st.plotly_chart refuses a figure without traces (runs stopped before their first epoch have no points)
@@ -67,12 +71,25 @@ def _y_scale(log_y: bool, revision: str) -> dict:
     return dict(type=scale, uirevision=f"{revision}-{scale}")
 
 
+def _round_ticks(end: float) -> list[float]:
+    """Ticks from 0 at a round step (1, 2, 2.5 or 5 × 10^k, whole below 10) to the first multiple of it at or
+    past `end`, 2 to 4 steps, the shortest axis: a β curve sampled to epoch 600 and a learning rate to 598 both
+    end at 600."""
+    steps = [m * 10.0 ** k for k in range(-3, 7) for m in (1, 2, 2.5, 5) if m != 2.5 or k > 0]
+    fits = [(math.ceil(end / step - 1e-9) * step, math.ceil(end / step - 1e-9), step) for step in steps
+            if 2 <= math.ceil(end / step - 1e-9) <= 4]
+    last, count, step = min(fits)
+    return [i * step for i in range(count + 1)]
+
+
 def schedule_svg(epochs: list[float], values: list[float], name: str) -> str:
     """A small line chart of a schedule (β or learning rate) over training, x in epochs as the settings are,
-    as SVG (from 0 up, ticks at both ends and the middle). The browser draws it at once: as the Train page's
-    first Plotly charts these two made its Start button appear 0.8 s later in headless Chromium."""
-    width, height, left, right, top, bottom = 210, 150, 40, 20, 8, 36  # the sidebar is about 210 px wide
-    x_end, y_end = max(epochs, default=0) or 1, max(values, default=0.0) or 1.0
+    as SVG (from 0 up; epochs at round ticks, values at both ends and the middle). The browser draws it at once:
+    as the Train page's first Plotly charts these two made its Start button appear 0.8 s later in headless
+    Chromium."""
+    width, height, left, right, top, bottom = 210, 150, 56, 14, 8, 36  # the sidebar is about 210 px wide
+    ticks = _round_ticks(max(epochs, default=0) or 1)
+    x_end, y_end = ticks[-1], max(values, default=0.0) or 1.0
 
     def x(epoch: float) -> float:
         return left + epoch / x_end * (width - left - right)
@@ -87,12 +104,12 @@ def schedule_svg(epochs: list[float], values: list[float], name: str) -> str:
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
                      'stroke="#e5ecf6"/>')
         parts.append(f'<text x="{left - 4}" y="{y(value) + 4:.1f}" text-anchor="end" {ink}>{value:.3g}</text>')
-    for epoch in (0, x_end / 2, x_end):
+    for epoch in ticks:
         parts.append(f'<text x="{x(epoch):.1f}" y="{height - bottom + 14}" text-anchor="middle" {ink}>'
                      f'{epoch:g}</text>')
     parts.append(f'<text x="{(left + width - right) / 2:.1f}" y="{height - 4}" text-anchor="middle" {ink}>'
                  'epoch</text>')
-    parts.append(f'<text transform="translate(12 {(top + height - bottom) / 2:.1f}) rotate(-90)" '
+    parts.append(f'<text transform="translate(11 {(top + height - bottom) / 2:.1f}) rotate(-90)" '
                  f'text-anchor="middle" {ink}>{name}</text>')
     points = " ".join(f"{x(epoch):.1f},{y(value):.1f}" for epoch, value in zip(epochs, values))
     parts.append(f'<polyline points="{points}" fill="none" stroke="#9467bd" stroke-width="2"/></svg>')
@@ -125,8 +142,10 @@ def mosaic(images: np.ndarray, cols: int | None = None, pad: int = 1, scale: int
     return out[..., 0] if c == 1 else out
 
 
-def pair_mosaic(originals: np.ndarray, reconstructions: np.ndarray, cols: int = 8, scale: int = 1) -> np.ndarray:
-    """Originals and their reconstructions in alternating rows of `cols`: row 1 originals, row 2 theirs..."""
+def pair_mosaic(originals: np.ndarray, reconstructions: np.ndarray, cols: int = 8, scale: int = 1,
+                labels: tuple[str, str] | None = None) -> np.ndarray:
+    """Originals and their reconstructions in alternating rows of `cols`: row 1 originals, row 2 theirs...
+    With `labels` (say ("original", "reconstruction")), each row is named on its left (see `label_rows`)."""
     originals, reconstructions = np.asarray(originals), np.asarray(reconstructions)
     n = len(originals)
     cols = min(cols, n)
@@ -134,7 +153,37 @@ def pair_mosaic(originals: np.ndarray, reconstructions: np.ndarray, cols: int = 
     blank = np.ones((rows * cols - n, *originals.shape[1:]), dtype=np.float32)
     a = np.concatenate([originals, blank]).reshape(rows, 1, cols, *originals.shape[1:])
     b = np.concatenate([reconstructions, blank]).reshape(rows, 1, cols, *originals.shape[1:])
-    return mosaic(np.concatenate([a, b], 1).reshape(2 * rows, cols, *originals.shape[1:]), pad=1, scale=scale)
+    out = mosaic(np.concatenate([a, b], 1).reshape(2 * rows, cols, *originals.shape[1:]), pad=1, scale=scale)
+    return out if labels is None else label_rows(out, list(labels) * rows)
+
+
+ROW_LABEL_PX = 14  # type size of row labels: read at a mosaic's own pixel size, as the pages show it
+
+
+def label_rows(image: np.ndarray, labels: list[str], pad: int = 1) -> np.ndarray:
+    """A mosaic (uint8, grey or RGB) with a white band on its left naming each of its rows, a label per row
+    (rows of equal height `pad` pixels apart, as `mosaic` lays them out), so a grid read on a slide or a
+    projector says which row is which without a caption to look up."""
+    font = ImageFont.load_default(size=ROW_LABEL_PX)  # Pillow's own font: no file, no network
+    band = max(int(font.getlength(text)) for text in labels) + 10
+    rows = len(labels)
+    row_height = (image.shape[0] + pad) / rows - pad
+    canvas = Image.new("RGB", (band + image.shape[1], image.shape[0]), "white")
+    canvas.paste(Image.fromarray(image).convert("RGB"), (band, 0))
+    draw = ImageDraw.Draw(canvas)
+    for row, text in enumerate(labels):
+        draw.text((band - 6, row * (row_height + pad) + row_height / 2), text, fill="#2a3f5f", font=font,
+                  anchor="rm")
+    return np.asarray(canvas)
+
+
+def png_bytes(image: np.ndarray, width: int = SLIDE_WIDTH) -> bytes:
+    """A mosaic as PNG bytes for a slide: each pixel repeated (nearest neighbour, stays sharp) up to about
+    `width` pixels wide, never shrunk."""
+    scale = max(1, width // image.shape[1])
+    buffer = io.BytesIO()
+    Image.fromarray(image.repeat(scale, 0).repeat(scale, 1)).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def thumbnails(images: np.ndarray, max_bytes: int = THUMBNAIL_BYTES) -> list[str | None]:
@@ -273,7 +322,7 @@ def rate_distortion_figure(runs: dict[str, list[dict]], revision: str = "rate-di
         name = _plain(label)  # a student's title
         colour = PALETTE[i % len(PALETTE)]
         traces.append(dict(type="scatter", x=_numbers(r["val_kl"] for r in rows),
-                           y=_numbers(r["val_recon"] for r in rows), name=name, mode="lines+markers",
+                           y=_numbers(r["val_recon"] for r in rows), name=_legend_name(label), mode="lines+markers",
                            line=dict(color=colour), marker=dict(size=5), customdata=[int(r["epoch"]) for r in rows],
                            legendgroup=name, meta=name, hovertemplate="%{meta}<br>epoch %{customdata}<br>KL %{x:.2f}"
                                                                       "<br>recon %{y:.2f}<extra></extra>"))
@@ -292,6 +341,12 @@ def _plain(text: str) -> str:
     return html.escape(str(text), quote=False)
 
 
+def _legend_name(text: str) -> str:
+    """A run's name cut for the legend: five long titles stacked into a legend taller than the chart."""
+    text = str(text)
+    return _plain(text if len(text) <= LEGEND_CHARS else text[:LEGEND_CHARS - 1].rstrip() + "…")
+
+
 def runs_figure(runs: dict[str, list[dict]], key: str, label: str | None = None, log_y: bool = False,
                 revision: str = "runs") -> Figure:
     """One per-epoch metric (e.g. "val_neg_elbo") of several runs, overlaid; `label` names the y-axis."""
@@ -299,7 +354,8 @@ def runs_figure(runs: dict[str, list[dict]], key: str, label: str | None = None,
     for i, (name, epochs) in enumerate(runs.items()):
         rows = [r for r in epochs if key in r]
         traces.append(dict(type="scatter", x=[r["epoch"] for r in rows], y=_numbers(r[key] for r in rows),
-                           name=_plain(name), mode="lines+markers", line=dict(color=PALETTE[i % len(PALETTE)])))
+                           name=_legend_name(name), mode="lines+markers", line=dict(color=PALETTE[i % len(PALETTE)]),
+                           meta=_plain(name), hovertemplate="%{meta}<br>epoch %{x}: %{y:.4g}<extra></extra>"))
     last = max((r["epoch"] for rows in runs.values() for r in rows), default=0)
     xaxis = _axis("epoch", **({"dtick": 1} if last <= 12 else {}))
     return _figure(traces, f"{revision}-{key}", 360, xaxis,
