@@ -62,7 +62,7 @@ watch = not train and work is not None and work.alive
 if train or watch:
     with st.sidebar:
         fragments.fragment(status_line, STATUS_SECONDS if watch else None)(watch)
-with st.sidebar if train else st.container(horizontal=True, horizontal_alignment="right"):
+with st.sidebar if train else st.container(horizontal=True, horizontal_alignment="right", key=router.NAME_ROW):
     name_box("stretch" if train else "content")
     share = st.container() if train else None  # filled after the page: its settings are the page's latest
 page.run()

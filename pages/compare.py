@@ -220,7 +220,9 @@ def _prior_samples(chosen: list[SavedRun], labels: dict[str, str]) -> None:
     cols = st.columns(min(len(chosen), 4))
     for i, run in enumerate(chosen):
         with cols[i % len(cols)]:
-            st.caption(text.plain(labels[run.name]))
+            label = labels[run.name]
+            short = label if len(label) <= CAPTION_CHARS else label[:CAPTION_CHARS - 1].rstrip() + "…"
+            st.caption(text.plain(short), help=None if short == label else text.plain(label))  # as _reconstructions
             try:
                 data, model = session.run_dataset(run), session.saved_model(run)
             except (DataError, RunError) as exc:
@@ -228,10 +230,12 @@ def _prior_samples(chosen: list[SavedRun], labels: dict[str, str]) -> None:
                 continue
             if data.is_image:
                 samples = explore.prior_samples(model, 16).numpy()
-                charts.image(figures.mosaic(samples, cols=8, scale=figures.tile_scale(data.sample_shape[-1])))
+                charts.image(figures.mosaic(samples, cols=8, scale=figures.tile_scale(data.sample_shape[-1])),
+                             name=f"{label} prior samples")
             else:
                 st.plotly_chart(figures.points_figure(data.val.numpy(), explore.prior_samples(model, 300).numpy(),
-                                                      "prior samples", revision=f"s{i}"), key=f"compare_samples_{i}")
+                                                      "prior samples", revision=f"s{i}"), key=f"compare_samples_{i}",
+                                config=charts.PLOTLY_CONFIG)
 
 
 def comparison(saved: list[SavedRun]) -> None:

@@ -15,8 +15,14 @@ COMPARE_PAGE = "pages/compare.py"
 # Shipped with the app: an icon given by Material name is fetched from fonts.gstatic.com, so offline a tab
 # had none (and the console an error per page).
 ICON = str(Path(__file__).resolve().parents[2] / ".streamlit" / "icon.png")
-# Streamlit leaves about 100 px between the top menu and a page's title; the page starts just below it.
-CSS = "<style>.stMainBlockContainer { padding-top: 3.5rem; }</style>"
+NAME_ROW = "frame_name"  # key of the row holding the name box on pages without a sidebar
+# Streamlit leaves about 100 px between the top menu and a page's title; the page starts just below it. The name
+# box's row (right-aligned) sits on the title's line instead of above it, clickable over the title's box.
+CSS = f"""<style>
+.stMainBlockContainer {{ padding-top: 3.5rem; }}
+.st-key-{NAME_ROW} {{ position: relative; z-index: 2; margin-bottom: -3.5rem; pointer-events: none; }}
+.st-key-{NAME_ROW} > * {{ pointer-events: auto; }}
+</style>"""
 
 
 def pages() -> list[st.Page]:

@@ -57,3 +57,8 @@ def test_long_run_names_are_cut_in_the_legend_and_whole_on_hover():
         assert "%{meta}" in trace["hovertemplate"]
         assert figure["layout"]["modebar"] == {"orientation": "v"}  # the toolbar beside the plot, not on the legend
     assert figures.runs_figure({"β = 1": runs[long]}, "val_kl")["data"][0]["name"] == "β = 1"
+
+
+def test_the_latent_scatters_toolbar_lies_above_its_legend_not_over_it():
+    layout = figures.latent_figure(np.zeros((3, 2)), np.array([0, 1, 1]), ("0", "1"))["layout"]
+    assert layout["legend"]["y"] == 1 and layout["modebar"] == {"orientation": "h"} and layout["margin"]["t"] >= 30

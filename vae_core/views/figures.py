@@ -264,6 +264,8 @@ def latent_figure(latent: np.ndarray, labels: np.ndarray | None, class_names: tu
     figure = _figure(traces, revision, height, _axis(axis_titles[0], **axes[0]), _axis(axis_titles[1], **axes[1]),
                      clickmode="event", dragmode="zoom", **extra)
     figure["layout"]["legend"] = dict(orientation="v", x=1.02, y=1, yanchor="top")
+    # The legend runs down the right from the plot's top: the toolbar lies across a top margin of its own above.
+    figure["layout"].update(modebar=dict(orientation="h"), margin={**figure["layout"]["margin"], "t": 36})
     return figure
 
 

@@ -9,6 +9,7 @@ from vae_core.views.figures import Figure, _axis, _figure, _numbers
 
 INK = "#1f77b4"  # one colour for what the model draws; the data stays grey beneath it
 HEIGHT = 380
+DENSITY = [[0, "rgba(255,255,255,0)"], [0.08, "#deebf7"], [1, "#08519c"]]  # no samples: no ink, not pale blue
 
 
 def _data(data: np.ndarray, name: str = "data") -> dict:
@@ -50,6 +51,6 @@ def density_figure(data: np.ndarray, samples: np.ndarray, revision: str = "densi
     """Where decoded prior samples fall, as density contours, with the data on top."""
     samples = np.asarray(samples)
     density = dict(type="histogram2dcontour", x=_numbers(samples[:, 0]), y=_numbers(samples[:, 1]),
-                   name="prior samples, decoded", colorscale="Blues", showscale=False, ncontours=14,
+                   name="prior samples, decoded", colorscale=DENSITY, showscale=False, ncontours=14,
                    contours=dict(coloring="fill", showlines=False), hoverinfo="skip", showlegend=True)
     return _square([density, _data(np.asarray(data))], revision)
