@@ -73,6 +73,7 @@ def lesson_form() -> None:
                + f" ({lesson.preset.epochs} epochs each).")
     if st.button("Run this pair" if len(labels) == 2 else f"Run these {len(labels)} runs",
                  icon=":material/compare_arrows:", type="primary"):
+        st.session_state.compare_metric = lesson.curve  # the curve the lesson says to look at, as from Learn
         _start_series(list(configs), list(labels), lesson.title, lesson.key)
 
 

@@ -60,3 +60,17 @@ def test_run_side_by_side_opens_compare_on_the_lessons_curve_with_prior_samples(
     for curve in {item.curve for item in LESSONS}:  # every lesson's curve is one Compare offers
         app.selectbox(key="compare_metric").set_value(curve).run()
         _ok(app)
+
+
+def test_compares_own_lesson_button_also_opens_the_lessons_curve(app, train_run, monkeypatch):
+    """Compare's "Run this pair" picks the curve as Learn's button does (the series itself is not trained here)."""
+    started = []
+    monkeypatch.setattr("pages.ui.session.start_series", lambda *args: started.append(args))
+    train_run()
+    app.run()
+    app.switch_page("pages/compare.py").run()
+    assert app.selectbox(key="compare_metric").value == "val_neg_elbo"
+    app.selectbox(key="pair_lesson").set_value("free-bits").run()
+    next(b for b in app.button if b.label.startswith("Run this pair")).click().run()
+    _ok(app)
+    assert started and app.selectbox(key="compare_metric").value == "val_active_units"
