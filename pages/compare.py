@@ -196,7 +196,7 @@ def _reconstructions(chosen: list[SavedRun], labels: dict[str, str]) -> None:
     for i, run in enumerate(chosen):
         with cols[i % len(cols)]:
             label = labels[run.name]
-            short = label if len(label) <= CAPTION_CHARS else label[:CAPTION_CHARS - 1].rstrip() + "…"
+            short = figures.shorten(label, CAPTION_CHARS)
             st.caption(text.plain(short), help=None if short == label else text.plain(label))
             try:
                 data = session.run_dataset(run)
@@ -222,7 +222,7 @@ def _prior_samples(chosen: list[SavedRun], labels: dict[str, str]) -> None:
     for i, run in enumerate(chosen):
         with cols[i % len(cols)]:
             label = labels[run.name]
-            short = label if len(label) <= CAPTION_CHARS else label[:CAPTION_CHARS - 1].rstrip() + "…"
+            short = figures.shorten(label, CAPTION_CHARS)
             st.caption(text.plain(short), help=None if short == label else text.plain(label))  # as _reconstructions
             try:
                 data, model = session.run_dataset(run), session.saved_model(run)

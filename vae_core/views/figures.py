@@ -343,10 +343,19 @@ def _plain(text: str) -> str:
     return html.escape(str(text), quote=False)
 
 
+def shorten(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, cut in the middle: a run's name starts with its title and ends
+    with what tells it from its siblings (a lesson's side, its live changes, whose it is)."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head].rstrip() + "…" + text[len(text) - (limit - 1 - head):].lstrip()
+
+
 def _legend_name(text: str) -> str:
     """A run's name cut for the legend: five long titles stacked into a legend taller than the chart."""
-    text = str(text)
-    return _plain(text if len(text) <= LEGEND_CHARS else text[:LEGEND_CHARS - 1].rstrip() + "…")
+    return _plain(shorten(text, LEGEND_CHARS))
 
 
 def runs_figure(runs: dict[str, list[dict]], key: str, label: str | None = None, log_y: bool = False,
