@@ -1,7 +1,7 @@
 """Many users at once: a real Streamlit server on 127.0.0.1 and concurrent headless Chromium pages.
 
-Ten users (each a browser of their own, so a student of their own, with one tab) press Start on a short run; seven watch it train,
-three close their tab at once. Every job finishes and is saved, the seven see "Finished." with no error
+Ten users (each a browser of their own, so a student of their own, with one tab) press Start on a short
+run; seven watch it train, three close their tab at once. Every job finishes and is saved, the seven see "Finished." with no error
 on any page, and once every tab has closed the server's own threads, and those of its trainer process,
 are back to their baseline.
 The browser may reach 127.0.0.1 only: any other request is refused (and counted).

@@ -40,8 +40,9 @@ PACE_MAX = 1.0  # seconds of slow motion per step at most: a 30-epoch digits run
 
 class TrainingJob:
     def __init__(self, config: TrainConfig, data: Dataset | None = None, *, job_id: str | None = None,
-                 owner: str = "", card: dict | None = None, data_dir: str | None = None, runs_dir: str | os.PathLike | None = None,
-                 pool: SlotPool | None = None, snapshot_interval: float = 0.5, max_points: int = 2000):
+                 owner: str = "", card: dict | None = None, data_dir: str | None = None,
+                 runs_dir: str | os.PathLike | None = None, pool: SlotPool | None = None,
+                 snapshot_interval: float = 0.5, max_points: int = 2000):
         self.config = config
         self.data = data
         self.id = job_id or secrets.token_hex(8)
