@@ -225,7 +225,7 @@ def test_a_class_of_three_students(browser, class_server, shoot):
         delete = deleter.get_by_role("button", name="Delete", exact=True)
         expect(delete).to_be_disabled()  # until the student ticks the box
         deleter.get_by_text("I want to delete this run").click()
-        expect(delete).to_be_enabled()
+        expect(delete).to_be_enabled(timeout=30_000)  # after the rerun the tick starts
         delete.click()
         expect(deleter.get_by_text("About this run")).to_have_count(0, timeout=30_000)  # the page redrawn
         trashed = class_server.runs / ".trash" / gone

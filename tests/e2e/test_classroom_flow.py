@@ -67,7 +67,7 @@ def test_a_link_to_a_sub_page_opens_inside_the_app(page, server, shoot):
     lesson = LESSONS[0]
     page.goto(server.url + "/learn")
     page.get_by_role("tab", name="Lessons").click()
-    page.locator(f".st-key-lesson_{lesson.key}_preset button").click()
+    page.locator(f".st-key-lesson_{lesson.key}_preset").get_by_role("button", name="Open in Train").first.click()
     page.get_by_text(f"Lesson: {lesson.title}").wait_for()
     assert page.get_by_role("link", name="Compare").is_visible()  # the app's own navigation
     # The widget is drawn anew with the preset's value: wait for it (a loaded machine can lag one render).
