@@ -73,7 +73,8 @@ def playwright():
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory):
     """A local Ray cluster of two nodes of one CPU each on 127.0.0.1, started once for the tests of the Ray
-    backend (about 12 s); yields the ray module, connected to it."""
+    backend (about 12 s); yields the ray module, connected to it. Once per process: a second cluster refuses
+    the code package the first was sent (Ray keeps it as uploaded)."""
     try:
         import ray  # installed by requirements-test.txt; optional for the app
         from ray.cluster_utils import Cluster

@@ -9,6 +9,8 @@ from vae_core.train import Status
 
 
 def test_train_pause_steer_finish_and_explore_through_ray(ray_cluster, app, session_work, runs_dir, monkeypatch):
+    from vae_core.jobs import cluster
+    monkeypatch.setattr(cluster, "WARM", 0)  # this page's backend lives on: no idle actor of it holds a CPU
     monkeypatch.setenv("VAE_LAB_TRAINER", "ray")
     app.run()
     app.sidebar.number_input(key="cfg_epochs").set_value(60).run()

@@ -221,10 +221,15 @@ def test_a_class_of_three_students(browser, class_server, shoot):
         my_runs(deleter)
         deleter.locator(".st-key-explore_run").click()
         deleter.get_by_role("option", name=re.compile(rf" · you · {gone[:15]}$")).click()
+        # the page shows the chosen run before its card is opened (a slow rerun would redraw the card and undo
+        # a tick given to the one before)
+        expect(deleter.get_by_role("combobox", name="Run")).to_have_value(re.compile(rf"{gone[:15]}$"))
+        idle(deleter)
         deleter.get_by_text("About this run · you · finished").click()
         delete = deleter.get_by_role("button", name="Delete", exact=True)
         expect(delete).to_be_disabled()  # until the student ticks the box
         deleter.get_by_text("I want to delete this run").click()
+        expect(deleter.get_by_role("checkbox", name="I want to delete this run")).to_be_checked()
         expect(delete).to_be_enabled(timeout=30_000)  # after the rerun the tick starts
         delete.click()
         expect(deleter.get_by_text("About this run")).to_have_count(0, timeout=30_000)  # the page redrawn

@@ -65,15 +65,19 @@ def test_pause_resume_live_changes_weights_and_stop(backend, tmp_path):
 
 
 def test_a_full_cluster_queues_the_job_and_the_page_says_so(backend, tmp_path):
-    running = [backend.start(LONG, runs_dir=tmp_path) for _ in range(2)]  # the cluster's two CPUs
-    # each node has one CPU: two runs training at once train on two nodes
-    assert wait_until(lambda: all(job.view().step > 0 for job in running), timeout=120)
+    running = []
+    for _ in range(2):  # the cluster's two CPUs, one per node; a paused run keeps its actor, so its CPU
+        job = backend.start(LONG, runs_dir=tmp_path)
+        assert wait_until(lambda: job.view().step > 0, timeout=120)  # noqa: B023 (waited for at once)
+        job.pause()
+        running.append(job)
+    assert wait_until(lambda: all(job.view().status == Status.PAUSED for job in running), timeout=30)
     waiting = backend.start(SHORT, runs_dir=tmp_path)
     view = waiting.view()
     assert view.status == Status.QUEUED and view.queue_position >= 1  # Ray's queue, as the page shows it
     waiting.stop()  # never placed: it ends at once and leaves no run folder
     assert waiting.join(10) and waiting.view().status == Status.STOPPED
-    assert [job.view().status for job in running] == [Status.RUNNING] * 2, [job.view().message for job in running]
+    assert [job.view().status for job in running] == [Status.PAUSED] * 2, [job.view().message for job in running]
     for job in running:
         job.stop()
     assert all(job.join(60) for job in running)
