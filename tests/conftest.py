@@ -97,3 +97,22 @@ def ray_cluster(tmp_path_factory):
     ray.shutdown()
     nodes.shutdown()
     del os.environ["RAY_TMPDIR"]
+
+
+@pytest.fixture
+def no_idx_files(tmp_path, monkeypatch):
+    """MNIST and Fashion-MNIST nowhere on this machine, and their mirror a closed local port: nothing downloads."""
+    import socket
+
+    from vae_core.data import availability, idx
+
+    monkeypatch.setenv("VAE_LAB_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(idx, "SYSTEM_DATASETS_DIR", tmp_path / "nothing")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once this block ends: nothing listens there
+    monkeypatch.setenv("VAE_LAB_DOWNLOAD_URL", f"http://127.0.0.1:{port}/")
+    monkeypatch.setattr(availability, "_probes", {})
+    return tmp_path
+

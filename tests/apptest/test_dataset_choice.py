@@ -18,17 +18,8 @@ APP = Path(__file__).resolve().parents[2] / "app.py"
 
 
 @pytest.fixture
-def no_mnist(tmp_path, monkeypatch):
-    """MNIST and Fashion-MNIST nowhere on this machine, and their mirror a closed local port: nothing downloads."""
-    monkeypatch.setenv("VAE_LAB_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(idx, "SYSTEM_DATASETS_DIR", tmp_path / "nothing")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed once this block ends: nothing listens there
-    monkeypatch.setenv("VAE_LAB_DOWNLOAD_URL", f"http://127.0.0.1:{port}/")
-    monkeypatch.setattr(availability, "_probes", {})
-    return tmp_path
+def no_mnist(no_idx_files):
+    return no_idx_files
 
 
 def _choose(app, name):

@@ -31,18 +31,10 @@ def idx_files(count=30, side=28, splits=("t10k", "train"), gz=True) -> dict[str,
 
 
 @pytest.fixture
-def offline(tmp_path, monkeypatch):
+def offline(no_idx_files, monkeypatch):
     """No IDX files anywhere, and the mirror a closed port on this machine: no network is ever tried."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("VAE_LAB_DATA", str(tmp_path / "data"))
-    monkeypatch.setattr(idx_module, "SYSTEM_DATASETS_DIR", tmp_path / "nothing")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed once this block ends: nothing listens there
-    monkeypatch.setenv("VAE_LAB_DOWNLOAD_URL", f"http://127.0.0.1:{port}/")
-    monkeypatch.setattr(avail, "_probes", {})
     monkeypatch.setattr(avail, "PROBE_WAIT_S", 60.0)  # wait for the probe's answer: the test reads it, not a clock
-    return tmp_path
+    return no_idx_files
 
 
 def test_generated_and_embedded_sets_are_always_here(offline):
