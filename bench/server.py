@@ -31,9 +31,10 @@ def _healthy(url: str) -> bool:
 
 @contextlib.contextmanager
 def streamlit_server(env: dict, log: Path, launcher: list[str] | None = None, timeout: float = 60,
-                     prefix: list[str] | None = None):
-    """Serve app.py (through `<prefix> python <launcher> app.py ...`, by default `-m streamlit run`, and no
-    prefix: taskset, say) with `env`, its output in `log`, until it answers health checks; yields (url,
+                     prefix: list[str] | None = None, script: str = "app.py"):
+    """Serve `script` (app.py by default) from the repository's root, so with its .streamlit/config.toml,
+    through `<prefix> python <launcher> <script> ...` (by default `-m streamlit run`, and no prefix:
+    taskset, say) with `env`, its output in `log`, until it answers health checks; yields (url,
     process); stops the server after. RuntimeError, with the log's tail, when it does not start within
     `timeout` seconds."""
     env = {**env, "VAE_LAB_TRAINER": "process"}  # as users get it (tests/conftest.py sets threads for AppTest)
@@ -41,7 +42,7 @@ def streamlit_server(env: dict, log: Path, launcher: list[str] | None = None, ti
     url = f"http://127.0.0.1:{port}"
     with open(log, "w") as out:
         process = subprocess.Popen([*(prefix or []), sys.executable, *(launcher or ["-m", "streamlit", "run"]),
-                                    "app.py", *FLAGS, "--server.port", str(port)], cwd=REPO, env=env, stdout=out,
+                                    script, *FLAGS, "--server.port", str(port)], cwd=REPO, env=env, stdout=out,
                                    stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout
