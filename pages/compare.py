@@ -1,4 +1,4 @@
-"""Compare saved runs side by side; train a β sweep or a lesson's runs in the background."""
+"""Compare saved runs side by side; train a sweep (β or latent size) or a lesson's runs in the background."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from vae_core.jobs.series import JobSeries
 from vae_core.maths import score
 from vae_core.maths.quality import QualityMeter, model_disentanglement
 from vae_core.runs import RunError, SavedRun
-from vae_core.views import explore, figures
+from vae_core.views import explore, figures, run_points
 from vae_core.views.lessons import LESSONS
 
 router.require_router()
@@ -25,6 +25,7 @@ POLL_SECONDS = 1.0
 METRICS = {"val_neg_elbo": "validation −ELBO", "val_recon": "validation reconstruction", "val_kl": "validation KL",
            "train_loss": "training loss", "val_active_units": "active units"}
 SELECTED = "compare_runs"
+PLANES = {"paths": "paths over epochs", "points": "last epochs"}
 
 
 def _labels(saved: list[SavedRun]) -> dict[str, str]:
@@ -39,30 +40,41 @@ def _labels(saved: list[SavedRun]) -> dict[str, str]:
             for name, label in labels.items()}
 
 
-# --- background series: a β sweep or a lesson's runs --------------------------------------------
+# --- background series: a sweep or a lesson's runs --------------------------------------------
+# A sweep varies one setting: its name, the values field's label, key and default, and how a value is read.
+SWEEPS = {"beta": ("β", "β values", "sweep_betas", "0.5, 1, 2, 4, 8", float),
+          "latent_dim": ("latent-size", "Latent sizes", "sweep_latents", "2, 4, 8, 16, 32", int)}
+
+
 def sweep_form() -> None:
     base = draft.draft_config()
+    param = st.radio("Sweep", list(SWEEPS), format_func=lambda k: SWEEPS[k][0].replace("-", " "), horizontal=True,
+                     key="sweep_param", label_visibility="collapsed")
+    name, field, key, default, kind = SWEEPS[param]
+    kept = f"latent {base.latent_dim}" if param == "beta" else f"β {base.beta:g}"
     with st.form("sweep", border=False):
-        st.caption(f"Trains the Train page's settings ({base.dataset}, latent {base.latent_dim}) once per β, "
+        st.caption(f"Trains the Train page's settings ({base.dataset}, {kept}) once per {field[:-1].lower()}, "
                    "one after the other.")
         c1, c2 = st.columns(2)
-        text = c1.text_input("β values", "0.5, 1, 2, 4, 8", key="sweep_betas")
+        text = c1.text_input(field, default, key=key)
         epochs = c2.number_input("Epochs per run", 1, 200, min(base.epochs, 10), key="sweep_epochs")
-        if st.form_submit_button("Run the β sweep", icon=":material/play_arrow:", type="primary"):
+        if st.form_submit_button(f"Run the {name} sweep", icon=":material/play_arrow:", type="primary"):
             try:
-                betas = parse_numbers(text, float)
+                values = parse_numbers(text, kind)
             except ValueError as exc:
-                st.error(f"β values: {exc}")
+                st.error(f"{field}: {exc}")
                 return
             try:
-                configs = [base.replace(mode="vae", beta=b, epochs=int(epochs)) for b in betas]
+                configs = [base.replace(mode="vae", epochs=int(epochs), **{param: v}) for v in values]
             except ConfigError as exc:
                 st.error(f"Invalid setting — {exc}")
                 return
             if not configs:
-                st.error("β values: give at least one")
+                st.error(f"{field}: give at least one")
                 return
-            _start_series(configs, [f"β = {b:g}" for b in betas], "β sweep", "")
+            st.session_state.compare_plane = "points"  # a sweep reads as a curve of its runs' end points
+            _start_series(configs, [f"β = {v:g}" if param == "beta" else f"latent {v}" for v in values],
+                          f"{name} sweep", "")
 
 
 def lesson_form() -> None:
@@ -115,8 +127,13 @@ def _select_finished_series() -> None:
     """Once a series has ended, select its runs in the comparison (once)."""
     series = session.work()
     if isinstance(series, JobSeries) and not series.alive and not st.session_state.get("series_shown", True):
-        st.session_state[SELECTED] = [Path(path).name for path in series.view().run_dirs]
+        run_dirs = series.view().run_dirs
+        st.session_state[SELECTED] = [Path(path).name for path in run_dirs]
         st.session_state.series_shown = True
+        lesson = {item.key: item for item in LESSONS}.get(cards.card(Path(run_dirs[0]))["lesson"]) if run_dirs else None
+        if lesson and lesson.view:  # what the lesson says to look at besides its curve
+            st.session_state.compare_plane = "points" if lesson.view == "rate-distortion" else "paths"
+            st.session_state.compare_weights = lesson.view == "weights"
 
 
 # --- the comparison -------------------------------------------------------------------------------
@@ -251,12 +268,14 @@ def comparison(saved: list[SavedRun]) -> None:
     if not chosen:
         st.info("Pick runs to compare.")
         return
-    c1, c2, _ = st.columns([2, 1, 2], vertical_alignment="bottom")
+    c1, c2, c3 = st.columns([2, 1, 2], vertical_alignment="bottom")
     metric = c1.selectbox("Curve", list(METRICS), format_func=METRICS.get, key="compare_metric")
     values = [row[metric] for run in chosen for row in run.epochs if isinstance(row.get(metric), (int, float))]
     problem = f"Log scale is off: a run's {METRICS[metric]} reaches zero or below." \
         if any(v <= 0 for v in values) else None
     log_y = c2.toggle("Log scale", key="compare_log", disabled=problem is not None, help=problem) and not problem
+    plane = c3.radio("Rate–distortion plane", list(PLANES), format_func=PLANES.get, horizontal=True,
+                     key="compare_plane")
     datasets = list(dict.fromkeys(run.config.dataset for run in chosen))
     for i, dataset in enumerate(datasets):  # one pair of charts per dataset: their nats are not on one scale
         suffix = f"_{i}" if i else ""
@@ -265,8 +284,14 @@ def comparison(saved: list[SavedRun]) -> None:
             st.markdown(f"##### {text.plain(dataset)}")
         left, right = st.columns(2)
         with left:
-            st.markdown("**Rate–distortion plane** · each run's path over its epochs; the star is its last epoch")
-            st.plotly_chart(figures.rate_distortion_figure(series), key=f"rate_distortion{suffix}")
+            if plane == "points":
+                ends = {label: rows[-1] for label, rows in series.items() if rows}
+                st.markdown("**Rate–distortion plane** · each run's last epoch, one labelled point")
+                st.plotly_chart(run_points.rate_distortion_points_figure(ends), key=f"rate_distortion_points{suffix}")
+            else:
+                st.markdown("**Rate–distortion plane** · each run's path over its epochs; the star is its last "
+                            "epoch")
+                st.plotly_chart(figures.rate_distortion_figure(series), key=f"rate_distortion{suffix}")
         with right:
             st.markdown(f"**{METRICS[metric][0].upper() + METRICS[metric][1:]}** per epoch")
             st.plotly_chart(figures.runs_figure(series, metric, METRICS[metric], log_y),
@@ -277,6 +302,22 @@ def comparison(saved: list[SavedRun]) -> None:
     _reconstructions(chosen, labels)
     st.markdown("**Samples from the prior** · the same codes z ~ N(0, I), decoded by each run")
     _prior_samples(chosen, labels)
+    if st.toggle("Weight histograms", key="compare_weights", help="How large each run's weights are: L1 and L2 "
+                 "penalties show here"):
+        _weights(chosen, labels)
+
+
+def _weights(chosen: list[SavedRun], labels: dict[str, str]) -> None:
+    weights = {}
+    for run in chosen:
+        try:
+            weights[labels[run.name]] = run_points.weights_of(session.saved_model(run))
+        except (DataError, RunError) as exc:
+            st.warning(str(exc))
+    st.markdown(f"**Weights** · the share of each run's weights by size; left of the dashed line "
+                f"({run_points.NEAR_ZERO:g}) a weight does next to nothing")
+    st.plotly_chart(run_points.weight_histogram_figure(weights), key="compare_weight_histograms",
+                    config=charts.PLOTLY_CONFIG)
 
 
 def page() -> None:
@@ -285,7 +326,7 @@ def page() -> None:
     polling = isinstance(series, JobSeries) and series.alive
     sweep, pair = st.columns(2, border=True)
     with sweep:
-        st.markdown("**β sweep**")
+        st.markdown("**A sweep**")
         sweep_form()
     with pair:
         st.markdown("**A lesson's runs side by side**")

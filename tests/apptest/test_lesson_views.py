@@ -2,6 +2,7 @@
 prior samples."""
 
 import dataclasses
+import json
 
 from vae_core.config import TrainConfig
 from vae_core.jobs.series import JobSeries
@@ -74,3 +75,64 @@ def test_compares_own_lesson_button_also_opens_the_lessons_curve(app, train_run,
     next(b for b in app.button if b.label.startswith("Run this pair")).click().run()
     _ok(app)
     assert started and app.selectbox(key="compare_metric").value == "val_active_units"
+
+
+def _chart(at, key):
+    """The figure an st.plotly_chart with that key was given."""
+    return json.loads(next(c for c in at.get("plotly_chart") if c.key == key).proto.spec)
+
+
+def test_compare_sweeps_the_latent_size_and_shows_one_point_per_run(app, session_work):
+    app.run()
+    app.sidebar.text_input(key="cfg_hidden").set_value("32").run()
+    app.switch_page("pages/compare.py").run()
+    app.radio(key="sweep_param").set_value("latent_dim").run()
+    _ok(app)
+    app.text_input(key="sweep_latents").set_value("2, 5")
+    app.number_input(key="sweep_epochs").set_value(1)
+    next(b for b in app.button if b.label == "Run the latent-size sweep").click().run()
+    _ok(app)
+    series = session_work(app)
+    assert series.join(90) and series.view().status == Status.FINISHED
+    assert [run.config.latent_dim for run in series.jobs] == [2, 5] and series.labels == ["latent 2", "latent 5"]
+    app.run()
+    _ok(app)
+    assert app.radio(key="compare_plane").value == "points"  # a sweep opens on its runs' end points
+    line, *points = _chart(app, "rate_distortion_points")["data"]
+    assert len(points) == 2 and len(line["x"]) == 2
+    assert sorted(p["text"][0].rsplit(": ", 1)[-1] for p in points) == ["latent 2", "latent 5"]
+    app.text_input(key="sweep_latents").set_value("2, 500")
+    next(b for b in app.button if b.label == "Run the latent-size sweep").click().run()
+    assert any("latent_dim" in e.value for e in app.error)  # refused in plain words, nothing started
+    app.radio(key="compare_plane").set_value("paths").run()
+    _ok(app)
+    assert _chart(app, "rate_distortion")["data"]
+
+
+def test_a_lessons_view_opens_with_its_runs_on_compare(app, session_work, monkeypatch):
+    """The L1 lesson (tiny stand-ins) opens on the weight histograms, the latent-size lesson on the plane's points."""
+    tiny = dict(epochs=1, hidden=[32], latent_dim=2)
+    stand_ins = {"l1-vs-l2": (dict(l1=1e-3), dict(optimizer="adamw", weight_decay=0.1), dict()),
+                 "latent-size": (dict(latent_dim=4), dict(latent_dim=2), dict(latent_dim=3))}
+    replaced = [dataclasses.replace(item, preset=TrainConfig(**(tiny | stand_ins[item.key][0])),
+                                    contrast=TrainConfig(**(tiny | stand_ins[item.key][1])),
+                                    extra=(TrainConfig(**(tiny | stand_ins[item.key][2])),))
+                if item.key in stand_ins else item for item in LESSONS]
+    monkeypatch.setattr("vae_core.views.lessons.LESSONS", replaced)
+    app.run()
+    app.switch_page("pages/compare.py").run()
+    for key in ("l1-vs-l2", "latent-size"):
+        app.selectbox(key="pair_lesson").set_value(key).run()
+        next(b for b in app.button if b.label == "Run these 3 runs").click().run()
+        _ok(app)
+        assert session_work(app).join(90)
+        app.run()
+        _ok(app)
+        assert len(app.multiselect(key="compare_runs").value) == 3
+        if key == "l1-vs-l2":
+            assert app.toggle(key="compare_weights").value and app.radio(key="compare_plane").value == "paths"
+            histograms = _chart(app, "compare_weight_histograms")["data"]
+            assert len(histograms) == 3 and all("near 0" in trace["name"] for trace in histograms)
+        else:
+            assert not app.toggle(key="compare_weights").value and app.radio(key="compare_plane").value == "points"
+            assert len(_chart(app, "rate_distortion_points")["data"]) == 4  # the line and three labelled points
