@@ -1,4 +1,4 @@
-"""Learn: the few formulas behind a VAE, and lesson presets that load the Train page."""
+"""Learn: the theory behind a VAE, formula by formula, and lesson presets that load the Train page."""
 
 from __future__ import annotations
 
@@ -7,49 +7,65 @@ import streamlit as st
 from pages.ui import draft, router, session
 from vae_core.classroom.quotas import QuotaError
 from vae_core.config import ConfigError
+from vae_core.views import theory as theory_data
 from vae_core.views.lessons import LESSONS, UNAVAILABLE, Lesson
 
 router.require_router()
 
+THEORY_WIDTH = 900  # pixels: lines of text as wide as the page's were too long to read
+# Streamlit scrolls to the heading a link names (learn#free-bits) when that heading appears: before the page below
+# it has arrived, and while the formulas above it still change height, so it landed up to a screen away. Scroll
+# again while the heading moves, for up to 5 s, unless the reader scrolls first.
+SCROLL_TO_ANCHOR = """<script>(() => {
+  const id = decodeURIComponent(location.hash.slice(1));
+  if (!id) return;
+  let stopped = false, last = null, still = 0, ticks = 0;
+  for (const name of ["wheel", "touchmove", "keydown", "mousedown"]) {
+    addEventListener(name, () => { stopped = true; }, {once: true, capture: true});
+  }
+  const tick = () => {
+    const heading = document.getElementById(id)?.closest("[data-testid='stHeading']");
+    if (stopped || !heading) return;
+    const top = heading.getBoundingClientRect().top;
+    if (top !== last) {
+      heading.style.scrollMarginTop = "4rem";  // below the navigation bar
+      heading.scrollIntoView(true);
+      last = heading.getBoundingClientRect().top;
+      still = 0;
+    }
+    if (++still < 10 && ++ticks < 50) setTimeout(tick, 100);
+  };
+  tick();
+})();</script>"""
+
 
 def theory() -> None:
+    """The theory of vae_core.views.theory, in its order: the derivation first, then each technique. Each formula
+    is a heading with its anchor, which the Train page's help texts link to."""
     st.markdown("""
 A **variational autoencoder** learns two networks at once. The *encoder* maps an input $x$ to a
 distribution $q_\\phi(z\\mid x) = \\mathcal N(\\mu(x), \\operatorname{diag}\\sigma^2(x))$ over a small
 latent code $z$; the *decoder* maps a code back to a distribution $p_\\theta(x\\mid z)$ over inputs.
 Codes are meant to follow the prior $p(z) = \\mathcal N(0, I)$, so that decoding a random $z$ gives
-something that looks like data.
+something that looks like data. Each formula below names the Train page settings it explains, and each of
+those settings' help (the **?** beside it) links back here.
 """)
-    st.markdown("**The objective: the evidence lower bound (ELBO)**, maximised for each training input")
-    st.latex(r"\log p_\theta(x) \;\ge\; "
-             r"\underbrace{\mathbb E_{q_\phi(z\mid x)}\big[\log p_\theta(x\mid z)\big]}_{-\text{reconstruction}}"
-             r" \;-\; \underbrace{\mathrm{KL}\big(q_\phi(z\mid x)\,\|\,p(z)\big)}_{\text{rate}}")
-    st.markdown("The app plots both terms in nats per sample: the **reconstruction** loss (BCE for pixels as "
-                "probabilities, or a Gaussian/MSE) and the **KL** term.")
-    st.markdown("**The KL term in closed form**, for a diagonal Gaussian against N(0, I), summed over dimensions")
-    st.latex(r"\mathrm{KL} = \tfrac12 \sum_{j=1}^{d} \big(\mu_j^2 + \sigma_j^2 - 1 - \log \sigma_j^2\big)")
-    st.markdown("A dimension with KL ≈ 0 carries no information about the input (μ ≈ 0, σ ≈ 1 for every "
-                "input). One is *informative* when it carries over 0.1 nats and its μ varies across inputs; "
-                "when none is, or the whole code carries less than one bit (ln 2 ≈ 0.69 nats), the model has "
-                "suffered **posterior collapse**, and the Train page warns of it.")
-    st.markdown("**The reparameterisation trick** makes sampling differentiable, so both networks train by "
-                "gradient descent")
-    st.latex(r"z = \mu(x) + \sigma(x) \odot \varepsilon, \qquad \varepsilon \sim \mathcal N(0, I)")
-    st.markdown("**β-VAE** weighs the KL term: β > 1 pushes codes towards the prior (smoother, more regular "
-                "latent space, blurrier reconstructions); β < 1 favours reconstruction.")
-    st.latex(r"\mathcal L_\beta = \text{reconstruction} + \beta \cdot \mathrm{KL}")
-    st.markdown("""
-**Autoencoder against VAE.** A plain autoencoder has a deterministic code and no KL term: it can
-reconstruct well, but nothing makes its codes fill the space around the origin, so decoding a random
-point often gives nonsense. The VAE's noise and KL term make the latent space *continuous* (nearby codes
-decode to similar inputs) and *complete* (random codes from the prior decode to plausible inputs).
-
-**Other techniques on the Train page:** KL **warm-up** or **cyclical** β (start with β near 0 so the
-decoder learns to use z before the KL term presses on it), **free bits** (no KL penalty below a number of
-nats per dimension), the **capacity** objective γ·|KL − C| (aim the KL at a target C that rises during
-training), and the usual optimisation tools: learning-rate schedules, weight decay, dropout, augmentation
-and early stopping.
-""")
+    contents: dict[str, list[str]] = {}
+    for formula in theory_data.FORMULAS:
+        contents.setdefault(formula.part, []).append(f"[{formula.title}](#{formula.anchor})")
+    st.markdown("\n".join(f"- **{part}**: {' · '.join(links)}" for part, links in contents.items()))
+    part = None
+    for formula in theory_data.FORMULAS:
+        if formula.part != part:
+            part = formula.part
+            st.header(part, divider="gray")
+        st.subheader(formula.title, anchor=formula.anchor)
+        if formula.controls:
+            st.caption("On the Train page: " + ", ".join(f"**{theory_data.LABELS[c]}**" for c in formula.controls))
+        for latex in formula.latex:
+            st.latex(latex)
+        st.markdown(formula.text)
+    st.html(SCROLL_TO_ANCHOR, unsafe_allow_javascript=True)
 
 
 def _load(config, lesson_key: str) -> None:
@@ -96,7 +112,7 @@ def lesson_card(lesson: Lesson) -> None:
 def page() -> None:
     st.title("Learn")
     theory_tab, lessons_tab = st.tabs(["How a VAE works", "Lessons"])
-    with theory_tab:
+    with theory_tab, st.container(width=THEORY_WIDTH):
         theory()
     with lessons_tab:
         st.markdown("Each lesson is two or three runs that differ in one setting. **Open in Train** loads one of them "

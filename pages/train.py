@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.ui import charts, datasets, draft, fragments, live_view, presenter, router, session, text
+from pages.ui import charts, code_view, datasets, draft, fragments, live_view, presenter, router, session, text
 from pages.ui.datasets import dataset_label
 from pages.ui.settings import LOCKED, collect, settings
 from vae_core import bundles, runs
@@ -17,7 +17,7 @@ from vae_core.config import RANGES, ConfigError, TrainConfig, check_compatible
 from vae_core.controls import silenced
 from vae_core.data import DATASETS, DataError, Dataset
 from vae_core.jobs.backends import Job
-from vae_core.views import figures
+from vae_core.views import figures, theory
 from vae_core.views.lessons import LESSONS, Lesson
 
 router.require_router()
@@ -56,7 +56,7 @@ def dataset_preview(name: str, data: Dataset) -> None:
             caption += ", labelled " + text.plain(", ".join(data.class_names[k] for k in labels))
         with picture:
             charts.image(figures.mosaic(data.train[:16].numpy(), cols=8,
-                                        scale=figures.tile_scale(data.sample_shape[-1], 40)), caption)
+                                        scale=figures.tile_scale(data.sample_shape[-1], 64)), caption)
     else:
         points = data.train[:1000].numpy()
         picture.plotly_chart(figures.latent_figure(points, data.train_labels[:1000].numpy(), data.class_names,
@@ -193,7 +193,7 @@ def live_controls(job: Job | None) -> None:
         b.number_input("β", *RANGES["beta"], format="%g", key="live_beta",
                        disabled=not alive or unused is not None or "beta" in locked,
                        help="Locked by your teacher for this class." if "beta" in locked else
-                       f"Not used: {unused.reason}." if unused else None)
+                       f"Not used: {unused.reason}." if unused else theory.help_with_formulas("beta"))
         c.form_submit_button("Apply to the running job", on_click=apply, width="stretch", disabled=not alive)
 
 
@@ -285,6 +285,7 @@ def page() -> None:
     fragments.fragment(live_view.run_panel, every)(config or draft.draft_config(), data, every, selected)
     if job is not None and job.config.dataset == selected:  # another dataset's run is not shown: nor its files
         downloads(job)
+    code_view.show(config, data)
 
 
 page()

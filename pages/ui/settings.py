@@ -27,7 +27,7 @@ from vae_core.data import DataError, dataset_names, load_upload
 from vae_core.limits import current as current_limits
 from vae_core.maths.objectives import beta_at
 from vae_core.maths.schedules import lr_curve
-from vae_core.views import figures
+from vae_core.views import figures, theory
 
 
 def _key(name: str) -> str:
@@ -85,8 +85,10 @@ def _decide(name: str) -> tuple[str, str | None]:
 
 
 def _help(name: str, help: str | None) -> str | None:
+    """The control's help, ending with links to the formulas that explain it on the Learn page; or why it is
+    locked."""
     how, why = _decide(name)
-    return why if how == DISABLED else help
+    return why if how == DISABLED else theory.help_with_formulas(name, help)
 
 
 def _disabled(name: str) -> bool:
@@ -232,7 +234,7 @@ def settings() -> tuple[TrainConfig | None, str | None]:
                  format_func={"mlp": "MLP", "conv": "Convolutional"}.get, disabled=_disabled("architecture"),
                  help=_help("architecture", None))
         st.number_input("Latent size", min_value=1, max_value=lim.max_latent, step=1, key=_key("latent_dim"),
-                        disabled=_disabled("latent_dim"), help=_help("latent_dim", None))
+                        disabled=_disabled("latent_dim"), help=_help("latent_dim", "The size d of the code z."))
         st.text_input("Hidden widths (comma separated)", key=_key("hidden"), disabled=_disabled("hidden"),
                       help=_help("hidden", "Layer widths of the MLP, or channels per layer of the "
                                            "convolutional model."))
@@ -245,19 +247,26 @@ def settings() -> tuple[TrainConfig | None, str | None]:
     with st.expander("Objective", icon=":material/functions:", expanded=True):
         _select("recon_loss", "Reconstruction loss", RECON_LOSSES,
                 help="bce: pixels as Bernoulli probabilities; mse: Gaussian decoder with σ below.")
-        _number("mse_sigma", "Decoder σ (MSE)", 0.05, "%g")
-        _number("mixed_weight", "Share of BCE", 0.1)
-        _number("beta", "β (weight of the KL term)", 0.5, "%g")
-        _select("beta_schedule", "β schedule", BETA_SCHEDULES)
-        _number("beta_warmup_epochs", "Warm-up epochs", 1.0, "%g")
-        _number("beta_cycles", "Cycles", 1)
-        _number("beta_cycle_ratio", "Share of each cycle spent rising", 0.1)
+        _number("mse_sigma", "Decoder σ (MSE)", 0.05, "%g",
+                help="The Gaussian decoder's standard deviation: a smaller σ weighs reconstruction more.")
+        _number("mixed_weight", "Share of BCE", 0.1, help="w in w·BCE + (1 − w)·Gaussian.")
+        _number("beta", "β (weight of the KL term)", 0.5, "%g",
+                help="β = 1 trains the ELBO; β > 1 pushes codes towards the prior; β < 1 favours reconstruction.")
+        _select("beta_schedule", "β schedule", BETA_SCHEDULES,
+                help="warmup: β rises from 0 once; cyclical: it rises from 0 in each cycle.")
+        _number("beta_warmup_epochs", "Warm-up epochs", 1.0, "%g", help="Epochs over which β rises from 0.")
+        _number("beta_cycles", "Cycles", 1, help="How many times β starts again from 0.")
+        _number("beta_cycle_ratio", "Share of each cycle spent rising", 0.1,
+                help="β rises over this share of a cycle, then holds.")
         beta_plot = st.empty()
-        _checkbox("capacity", "Capacity objective γ·|KL − C|")
-        _number("capacity_gamma", "γ", 10.0, "%g")
-        _number("capacity_max", "C at the end of the ramp (nats)", 1.0, "%g")
-        _number("capacity_ramp_epochs", "Ramp epochs", 1.0, "%g")
-        _number("free_bits", "Free bits (nats per dimension)", 0.1, "%g")
+        _checkbox("capacity", "Capacity objective γ·|KL − C|",
+                  help="Aim the KL at a target C that rises during training, instead of weighing it by β.")
+        _number("capacity_gamma", "γ", 10.0, "%g", help="How hard the KL is pulled to C.")
+        _number("capacity_max", "C at the end of the ramp (nats)", 1.0, "%g",
+                help="The KL target C once the ramp is over.")
+        _number("capacity_ramp_epochs", "Ramp epochs", 1.0, "%g", help="Epochs over which C rises from 0.")
+        _number("free_bits", "Free bits (nats per dimension)", 0.1, "%g",
+                help="λ: a dimension's mean KL under λ nats is not penalised; 0 turns free bits off.")
         _number("adv_weight", "Adversarial weight", 0.01, "%g", help="0 turns the discriminator off.")
         _number("l1", "L1 on weights", 1e-5, "%g")
     with st.expander("Optimiser and learning rate", icon=":material/speed:"):
