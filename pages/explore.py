@@ -7,13 +7,12 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from pages.ui import charts, explore_points, router, scope, session, text
+from pages.ui import charts, draw, explore_points, fork, replay, router, scope, session, text, uncertainty
 from vae_core import bundles
 from vae_core.classroom import cards, quotas
 from vae_core.classroom.identity import NOTE_MAX, TITLE_MAX
 from vae_core.config import TrainConfig
 from vae_core.data import DataError, Dataset
-from vae_core.data.uploads import load_image
 from vae_core.maths import metrics, quality, score
 from vae_core.maths.models import VAE
 from vae_core.maths.objectives import kl_per_dim
@@ -55,6 +54,7 @@ def pick_run() -> tuple[VAE, TrainConfig, Dataset, str] | None:
         return model, job.config, job.data, f"current-{job.id}-{view.step}"
     run = saved[name]
     run_card(run)
+    fork.offer(run)
     meta = run.meta
     _ending(str(meta.get("status")), str(meta.get("message", "")), meta.get("epochs_done") or 0)
     try:
@@ -198,13 +198,16 @@ def _hover_images(images: np.ndarray) -> list[str | None]:
     return figures.thumbnails(images)
 
 
-def _show(images: np.ndarray, cols: int, caption: str, side: int, tile: int = 56) -> None:
-    """Images in rows of `cols`, each enlarged to about `tile` pixels."""
-    charts.image(figures.mosaic(images, cols=cols, scale=figures.tile_scale(side, tile)), caption)
+def _show(images: np.ndarray, cols: int, caption: str, side: int, tile: int = 56, rows: list[str] | None = None):
+    """Images in rows of `cols`, each enlarged to about `tile` pixels, each row named on its left by `rows`."""
+    grid = figures.mosaic(images, cols=cols, scale=figures.tile_scale(side, tile))
+    charts.image(grid if rows is None else figures.label_rows(grid, rows), caption)
 
 
-def latent_section(model: VAE, config: TrainConfig, data: Dataset, run_key: str) -> tuple[int, int, np.ndarray]:
-    """The latent scatter and the two picked samples; returns their indices and the KL of each dimension."""
+def latent_section(model: VAE, config: TrainConfig, data: Dataset, run_key: str,
+                   drawn: draw.Drawn | None = None) -> tuple[int, int, np.ndarray]:
+    """The latent scatter (with the student's own digit, `drawn`) and the two picked samples; returns their
+    indices and the KL of each dimension."""
     x = data.val[:N_POINTS]
     mu, logvar = explore.encode(model, x)
     labels = data.val_labels[:N_POINTS].numpy() if data.val_labels is not None else None
@@ -222,18 +225,22 @@ def latent_section(model: VAE, config: TrainConfig, data: Dataset, run_key: str)
         if data.is_image:
             recon = explore.decode(model, mu[[a, b]]).numpy()
             pair = np.stack([x[[a, b]].numpy(), recon], 1).reshape(4, *data.sample_shape)
-            _show(pair, 2, "A and its reconstruction; B and its reconstruction", data.sample_shape[-1], 112)
+            _show(pair, 2, "Each picked sample (left) and its reconstruction (right)", data.sample_shape[-1], 112,
+                  ["A", "B"])
         else:
             explore_points.picked(model, x, a, b)
     with chart:
         axes = ("PC 1", "PC 2") if config.latent_dim > 2 else ("z₁", "z₂" if config.latent_dim == 2 else "")
         st.markdown("**Latent space** (posterior means of validation samples)"
                     + (" · point at a sample to see its image" if data.is_image else ""))
-        charts.live_chart(figures.latent_figure(metrics.project_2d(mu.numpy()), labels, data.class_names, axes,
-                                                highlight={"A": a, "B": b}, prior=model.variational,
-                                                revision=f"explore-{run_key}"),
+        n_std = uncertainty.controls(model.variational)
+        figure = figures.latent_figure(metrics.project_2d(mu.numpy()), labels, data.class_names, axes,
+                                       highlight={"A": a, "B": b}, prior=model.variational,
+                                       revision=f"explore-{run_key}")
+        charts.live_chart(uncertainty.overlay(figure, mu.numpy(), logvar.numpy(), labels, [a, b], n_std, drawn),
                           key="explore_latent", images=_hover_images(x.numpy()) if data.is_image else None,
                           on_pick=_on_pick)
+        uncertainty.caption(config.latent_dim, n_std)
     return a, b, kl_per_dim(mu, logvar).mean(0).numpy()
 
 
@@ -258,10 +265,9 @@ def traversal_section(model: VAE, config: TrainConfig, data: Dataset, a: int, kl
     steps = c2.slider("Steps", 3, 15, 7, key="trav_steps")
     dims = sorted(np.argsort(-kl)[:10].tolist()) if config.latent_dim > 10 else list(range(config.latent_dim))
     grid = explore.traverse(model, data.val[a], dims, span, steps).numpy()
-    names = ", ".join(f"z{d + 1}" for d in dims)
     if data.is_image:
-        _show(grid, steps, f"Rows: {names} (each moved from −{span:g} to +{span:g}, the others kept at A's code)",
-              data.sample_shape[-1])
+        _show(grid, steps, f"Each row moves one dimension from −{span:g} to +{span:g}, the others kept at A's code",
+              data.sample_shape[-1], rows=[f"z{d + 1}" for d in dims])
     else:
         st.plotly_chart(figures.points_path_figure(data.val.numpy(), grid, [f"z{d + 1}" for d in dims],
                                                    revision="traverse"), key="trav_points")
@@ -278,28 +284,6 @@ def plane_section(model: VAE, data: Dataset) -> None:
     grid = explore.latent_grid(model, steps, span).numpy()
     caption = f"z₁ from −{span:g} (left) to +{span:g} (right); z₂ from +{span:g} (top) to −{span:g}"
     _show(grid, steps, caption, data.sample_shape[-1])
-
-
-def upload_section(model: VAE, config: TrainConfig, data: Dataset) -> None:
-    st.subheader("Encode your own image")
-    file = st.file_uploader("An image (PNG or JPEG); it is resized to the model's input size",
-                            type=["png", "jpg", "jpeg"], key="explore_upload")
-    if file is None:
-        return
-    try:
-        x = load_image(file.getvalue(), data.sample_shape)
-    except DataError as exc:
-        st.error(f"Could not read {file.name} as an image: {exc}")
-        return
-    mu, logvar = explore.encode(model, x[None])
-    recon = explore.decode(model, mu).numpy()
-    left, right = st.columns([1, 2])
-    with left:
-        _show(np.stack([x.numpy(), recon[0]]), 2, "Your image and its reconstruction", data.sample_shape[-1], 112)
-    with right:
-        sigma = (0.5 * logvar).exp()
-        st.dataframe({"dimension": [f"z{d + 1}" for d in range(config.latent_dim)],
-                      "μ": mu[0].numpy().round(3), "σ": sigma[0].numpy().round(3)}, hide_index=True, height=240)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -356,7 +340,8 @@ def page() -> None:
     if picked is None:
         return
     model, config, data, run_key = picked
-    a, b, kl = latent_section(model, config, data, run_key)
+    drawn = draw.current(model, data) if data.is_image else None
+    a, b, kl = latent_section(model, config, data, run_key, drawn if isinstance(drawn, draw.Drawn) else None)
     interpolation_section(model, data, a, b)
     traversal_section(model, config, data, a, kl)
     if data.is_image and config.latent_dim == 2:
@@ -364,9 +349,10 @@ def page() -> None:
     if not data.is_image:
         explore_points.views(model, config, data)
     if data.is_image:
-        upload_section(model, config, data)
+        draw.section(model, config, data, drawn)
     disentanglement_section(model, data, run_key)
     iwae_section(model, config, data, run_key)
+    replay.explore_section(run_key, config, data)
 
 
 page()

@@ -16,6 +16,7 @@ import time
 from vae_core import bundles, controls, devices, limits, runs
 from vae_core.config import ConfigError, TrainConfig
 from vae_core.data import DataError, load_dataset
+from vae_core.jobs import replay
 from vae_core.jobs.history import History
 from vae_core.maths import score
 from vae_core.train import Epoch, Status, Trainer, fit
@@ -59,13 +60,18 @@ def train(args: argparse.Namespace) -> int:
     run_dir = runs.new_run_dir(args.runs_dir, config)
     runs.save_config(run_dir, config)
     history = History()
+    frames = replay.Recorder(trainer.val_split, trainer.data.val_labels, config.latent_dim, config.seed)
+    frames.record(trainer.model, trainer.epoch)
 
     def save(status: Status, message: str, best_epoch: int | None, weights, final: dict | None = None) -> None:
         meta = runs.run_meta(trainer, status, message, best_epoch, score=final)
+        if weights is not None:  # frames come at epochs' ends
+            frames.save(run_dir)
         runs.save_progress(run_dir, meta, history.epochs(), history.steps(), weights)
 
     def on_epoch(epoch: Epoch) -> None:
         history.add_epoch(epoch.row)
+        frames.record(trainer.model, trainer.epoch, trainer.posterior)
         save(Status.RUNNING, "", epoch.best_epoch, epoch.weights)
         row = epoch.row
         print(f"epoch {row['epoch']:>3}/{config.epochs}  train loss {row['train_loss']:9.3f}  "

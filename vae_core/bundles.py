@@ -25,9 +25,10 @@ from vae_core.classroom.identity import OWNER, TITLE_MAX, plain_text
 from vae_core.config import TrainConfig
 from vae_core.data import stored
 from vae_core.data.errors import DataError
+from vae_core.jobs import replay
 
 DATA = "data.safetensors"
-NAMES = (*runs.FILES, cards.CARD, DATA)
+NAMES = (*runs.FILES, replay.REPLAY, cards.CARD, DATA)  # a replay: runs saved before replays have none
 MB = 2**20
 CHUNK = MB
 
@@ -43,7 +44,7 @@ def bundle(run_dir: str | os.PathLike, *, private: bool = False) -> bytes:
     run_dir = Path(run_dir)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name in runs.FILES:
+        for name in (*runs.FILES, replay.REPLAY):
             if (run_dir / name).is_file():
                 zf.write(run_dir / name, f"{run_dir.name}/{name}")
         card = cards.card(run_dir)
@@ -173,6 +174,7 @@ def _install(tmp: Path, top: str, runs_dir: Path, owner: str, title: str) -> Pat
     try:
         run = runs.load_run(tmp)
         run.load_model()
+        replay.load(tmp, run.meta.get("epochs_done"))
     except runs.RunError as exc:
         raise BundleError(str(exc).replace(tmp.name, top)) from None
     data = None

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from vae_core import devices
+from vae_core.checkpoints import Checkpoint, load_optimizer, optimizer_values, part, prefixed, same_kind
 from vae_core.config import TrainConfig, check_compatible
 from vae_core.data import Dataset, load_dataset
 from vae_core.maths.augment import augment_batch
@@ -76,6 +77,18 @@ class Outcome:
     best_epoch: int | None = None
 
 
+@dataclass
+class Track:
+    """What `fit` carries from epoch to epoch besides the trainer's state: early stopping's record (the best
+    validation −ELBO, its epoch and weights, the epochs since) and the divergence guard's first loss. The trainer
+    holds it, so that a checkpoint carries it: a restored run stops early exactly when the unbroken one would."""
+    best_val: float = math.inf
+    best_epoch: int | None = None
+    best: dict[str, torch.Tensor] | None = None
+    bad_epochs: int = 0
+    first_loss: float | None = None
+
+
 def fit(trainer: Trainer, *, on_step: Callable[[dict], None] | None = None,
         on_epoch: Callable[[Epoch], None] | None = None, hold: Callable[[], None] | None = None,
         should_stop: Callable[[], bool] = lambda: False) -> Outcome:
@@ -85,26 +98,25 @@ def fit(trainer: Trainer, *, on_step: Callable[[dict], None] | None = None,
     early stopping ends it after `patience` epochs without improvement, with the best epoch's weights.
     An exception (in the maths or in a hook) ends the run as FAILED, with the weights as they were; its
     traceback goes to the log."""
-    config = trainer.config
-    last_good = best = trainer.weights()
-    best_val, best_epoch, bad_epochs, first_loss = math.inf, None, 0, None
+    config, track = trainer.config, trainer.track
+    last_good = trainer.weights()
     try:
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(trainer.epoch + 1, config.epochs + 1):  # from a checkpoint's epoch on, when restored
             sums, count = {"loss": 0.0, "recon": 0.0, "kl": 0.0}, 0
             for x in trainer.batches():
                 if hold is not None:
                     hold()
                 if should_stop():
-                    return Outcome(Status.STOPPED, "Stopped.", best_epoch)
+                    return Outcome(Status.STOPPED, "Stopped.", track.best_epoch)
                 row = trainer.train_step(x)
-                first_loss = row["loss"] if first_loss is None else first_loss
-                problem = _divergence(row["loss"], first_loss)
+                track.first_loss = row["loss"] if track.first_loss is None else track.first_loss
+                problem = _divergence(row["loss"], track.first_loss)
                 if problem:
                     if on_step is not None:
                         on_step(row)  # the chart shows the blow-up that ended the run
                     trainer.load_weights(last_good)
                     return Outcome(Status.DIVERGED, _diverged(problem, row["step"], epoch, trainer.schedule.lr),
-                                   best_epoch)
+                                   track.best_epoch)
                 for k in sums:
                     sums[k] += row[k]
                 count += 1
@@ -113,33 +125,35 @@ def fit(trainer: Trainer, *, on_step: Callable[[dict], None] | None = None,
 
             val = trainer.evaluate(trainer.val_split, should_stop)
             if val is None:
-                return Outcome(Status.STOPPED, "Stopped.", best_epoch)
+                return Outcome(Status.STOPPED, "Stopped.", track.best_epoch)
             if not math.isfinite(val["neg_elbo"]):
                 trainer.load_weights(last_good)
                 return Outcome(Status.DIVERGED, _diverged("became NaN or infinite", trainer.step, epoch,
-                                                          trainer.schedule.lr), best_epoch)
+                                                          trainer.schedule.lr), track.best_epoch)
             trainer.end_epoch(val["neg_elbo"])
             last_good = trainer.weights()
-            if val["neg_elbo"] < best_val - config.min_delta:
-                best_val, best, best_epoch, bad_epochs = val["neg_elbo"], last_good, epoch, 0
+            if val["neg_elbo"] < track.best_val - config.min_delta:
+                track.best_val, track.best, track.best_epoch, track.bad_epochs = val["neg_elbo"], last_good, epoch, 0
             else:
-                bad_epochs += 1
+                track.bad_epochs += 1
             if on_epoch is not None:
                 row = {"epoch": epoch, "step": trainer.step, "lr": trainer.schedule.lr, "beta_now": trainer.beta_used,
                        **{f"train_{k}": v / max(count, 1) for k, v in sums.items()},
                        **{f"val_{k}": v for k, v in val.items()}}
-                on_epoch(Epoch(row, last_good, best_epoch))
-            if config.early_stopping and bad_epochs >= config.patience:
-                trainer.load_weights(best)
-                return Outcome(Status.EARLY_STOPPED, f"Early stopping: no improvement for {bad_epochs} epochs; "
-                                                     f"restored the best weights (epoch {best_epoch}).", best_epoch)
-        if config.early_stopping and best_epoch is not None:
-            trainer.load_weights(best)
-            return Outcome(Status.FINISHED, f"Finished; restored the best weights (epoch {best_epoch}).", best_epoch)
-        return Outcome(Status.FINISHED, "Finished.", best_epoch)
+                on_epoch(Epoch(row, last_good, track.best_epoch))
+            if config.early_stopping and track.bad_epochs >= config.patience:
+                trainer.load_weights(track.best)
+                return Outcome(Status.EARLY_STOPPED, f"Early stopping: no improvement for {track.bad_epochs} epochs; "
+                                                     f"restored the best weights (epoch {track.best_epoch}).",
+                               track.best_epoch)
+        if config.early_stopping and track.best_epoch is not None:
+            trainer.load_weights(track.best)
+            return Outcome(Status.FINISHED, f"Finished; restored the best weights (epoch {track.best_epoch}).",
+                           track.best_epoch)
+        return Outcome(Status.FINISHED, "Finished.", track.best_epoch)
     except Exception as exc:
         log.exception("training failed")
-        return Outcome(Status.FAILED, f"Training failed: {exc}", best_epoch)
+        return Outcome(Status.FAILED, f"Training failed: {exc}", track.best_epoch)
 
 
 def _divergence(loss: float, first: float) -> str | None:
@@ -196,6 +210,7 @@ class Trainer:
         self._posterior: Posterior | None = None  # of the split `evaluate` saw last
         self.step = 0
         self.epoch = 0
+        self.track = Track()
 
     @property
     def total_steps(self) -> int:
@@ -317,6 +332,57 @@ class Trainer:
     def load_weights(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)
         self._posterior = None  # of other weights
+
+    def checkpoint(self) -> Checkpoint:
+        """The state as it is between two epochs (call it from `on_epoch`), copied to the CPU."""
+        tensors = prefixed("model", self.weights()) | {"generator": self.generator.get_state().cpu()}
+        track = self.track
+        if track.best is not None and track.best_epoch != self.epoch:  # else the best weights are the model's
+            tensors |= prefixed("best", track.best)
+        schedule = self.schedule
+        values = {"epoch": self.epoch, "step": self.step, "lr": self.config.lr, "beta": self.beta,
+                  "beta_used": self.beta_used, "device": self.device.type, "schedule_steps": schedule.steps,
+                  "per_step": schedule.per_step.state_dict() if schedule.per_step else None,
+                  "plateau": schedule.plateau.state_dict() if schedule.plateau else None,
+                  "track": {"best_val": track.best_val, "best_epoch": track.best_epoch,
+                            "bad_epochs": track.bad_epochs, "first_loss": track.first_loss},
+                  "optimizer": optimizer_values(self.optimizer, "optimizer", tensors)}
+        if self.discriminator is not None:
+            tensors |= prefixed("critic", {k: v.detach().to("cpu", copy=True)
+                                            for k, v in self.discriminator.state_dict().items()})
+            values["critic_optimizer"] = optimizer_values(self.disc_optimizer, "critic_optimizer", tensors)
+        return Checkpoint(tensors, values)
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Go on from `checkpoint`, a trainer of this shape's: the model, critic, optimisers, LR schedule, β, the
+        step and epoch counters, early stopping's record and the random stream. One of weights only sets the
+        model and the counters; the optimiser and LR schedule start afresh. ValueError when it does not fit."""
+        tensors, values = checkpoint.tensors, checkpoint.values
+        try:
+            self.load_weights(part(tensors, "model"))
+        except RuntimeError as exc:
+            raise ValueError(f"its weights do not fit this model ({str(exc).splitlines()[0]})") from None
+        self.step, self.epoch = values["step"], values["epoch"]
+        if not checkpoint.full:
+            return
+        if values["device"] != self.device.type:  # the random stream's state is the device's own kind
+            raise ValueError(f"it was trained on {values['device']!r:.10} and cannot go on on {self.device.type}")
+        self.generator.set_state(tensors["generator"])
+        load_optimizer(self.optimizer, values["optimizer"], tensors, "optimizer")
+        if self.discriminator is not None:
+            self.discriminator.load_state_dict(part(tensors, "critic"))
+            load_optimizer(self.disc_optimizer, values["critic_optimizer"], tensors, "critic_optimizer")
+        for scheduler, state in ((self.schedule.per_step, values["per_step"]), (self.schedule.plateau,
+                                                                                values["plateau"])):
+            if scheduler is not None:
+                same_kind(scheduler.state_dict(), state, "the learning-rate schedule")
+                scheduler.load_state_dict(state)
+        self.schedule.steps = values["schedule_steps"]
+        self.config = self.config.replace(lr=values["lr"])  # the base LR then (live changes included)
+        self.beta, self.beta_used = values["beta"], values["beta_used"]
+        track = values["track"]
+        best = part(tensors, "best") or (self.weights() if track["best_epoch"] == self.epoch else None)
+        self.track = Track(track["best_val"], track["best_epoch"], best, track["bad_epochs"], track["first_loss"])
 
     @property
     def posterior(self) -> Posterior | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from pages.ui import presenter
 from vae_core.views import figures
 
 # st.plotly_chart gives a chart a new identity whenever its figure changes, so a chart redrawn while
@@ -97,6 +98,7 @@ _live_plot = st.components.v2.component("vae_lab_live_plot", js=_LIVE_JS, isolat
 # Plotly's options for every chart: its toolbar keeps "Download plot as a PNG", at twice the size, for slides.
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"],
                  "toImageButtonOptions": {"format": "png", "scale": 2, "filename": "vae-lab-chart"}}
+PRESENTER_FONT = 20  # px: a chart's text in presenter mode (Plotly's default is 12)
 # Streamlit's own plotly.js bundle (sets window.Plotly when loaded), as a path below the app's address
 _PLOTLY_JS = next((f"static/js/{path.name}" for path in
                    (Path(st.__file__).parent / "static" / "static" / "js").glob("PlotlyChart.*.js")), None)
@@ -107,6 +109,9 @@ def live_chart(figure: figures.Figure, key: str, images: list[str | None] | None
 
     `images`: a data URI (or None) per point index, shown when the pointer is over that point. `on_pick`:
     called when a point is clicked; its index is then `st.session_state[key].pick`."""
+    if presenter.active():  # the page's type is larger on a projector: so is the chart's
+        layout = figure.get("layout", {})
+        figure = {**figure, "layout": {**layout, "font": {**layout.get("font", {}), "size": PRESENTER_FONT}}}
     data = {"figure": figures.to_json(figure), "plotly": _PLOTLY_JS,
             "config": {**PLOTLY_CONFIG, "responsive": True,
                        "toImageButtonOptions": {**PLOTLY_CONFIG["toImageButtonOptions"], "filename": key}}}

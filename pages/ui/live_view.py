@@ -8,7 +8,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from pages.ui import charts, session, text
+from pages.ui import charts, replay, session, text
 from pages.ui.datasets import dataset_label
 from vae_core.config import TrainConfig
 from vae_core.data import Dataset
@@ -130,8 +130,8 @@ def _images(snap: Snapshot | None, data: Dataset, recon_box, samples_box) -> Non
         scale = figures.tile_scale(data.sample_shape[-1], 48)
         with recon_box:
             charts.image(figures.pair_mosaic(originals, blank if snap is None else snap.reconstructions, cols=8,
-                                             scale=scale),
-                         "Originals (rows 1 and 3) and their reconstructions (rows 2 and 4)" + _when(snap))
+                                             scale=scale, labels=("original", "reconstruction")),
+                         "Validation images and their reconstructions" + _when(snap))
         with samples_box:
             charts.image(figures.mosaic(blank if snap is None else snap.samples, cols=4, scale=scale),
                          "Decoded samples from the prior z ~ N(0, I)" + _when(snap))
@@ -245,6 +245,7 @@ def live_view(view: JobView | None, config: TrainConfig, data: Dataset | None, e
     with kl:
         _kl(snap, config)
     _quality(snap, data)
+    replay.after_run(view, config, data)
 
 
 def _first_view(job: Job) -> JobView:

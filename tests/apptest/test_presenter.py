@@ -1,13 +1,22 @@
 """Presenter mode: the Train page for a projector (no settings, larger type) with slow motion that reaches the job."""
 
+import json
+
 from page_parts import button
 from polling import wait_until
 
-from pages.ui import presenter
+from pages.ui import charts, presenter
 
 
 def _html(app) -> str:
     return "".join(element.proto.body for element in app.get("html"))
+
+
+def _chart_font(app) -> int | None:
+    """The loss chart's font size, as the page sends it (None: Plotly's default)."""
+    chart = next(e for e in app.get("bidi_component") if e.proto.id.endswith("-loss_chart"))
+    figure = json.loads(json.loads(chart.proto.json)["figure"])
+    return figure["layout"].get("font", {}).get("size")
 
 
 def test_presenter_mode_hides_the_settings_enlarges_the_type_and_stays_in_the_link(app):
@@ -18,6 +27,7 @@ def test_presenter_mode_hides_the_settings_enlarges_the_type_and_stays_in_the_li
     assert not app.sidebar.number_input and not app.sidebar.selectbox  # no settings drawn
     assert presenter.CSS in _html(app)  # the sidebar hidden, the type larger
     assert "font-size: 22px" in presenter.CSS and '[data-testid="stSidebar"]' in presenter.CSS
+    assert _chart_font(app) == charts.PRESENTER_FONT  # the charts' own text too
     assert app.query_params["present"] == "1"
     assert button(app, "start") is not None and not button(app, "start").disabled  # the run can still start
     app.switch_page("pages/learn.py").run()  # kept while another page shows
@@ -25,6 +35,7 @@ def test_presenter_mode_hides_the_settings_enlarges_the_type_and_stays_in_the_li
     assert app.toggle(key="presenter_toggle").value and not app.sidebar.number_input
     app.toggle(key="presenter_toggle").set_value(False).run()
     assert app.sidebar.number_input(key="cfg_beta") is not None and "present" not in app.query_params
+    assert _chart_font(app) != charts.PRESENTER_FONT
 
 
 def test_a_link_with_present_1_opens_in_presenter_mode_and_keeps_its_settings(app):

@@ -23,19 +23,21 @@ POINTS = """key => { const g = document.querySelector(`.st-key-${key} .js-plotly
 
 
 # The Train page's originals-and-reconstructions image (the column captioned so) as shown, and how many grey
-# levels its second row of tiles (the first reconstructions) holds: a few for the placeholder (mid-grey tiles,
-# white gaps, JPEG's ringing between them), dozens once a snapshot's reconstructions are drawn. Read from the
+# levels the right half of its second row of tiles (the first reconstructions, away from the row names) holds:
+# a few for the placeholder (mid-grey tiles, white gaps, JPEG's ringing between them), dozens once a snapshot's
+# reconstructions are drawn. Read from the
 # <img> on the page, which is decoded already: its URL may be gone from the server by the time a test fetched
 # it again (the live view replaces its media files as it redraws). Null while no image is shown; with `old`,
 # also while the image's address is still `old`.
 RECON = """old => { const column = [...document.querySelectorAll('[data-testid=stColumn]')]
-  .filter(c => c.innerText.includes('Originals (rows 1 and 3)')).pop();
+  .filter(c => c.innerText.includes('Validation images and their reconstructions')).pop();
   const img = column && column.querySelector('img');
   if (!img || !img.complete || !img.naturalWidth || img.src === old) return null;
   const canvas = document.createElement('canvas'), tile = (img.naturalHeight + 1) / 4;
   [canvas.width, canvas.height] = [img.naturalWidth, img.naturalHeight];
   const ctx = canvas.getContext('2d'); ctx.drawImage(img, 0, 0);
-  const row = ctx.getImageData(0, Math.round(tile), img.naturalWidth, Math.round(tile) - 1).data;
+  const half = Math.round(img.naturalWidth / 2);  // the tiles' half: the row names are on the left
+  const row = ctx.getImageData(half, Math.round(tile), img.naturalWidth - half, Math.round(tile) - 1).data;
   return {src: img.src, levels: new Set(row.filter((_, i) => i % 4 === 0)).size}; }"""
 
 

@@ -95,7 +95,7 @@ def test_an_absent_dataset_explains_itself_and_shows_no_stale_results(screen, of
     expect(start).to_be_disabled()
     assert page.evaluate(LOSS_POINTS) == 0  # the digits run's losses are not drawn under MNIST
     expect(page.get_by_text("Finished.")).to_have_count(0)
-    expect(page.get_by_text("Originals (rows 1 and 3)")).to_have_count(0)
+    expect(page.get_by_text("Validation images and their reconstructions")).to_have_count(0)
     assert not re.search(r"Errno|VAE_LAB_DATA|environment variable", page.locator("body").inner_text())
     shoot(page, "17-absent-dataset")
 
@@ -104,6 +104,7 @@ def test_an_absent_dataset_explains_itself_and_shows_no_stale_results(screen, of
     page.get_by_role("button", name="Use these files for MNIST").click()
     page.get_by_text("is installed in").wait_for()
     expect(start).to_be_enabled()
+    expect(page.locator(".st-key-cfg_dataset")).not_to_contain_text("not installed")  # the chosen set's label too
     page.locator(".st-key-cfg_dataset").click()
     expect(page.get_by_role("option", name="MNIST (28×28)", exact=True)).to_be_visible()  # no longer "not installed"
     page.keyboard.press("Escape")

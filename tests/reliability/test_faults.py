@@ -279,13 +279,13 @@ def test_a_run_that_cannot_be_saved_still_trains_and_says_so(digits, tmp_path, m
             return real_mkdir(self, *args, **kwargs)
         monkeypatch.setattr(Path, "mkdir", read_only_mkdir)
     else:
-        real_replace, calls = os.replace, []
+        real_replace, metas = os.replace, []
 
         def fills_up(src, dst):
-            calls.append(dst)
-            if len(calls) > 10:  # config and card, then two epochs of four files
+            if len(metas) >= 2:  # two epochs saved whole: meta.json is each epoch's last file
                 _enospc()
             real_replace(src, dst)
+            metas.extend([dst] if Path(dst).name == "meta.json" else [])
         monkeypatch.setattr(runs.os, "replace", fills_up)
     job = TrainingJob(SMALL, digits, runs_dir=runs_dir, pool=SlotPool(1)).start()
     assert job.join(60)

@@ -239,9 +239,9 @@ def test_the_worker_trains_a_job_on_its_main_thread_and_one_started_meanwhile_on
             return state is not None and state.status.ended
 
         try:
-            send("start", "1", LONG.replace(seed=1).to_json(), digits, None, "", None)
+            send("start", "1", LONG.replace(seed=1).to_json(), digits, None, "", None, None)
             reached.append(wait_until(lambda: step("1") > 20))
-            send("start", "2", LONG.replace(seed=2).to_json(), digits, None, "", None)
+            send("start", "2", LONG.replace(seed=2).to_json(), digits, None, "", None, None)
             reached.append(wait_until(lambda: step("2") > 0))
             steps = step("1")
             reached.append(wait_until(lambda: step("1") > steps + 20))  # beside the second job

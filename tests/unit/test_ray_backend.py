@@ -13,6 +13,7 @@ from polling import wait_until
 from vae_core import runs
 from vae_core.config import TrainConfig
 from vae_core.data.dataset import from_splits, random_split
+from vae_core.jobs import replay
 from vae_core.train import Status
 
 pytestmark = pytest.mark.slow
@@ -39,6 +40,7 @@ def test_a_run_trains_in_an_actor_and_comes_back_to_the_runs_folder(backend, tmp
     assert saved.meta["status"] == "finished" and len(saved.epochs) == 2 and saved.config == SHORT
     assert saved.meta["score"]["neg_elbo"] > 0
     assert (Path(view.run_dir) / "card.json").read_text().count("in the cluster") == 1
+    assert [f.epoch for f in replay.load(view.run_dir).frames] == [0, 1, 2]  # the replay came back too
     model = job.model()
     assert model is not None and all(np.isfinite(p.detach().numpy()).all() for p in model.parameters())
     assert backend.find(job.id) is job

@@ -36,7 +36,7 @@ def test_a_run_folder_holds_every_file_and_loads_back_without_pickle(saved_run, 
 
 def test_bundle_zips_the_run_files(saved_run):
     names = zipfile.ZipFile(io.BytesIO(bundles.bundle(saved_run.view().run_dir))).namelist()
-    assert {n.split("/")[1] for n in names} == {*runs.FILES, "card.json"}
+    assert {n.split("/")[1] for n in names} == {*runs.FILES, "card.json", "replay.safetensors"}
 
 
 def test_a_pickle_payload_in_the_weights_never_runs(saved_run, tmp_path):

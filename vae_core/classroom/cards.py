@@ -75,9 +75,17 @@ def title(run: SavedRun) -> str:
 
 
 def label(run: SavedRun) -> str:
-    """The run's title, then the live changes it had, then how it ended if it did not complete:
-    "β = 8 · β 1 → 4 at epoch 19 · stopped at epoch 20"."""
-    return " · ".join([title(run), *live_changes(run.meta), *ending(run.meta)])
+    """The run's title, where it was forked from, then the live changes it had, then how it ended if it did not
+    complete: "β = 8 · β 1 → 4 at epoch 19 · stopped at epoch 20"."""
+    return " · ".join([title(run), *forked(run.meta), *live_changes(run.meta), *ending(run.meta)])
+
+
+def forked(meta: dict) -> list[str]:
+    """Where a fork came from, in words (["forked from β = 1 at epoch 10"]); [] for a run that is no fork."""
+    fork = meta.get("fork")
+    if not isinstance(fork, dict) or not isinstance(fork.get("epoch"), int):
+        return []
+    return [f"forked from {plain_text(fork.get('title') or fork.get('parent'), TITLE_MAX)} at epoch {fork['epoch']}"]
 
 
 def ending(meta: dict) -> list[str]:

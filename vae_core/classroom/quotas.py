@@ -31,7 +31,8 @@ class Usage:
 
 
 def _folder_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+    """A run folder's files, its checkpoints (checkpoints/) included."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def owned_folders(runs_dir: str | os.PathLike, owner: str) -> list[Path]:

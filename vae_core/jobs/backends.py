@@ -17,6 +17,7 @@ from typing import Protocol
 from vae_core import runs
 from vae_core.config import TrainConfig
 from vae_core.data import Dataset
+from vae_core.forks import Fork
 from vae_core.jobs.job import BY_THE_USER, TrainingJob
 from vae_core.jobs.state import JobView, RunState
 from vae_core.maths.models import VAE
@@ -50,9 +51,10 @@ class Job(Protocol):
 
 class Backend(Protocol):
     def start(self, config: TrainConfig, data: Dataset | None = None, *, owner: str = "", card: dict | None = None,
-              runs_dir: str | os.PathLike | None = None) -> Job:
+              runs_dir: str | os.PathLike | None = None, fork: Fork | None = None) -> Job:
         """Start a run of `config` (on `data`, an upload, else the built-in dataset it names) for `owner`,
-        saved in `runs_dir` (default: the runs folder) with `card` (classroom.cards.new_card) as its card."""
+        saved in `runs_dir` (default: the runs folder) with `card` (classroom.cards.new_card) as its card; going
+        on from `fork` (forks.prepare: a saved run's state at an epoch) when given."""
     def find(self, job_id: str) -> Job | None: ...
     def jobs(self) -> list[Job]:
         """Every job still known, running or recently ended, oldest first (each with its owner)."""
@@ -93,9 +95,9 @@ class ThreadBackend(JobBook):
         # of a training thread: a server's script reruns waited that long (bench/README.md, "Classroom load").
         sys.setswitchinterval(SWITCH_INTERVAL)
 
-    def start(self, config, data=None, *, owner="", card=None, runs_dir=None) -> TrainingJob:
+    def start(self, config, data=None, *, owner="", card=None, runs_dir=None, fork=None) -> TrainingJob:
         runs_dir = runs.default_runs_dir() if runs_dir is None else runs_dir
-        return self.add(TrainingJob(config, data, owner=owner, card=card, runs_dir=runs_dir)).start()
+        return self.add(TrainingJob(config, data, owner=owner, card=card, runs_dir=runs_dir, fork=fork)).start()
 
     def close(self) -> None:
         for job in self.jobs():

@@ -21,12 +21,14 @@ from pathlib import Path
 import ray
 
 import vae_core
-from vae_core import devices, runs
+from vae_core import checkpoints, devices, runs
 from vae_core.config import TrainConfig
 from vae_core.data import Dataset
+from vae_core.forks import Fork
 from vae_core.jobs.backends import JobBook
 from vae_core.jobs.job import BY_THE_USER, TrainingJob
 from vae_core.jobs.process import PUSH_SECONDS, RemoteJob
+from vae_core.jobs.replay import REPLAY
 from vae_core.jobs.slots import SlotPool
 from vae_core.jobs.state import Progress, ProgressFeed, RunState, failure
 from vae_core.train import Status, warm_up
@@ -34,7 +36,7 @@ from vae_core.train import Status, warm_up
 NAMESPACE = "vae-lab"
 CALL_TIMEOUT = 10.0  # seconds a steering call or a weights request may take once the actor runs
 WARM = int(os.environ.get("VAE_LAB_RAY_WARM", "1"))  # idle actors a server keeps started for the next runs
-RUN_FILES = ("config.json", "card.json", "metrics.csv", "steps.json", "weights.safetensors", "meta.json")
+RUN_FILES = ("config.json", "card.json", "metrics.csv", "steps.json", "weights.safetensors", REPLAY, "meta.json")
 
 
 @ray.remote(num_cpus=1)
@@ -47,19 +49,25 @@ class TrainerActor:
         self.feed = ProgressFeed()
         warm_up()  # while it waits for a run: its first step comes sooner
 
-    def start(self, job_id: str, config_json: str, data: Dataset | None, owner: str, card: dict | None) -> None:
+    def start(self, job_id: str, config_json: str, data: Dataset | None, owner: str, card: dict | None,
+              fork: Fork | None = None) -> None:
         self.job = TrainingJob(TrainConfig.from_json(config_json), data, job_id=job_id, owner=owner, card=card,
-                               runs_dir=self.folder, pool=SlotPool(1))
+                               runs_dir=self.folder, pool=SlotPool(1), fork=fork)
         self.job.start()
 
     def progress(self) -> Progress | None:
         return self.feed.next(self.job)
 
-    def files(self) -> dict[str, bytes]:
-        """The run folder's files as they are now (meta.json last: it says how far the others got)."""
+    def files(self, have: tuple[str, ...] = ()) -> dict[str, bytes | None]:
+        """The run folder's files as they are now (meta.json last: it says how far the others got), with the
+        checkpoints the server lacks (it `have`s the others); None for a checkpoint the run has dropped since."""
         folder = self.job.run_dir
-        return {name: (folder / name).read_bytes() for name in RUN_FILES
-                if folder is not None and (folder / name).is_file()}
+        if folder is None:
+            return {}
+        kept = {f"{checkpoints.FOLDER}/{p.name}" for p in (folder / checkpoints.FOLDER).glob("epoch-*")}
+        return ({name: (folder / name).read_bytes() for name in sorted(kept - set(have))}
+                | {name: None for name in set(have) - kept}
+                | {name: (folder / name).read_bytes() for name in RUN_FILES if (folder / name).is_file()})
 
     def weights(self):
         ready = self.job.status.ended or self.job.status == Status.PAUSED
@@ -95,10 +103,10 @@ class RayBackend(JobBook):
         self._warm_lock = threading.Lock()
         self._top_up()
 
-    def start(self, config, data=None, *, owner="", card=None, runs_dir=None) -> RayJob:
+    def start(self, config, data=None, *, owner="", card=None, runs_dir=None, fork=None) -> RayJob:
         runs_dir = Path(runs.default_runs_dir() if runs_dir is None else runs_dir)
         return self.add(RayJob(config, data, owner=owner, card=card, runs_dir=runs_dir, book=self,
-                               actor=self._actor(config)))
+                               actor=self._actor(config), fork=fork))
 
     def _actor(self, config: TrainConfig):
         """A warm actor for the run (the oldest: ahead of any other in Ray's queue), else a new one."""
@@ -133,11 +141,12 @@ class RayJob(RemoteJob):
     """A run in a Ray actor, seen from the server: a Job whose state is as last fetched."""
 
     def __init__(self, config: TrainConfig, upload: Dataset | None, *, owner: str, card: dict | None,
-                 runs_dir: Path, book: RayBackend, actor):
+                 runs_dir: Path, book: RayBackend, actor, fork: Fork | None = None):
         super().__init__(config, upload, owner=owner, worker=None)
         self.runs_dir, self.book, self.waiting, self.actor = runs_dir, book, True, actor
+        # an upload and a fork's parent state reach the actor through the object store
         self.actor.start.remote(self.id, config.to_json(), upload if upload is None else ray.put(upload), owner,
-                                card)
+                                card, fork if fork is None else ray.put(fork))
         self._synced = (None, -1)  # (status, epochs) of the run folder last copied back
         threading.Thread(target=self._follow, name=f"vae-lab-ray-{self.id}", daemon=True).start()
 
@@ -205,11 +214,18 @@ class RayJob(RemoteJob):
         """Copy the run folder back when it has news: a new epoch, or a new status (paused, ended)."""
         if state.run_dir is None or (state.status, state.epoch) == self._synced:
             return
-        files = ray.get(self.actor.files.remote(), timeout=CALL_TIMEOUT * 6)
         folder = self.runs_dir / Path(state.run_dir).name
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in sorted(files, key=lambda n: n == "meta.json"):  # meta.json last, as the job writes it
-            runs.write_atomic(folder / name, files[name])
+        have = tuple(f"{checkpoints.FOLDER}/{p.name}" for p in (folder / checkpoints.FOLDER).glob("epoch-*"))
+        files = ray.get(self.actor.files.remote(have), timeout=CALL_TIMEOUT * 6)
+        (folder / checkpoints.FOLDER).mkdir(parents=True, exist_ok=True)
+        # as the job writes them: checkpoints (tensors, then values), the run's files, meta.json; then drops
+        order = lambda n: (files[n] is None, n == "meta.json", not n.startswith(checkpoints.FOLDER),  # noqa: E731
+                           n.endswith(".json"))
+        for name in sorted(files, key=order):
+            if files[name] is None:
+                (folder / name).unlink(missing_ok=True)
+            else:
+                runs.write_atomic(folder / name, files[name])
         self._synced = (state.status, state.epoch)
 
     def _ended(self, message: str) -> None:

@@ -19,12 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vae_core import devices, runs
+from vae_core import checkpoints, devices, runs
 from vae_core.classroom import cards
 from vae_core.config import TrainConfig, live_value
 from vae_core.data import Dataset, LoadStopped, load_dataset
+from vae_core.forks import Fork
 from vae_core.jobs.clock import JobClock
 from vae_core.jobs.history import History
+from vae_core.jobs.replay import Recorder
 from vae_core.jobs.slots import SlotPool, default_pool
 from vae_core.jobs.snapshots import Snapshot, SnapshotMaker, SnapshotThrottle
 from vae_core.jobs.state import JobView, RunState
@@ -42,8 +44,9 @@ class TrainingJob:
     def __init__(self, config: TrainConfig, data: Dataset | None = None, *, job_id: str | None = None,
                  owner: str = "", card: dict | None = None, data_dir: str | None = None,
                  runs_dir: str | os.PathLike | None = None, pool: SlotPool | None = None,
-                 snapshot_interval: float = 0.5, max_points: int = 2000):
+                 snapshot_interval: float = 0.5, max_points: int = 2000, fork: Fork | None = None):
         self.config = config
+        self.fork = fork  # the saved run and epoch it goes on from (forks.py), or None
         self.data = data
         self.id = job_id or secrets.token_hex(8)
         self.owner = owner
@@ -63,7 +66,9 @@ class TrainingJob:
         self.score: dict | None = None  # the final score on the test split, once the run has ended
         self.save_error: str | None = None  # why the run folder could not be written, when it could not
         self.live_changes: list[dict] = []
+        self._keep_every = 0  # keep every n-th epoch's checkpoint (checkpoints.every), once the first is made
         self._maker: SnapshotMaker | None = None
+        self._replay: Recorder | None = None  # a frame per epoch, saved with the run (jobs/replay.py)
         self._throttle: SnapshotThrottle | None = None
         self._lock = threading.Lock()
         self._pending: dict[str, float] = {}
@@ -209,11 +214,15 @@ class TrainingJob:
         with torch.device("meta"):  # refuse a model over VAE_LAB_MAX_PARAMS before allocating it
             build_model(config, data.sample_shape)
         self.trainer = trainer = Trainer(config, data)
+        if self.fork is not None:
+            self._go_on_from(self.fork)
         self.status = Status.RUNNING  # until the model exists, the job shows as queued: "building the model"
         self._maker = SnapshotMaker(trainer.val_split, data.val_labels, config.latent_dim, config.seed, data.train)
         self._open_run_dir()
         self._throttle = SnapshotThrottle(self.snapshot_interval)
         self._take_snapshot(forced=True)
+        self._replay = Recorder(trainer.val_split, data.val_labels, config.latent_dim, config.seed)
+        self._replay.record(trainer.model, trainer.epoch)  # the start: before training, or a checkpoint's epoch
         outcome = fit(trainer, on_step=self._on_step, on_epoch=self._on_epoch, hold=self._hold,
                       should_stop=self._stop.is_set)
         self._end(outcome)
@@ -267,7 +276,41 @@ class TrainingJob:
         self.history.add_epoch(epoch.row)
         self.best_epoch = epoch.best_epoch
         self._take_snapshot()  # its points from the validation pass just run
+        self._replay.record(self.trainer.model, self.trainer.epoch, self.trainer.posterior)
+        self._save_checkpoint()
         self._save(epoch.weights)
+        if self.run_dir is not None and self.save_error is None:  # meta.json says the epoch was done
+            checkpoints.prune(self.run_dir, self.trainer.epoch, self._keep_every)
+
+    def _save_checkpoint(self) -> None:
+        """This epoch's checkpoint, before meta.json says the epoch was done (checkpoints.py says which stay)."""
+        if self.run_dir is None:
+            return
+        checkpoint = self.trainer.checkpoint()
+        self._keep_every = self._keep_every or checkpoints.every(checkpoint, self.config.epochs)
+        try:
+            checkpoints.save(self.run_dir, checkpoint)
+        except OSError as exc:
+            self.save_error = _save_failure(exc)
+
+    def _go_on_from(self, fork: Fork) -> None:
+        """Start from the parent's state at the fork, with its history and live changes up to there; the fork
+        itself (with the β or LR it changed) follows them as a live change, where the loss chart marks it."""
+        trainer = self.trainer
+        trainer.restore(fork.checkpoint)
+        change = {"step": trainer.step, "fork": fork.record()}
+        for name in ("lr", "beta"):
+            if getattr(self.config, name) != fork.settings[name]:
+                change[name], change[f"{name}_was"] = getattr(self.config, name), fork.settings[name]
+        if self.config.lr != trainer.config.lr:
+            trainer.set_lr(self.config.lr)
+        trainer.beta = self.config.beta
+        self.live_changes += [*fork.changes, change]
+        for row in fork.epochs:
+            self.history.add_epoch(row)
+        for row in fork.steps:
+            self.history.add_step(row)
+        self.best_epoch = trainer.track.best_epoch
 
     def _take_snapshot(self, forced: bool = False) -> None:
         if not (forced or self._throttle.due()):
@@ -317,7 +360,9 @@ class TrainingJob:
             return
         try:
             meta = runs.run_meta(self.trainer, status or self.status, message or self.message, self.best_epoch,
-                                 self.live_changes, self.score)
+                                 self.live_changes, self.score) | ({"fork": self.fork.record()} if self.fork else {})
+            if self._replay is not None and weights is not None:  # frames come at epochs' ends; before meta.json
+                self._replay.save(self.run_dir)
             runs.save_progress(self.run_dir, meta, self.history.epochs(), self.history.steps(), weights)
             self.save_error = None
         except OSError as exc:  # a full disk or read-only folder must not cost the user the trained model

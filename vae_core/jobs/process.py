@@ -4,7 +4,8 @@ starved the page reruns of 30 students).
 
 The server holds a `RemoteJob` per run, a `Mirror` of its state that the worker updates with `Progress`
 messages every PUSH_SECONDS. Messages are pickled over two pipes that only these two processes hold;
-nothing a user sent is unpickled (an upload reaches the worker as the Dataset the server already checked).
+nothing a user sent is unpickled (an upload reaches the worker as the Dataset the server already checked, a
+fork's parent state as the Fork the server read from safetensors and JSON).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from vae_core import runs
 from vae_core.config import TrainConfig, live_value
 from vae_core.data import DataError, Dataset, load_dataset
+from vae_core.forks import Fork
 from vae_core.jobs.backends import JobBook
 from vae_core.jobs.job import BY_THE_USER, TrainingJob, pace_value
 from vae_core.jobs.state import JobView, Mirror, Progress, ProgressFeed, RunState, failure, queued_state
@@ -61,10 +63,11 @@ class WorkerProcess:
         self.alive = True
         threading.Thread(target=self._receive, name="vae-lab-worker-link", daemon=True).start()
 
-    def submit(self, job: RemoteJob, data: Dataset | None, runs_dir: str | None, card: dict | None = None) -> None:
+    def submit(self, job: RemoteJob, data: Dataset | None, runs_dir: str | None, card: dict | None = None,
+               fork: Fork | None = None) -> None:
         with self._lock:
             self._jobs[job.id] = job
-        if not self.send("start", job.id, job.config.to_json(), data, runs_dir, job.owner, card):
+        if not self.send("start", job.id, job.config.to_json(), data, runs_dir, job.owner, card, fork):
             self._lost([job])
 
     def send(self, *message) -> bool:
@@ -153,11 +156,11 @@ class ProcessBackend(JobBook):
                 self._worker = WorkerProcess()
             return self._worker
 
-    def start(self, config, data=None, *, owner="", card=None, runs_dir=None) -> RemoteJob:
+    def start(self, config, data=None, *, owner="", card=None, runs_dir=None, fork=None) -> RemoteJob:
         runs_dir = runs.default_runs_dir() if runs_dir is None else runs_dir
         job = RemoteJob(config, data, owner=owner, worker=self.worker())
         self.add(job)
-        job.worker.submit(job, data, str(runs_dir), card)
+        job.worker.submit(job, data, str(runs_dir), card, fork)
         return job
 
     def close(self) -> None:
@@ -309,10 +312,10 @@ def _serve(inbox: Connection, outbox: Connection) -> None:
             with lock:
                 job = jobs.get(job_id, (None,))[0]
             if kind == "start":
-                config_json, data, runs_dir, owner, card = args
+                config_json, data, runs_dir, owner, card, fork = args
                 try:
                     job = TrainingJob(TrainConfig.from_json(config_json), data, job_id=job_id, owner=owner,
-                                      card=card, runs_dir=runs_dir)
+                                      card=card, runs_dir=runs_dir, fork=fork)
                 except Exception as exc:  # a config the worker refuses (its limits): that run fails, the worker goes on
                     send("progress", job_id, failure(queued_state(job_id, owner, TrainConfig()),
                                                      f"Training failed: {exc}"))

@@ -3,6 +3,7 @@
 Distances between images are root-mean-square pixel differences (images in [0, 1]), so they read
 the same on 8×8 digits and 28×28 MNIST: 0 is identical, 1 is black against white.
 
+  projection_2d             the centre and axes project_2d uses, for what else lands in its picture
   nearest_distance          RMS distance of each image to its nearest neighbour in a reference set
   prior_sample_distance     mean nearest-training-image distance of decoded prior samples (lower: more data-like)
   fitted_sample_distance    the same for points drawn from a Gaussian fitted to the model's own codes
@@ -35,18 +36,24 @@ from vae_core.maths.objectives import kl_per_dim
 
 def project_2d(mu: np.ndarray) -> np.ndarray:
     """Latent means in 2-D: as they are for 1 or 2 dimensions, the first two principal components above."""
+    centre, axes = projection_2d(mu)
+    return (np.asarray(mu, dtype=np.float64) - centre) @ axes
+
+
+def projection_2d(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (centre, d×2 axes) that `project_2d` applies to `mu`, so anything else in its latent space (a
+    posterior's covariance, a new input's code) lands in the same picture."""
     mu = np.asarray(mu, dtype=np.float64)
-    if mu.shape[1] == 1:
-        return np.concatenate([mu, np.zeros_like(mu)], 1)
-    if mu.shape[1] == 2:
-        return mu
-    centred = mu - mu.mean(0)
+    d = mu.shape[1]
+    if d <= 2:
+        return np.zeros(d), np.eye(d, 2)
+    centre = mu.mean(0)
+    centred = mu - centre
     # Eigenvectors of the small d×d scatter matrix: far cheaper than the SVD of the n×d matrix next to a
     # training thread (bench/README.md, "Projection"). Signs are fixed (largest loading positive) so frames do not flip.
     _, vectors = np.linalg.eigh(centred.T @ centred)
     axes = vectors[:, ::-1][:, :2]
-    axes = axes * np.sign(axes[np.abs(axes).argmax(0), [0, 1]])
-    return centred @ axes
+    return centre, axes * np.sign(axes[np.abs(axes).argmax(0), [0, 1]])
 
 
 def _flat(x) -> torch.Tensor:

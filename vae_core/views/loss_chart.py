@@ -73,8 +73,8 @@ def log_scale_problem(steps: list[dict], epochs: list[dict], config: TrainConfig
 
 def events(config: TrainConfig, steps_per_epoch: int, live_changes=(), status: str | None = None,
            last_step: int = 0, best_epoch: int | None = None) -> list[Event]:
-    """What the chart marks: the end of a β warm-up, each new β cycle, each live change, and how the run ended
-    (diverged, early-stopped) where it did."""
+    """What the chart marks: the end of a β warm-up, each new β cycle, each live change (a fork's start among
+    them), and how the run ended (diverged, early-stopped) where it did."""
     out = []
     total = config.epochs * steps_per_epoch
     if config.mode == "vae" and not config.capacity and config.beta_schedule == "warmup" \
@@ -84,7 +84,8 @@ def events(config: TrainConfig, steps_per_epoch: int, live_changes=(), status: s
         period = math.ceil(total / config.beta_cycles)
         out += [Event(k * period, f"cycle {k + 1}") for k in range(1, config.beta_cycles) if k * period < total]
     for change in live_changes:
-        words = change_words(change)
+        fork = change.get("fork")  # a fork starts with the parent's history: it is marked where it went its own way
+        words = ([f"fork of epoch {fork.get('epoch')}"] if isinstance(fork, dict) else []) + change_words(change)
         if words and isinstance(change.get("step"), int):
             out.append(Event(change["step"], ", ".join(words), BLUE))
     if status == "diverged":
