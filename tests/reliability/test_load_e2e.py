@@ -47,9 +47,9 @@ sys.argv = ["streamlit", "run", *sys.argv[1:]]
 sys.exit(main())
 """
 POOLS = ("AnyIO worker thread", "ThreadPoolExecutor-")  # the web server's worker pools: sized by demand, kept
-# What Streamlit's frontend threw in some tabs (in about half the runs of this test) while every tab
-# redrew its live view every 0.6 s: redraws queued up on the busy server and the tab blanked and stopped
-# updating. The live view's pace now follows the server's load (vae_core.jobs.sessions.redraw_seconds).
+# What Streamlit's frontend threw in some tabs (in about half the runs of this test) when fragment runs piled
+# up on the busy server: the tab blanked and stopped updating. The cause was cached-message references kept
+# from a cleared fragment run (tests/e2e/test_piled_up_fragments.py), removed by the app's settings.
 FRONTEND_BREAKS = ("Cannot set a node at a delta path", "Bad delta path index")
 
 
