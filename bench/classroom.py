@@ -73,10 +73,10 @@ from vae_core.train import ENDED
 
 # (students, VAE_LAB_MAX_JOBS, class): all training at once, then the app's default, where the runs queue, then 30
 # at once again with a class session and the teacher's Class page open (class: "" none, "session" a class session
-# only, "class" a class session and the Class page). The smoke run takes the same paths on a smaller scale: the 10
+# only, "class" a class session and the Class page). The smoke run takes the same paths on a smaller scale: 4
 # students at once, then a few queued for the default's slots, with the Class page open.
 CASES = ((10, 10, ""), (30, 30, ""), (30, DEFAULT_MAX_JOBS, ""), (30, 30, "class"))
-SMOKE_CASES = ((10, 10, ""), (DEFAULT_MAX_JOBS + 1, DEFAULT_MAX_JOBS, "class"))
+SMOKE_CASES = ((4, 4, ""), (DEFAULT_MAX_JOBS + 1, DEFAULT_MAX_JOBS, "class"))
 CLASS_WORDS = {"": "–", "session": "class session", "class": "class session, Class page open"}
 TEACHER_KEY = "bench-teacher-key"  # the server's VAE_LAB_TEACHER_KEY in the cases with a class
 CLASS_PAGE = "classroom"  # the Class page's URL path (st.Page("pages/classroom.py"))

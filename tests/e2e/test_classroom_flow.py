@@ -214,7 +214,7 @@ def test_compare_two_short_runs(page, server, shoot):
         names = set(bundle.namelist())
     assert {f"{folder}/{name}" for name in ("meta.json", "metrics.csv", "weights.safetensors")} <= names, names
     page.get_by_role("link", name="Compare").click()
-    page.get_by_text("Rate–distortion plane").wait_for()
+    page.get_by_text("Rate–distortion plane", exact=True).first.wait_for()
     wait_points(page, "rate_distortion", more_than=3)
     chips = page.locator(".st-key-compare_runs [data-tag]")
     chips.nth(1).wait_for()
