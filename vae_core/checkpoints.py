@@ -25,6 +25,7 @@ from safetensors.torch import save as save_safetensors
 
 from vae_core import limits
 from vae_core.runs import RunError, write_atomic
+from vae_core.train import Track, Trainer
 
 FOLDER = "checkpoints"
 KEEP_BYTES = 20 * 2**20  # one run's checkpoints together, at most (but for its latest epoch's)
@@ -35,7 +36,7 @@ MAX_JSON_BYTES = 2**20
 @dataclass(frozen=True)
 class Checkpoint:
     """A trainer's state between two epochs, as tensors (safetensors) and plain values (JSON): restored into a
-    trainer of the same shape (`Trainer.restore`), training goes on as if it had never stopped. A checkpoint of
+    trainer of the same shape (`restore`), training goes on as if it had never stopped. A checkpoint of
     weights only (a run saved before checkpoints existed) has no "optimizer" value."""
     tensors: dict[str, torch.Tensor]
     values: dict
@@ -102,7 +103,7 @@ def max_bytes() -> int:
 
 
 def load(run_dir: Path, epoch: int) -> Checkpoint:
-    """The checkpoint of `epoch`, checked as far as files can be (RunError naming the file); `Trainer.restore`
+    """The checkpoint of `epoch`, checked as far as files can be (RunError naming the file); `restore`
     checks that it fits the model."""
     tensors_path, values_path = _path(run_dir, epoch, "safetensors"), _path(run_dir, epoch, "json")
     where = f"{Path(run_dir).name}/{FOLDER}/{tensors_path.stem}"
@@ -140,7 +141,60 @@ def _valid(values, epoch: int) -> bool:
             and (track.get("first_loss") is None or number(track["first_loss"])))
 
 
-# --- a trainer's state as tensors and values (Trainer.checkpoint and restore) ------------------------
+# --- a trainer's state as tensors and values ----------------------------------------------------------
+def take(trainer: Trainer) -> Checkpoint:
+    """`trainer`'s state as it is between two epochs (take it from `on_epoch`), copied to the CPU."""
+    tensors = prefixed("model", trainer.weights()) | {"generator": trainer.generator.get_state().cpu()}
+    track = trainer.track
+    if track.best is not None and track.best_epoch != trainer.epoch:  # else the best weights are the model's
+        tensors |= prefixed("best", track.best)
+    schedule = trainer.schedule
+    values = {"epoch": trainer.epoch, "step": trainer.step, "lr": trainer.config.lr, "beta": trainer.beta,
+              "beta_used": trainer.beta_used, "device": trainer.device.type, "schedule_steps": schedule.steps,
+              "per_step": schedule.per_step.state_dict() if schedule.per_step else None,
+              "plateau": schedule.plateau.state_dict() if schedule.plateau else None,
+              "track": {"best_val": track.best_val, "best_epoch": track.best_epoch,
+                        "bad_epochs": track.bad_epochs, "first_loss": track.first_loss},
+              "optimizer": optimizer_values(trainer.optimizer, "optimizer", tensors)}
+    if trainer.discriminator is not None:
+        tensors |= prefixed("critic", {k: v.detach().to("cpu", copy=True)
+                                        for k, v in trainer.discriminator.state_dict().items()})
+        values["critic_optimizer"] = optimizer_values(trainer.disc_optimizer, "critic_optimizer", tensors)
+    return Checkpoint(tensors, values)
+
+
+def restore(trainer: Trainer, checkpoint: Checkpoint) -> None:
+    """Make `trainer` go on from `checkpoint`, a trainer of its shape's: the model, critic, optimisers, LR
+    schedule, β, the step and epoch counters, early stopping's record and the random stream. One of weights only
+    sets the model and the counters; the optimiser and LR schedule start afresh. ValueError when it does not fit."""
+    tensors, values = checkpoint.tensors, checkpoint.values
+    try:
+        trainer.load_weights(part(tensors, "model"))
+    except RuntimeError as exc:
+        raise ValueError(f"its weights do not fit this model ({str(exc).splitlines()[0]})") from None
+    trainer.step, trainer.epoch = values["step"], values["epoch"]
+    if not checkpoint.full:
+        return
+    if values["device"] != trainer.device.type:  # the random stream's state is the device's own kind
+        raise ValueError(f"it was trained on {values['device']!r:.10} and cannot go on on {trainer.device.type}")
+    trainer.generator.set_state(tensors["generator"])
+    load_optimizer(trainer.optimizer, values["optimizer"], tensors, "optimizer")
+    if trainer.discriminator is not None:
+        trainer.discriminator.load_state_dict(part(tensors, "critic"))
+        load_optimizer(trainer.disc_optimizer, values["critic_optimizer"], tensors, "critic_optimizer")
+    for scheduler, state in ((trainer.schedule.per_step, values["per_step"]), (trainer.schedule.plateau,
+                                                                            values["plateau"])):
+        if scheduler is not None:
+            same_kind(scheduler.state_dict(), state, "the learning-rate schedule")
+            scheduler.load_state_dict(state)
+    trainer.schedule.steps = values["schedule_steps"]
+    trainer.config = trainer.config.replace(lr=values["lr"])  # the base LR then (live changes included)
+    trainer.beta, trainer.beta_used = values["beta"], values["beta_used"]
+    track = values["track"]
+    best = part(tensors, "best") or (trainer.weights() if track["best_epoch"] == trainer.epoch else None)
+    trainer.track = Track(track["best_val"], track["best_epoch"], best, track["bad_epochs"], track["first_loss"])
+
+
 def prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {f"{prefix}/{name}": tensor for name, tensor in tensors.items()}
 

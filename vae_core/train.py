@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from vae_core import devices
-from vae_core.checkpoints import Checkpoint, load_optimizer, optimizer_values, part, prefixed, same_kind
 from vae_core.config import TrainConfig, check_compatible
 from vae_core.data import Dataset, load_dataset
 from vae_core.maths.augment import augment_batch
@@ -81,7 +80,8 @@ class Outcome:
 class Track:
     """What `fit` carries from epoch to epoch besides the trainer's state: early stopping's record (the best
     validation −ELBO, its epoch and weights, the epochs since) and the divergence guard's first loss. The trainer
-    holds it, so that a checkpoint carries it: a restored run stops early exactly when the unbroken one would."""
+    holds it, so that a checkpoint (vae_core/checkpoints.py) carries it: a restored run stops early exactly when
+    the unbroken one would."""
     best_val: float = math.inf
     best_epoch: int | None = None
     best: dict[str, torch.Tensor] | None = None
@@ -332,57 +332,6 @@ class Trainer:
     def load_weights(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)
         self._posterior = None  # of other weights
-
-    def checkpoint(self) -> Checkpoint:
-        """The state as it is between two epochs (call it from `on_epoch`), copied to the CPU."""
-        tensors = prefixed("model", self.weights()) | {"generator": self.generator.get_state().cpu()}
-        track = self.track
-        if track.best is not None and track.best_epoch != self.epoch:  # else the best weights are the model's
-            tensors |= prefixed("best", track.best)
-        schedule = self.schedule
-        values = {"epoch": self.epoch, "step": self.step, "lr": self.config.lr, "beta": self.beta,
-                  "beta_used": self.beta_used, "device": self.device.type, "schedule_steps": schedule.steps,
-                  "per_step": schedule.per_step.state_dict() if schedule.per_step else None,
-                  "plateau": schedule.plateau.state_dict() if schedule.plateau else None,
-                  "track": {"best_val": track.best_val, "best_epoch": track.best_epoch,
-                            "bad_epochs": track.bad_epochs, "first_loss": track.first_loss},
-                  "optimizer": optimizer_values(self.optimizer, "optimizer", tensors)}
-        if self.discriminator is not None:
-            tensors |= prefixed("critic", {k: v.detach().to("cpu", copy=True)
-                                            for k, v in self.discriminator.state_dict().items()})
-            values["critic_optimizer"] = optimizer_values(self.disc_optimizer, "critic_optimizer", tensors)
-        return Checkpoint(tensors, values)
-
-    def restore(self, checkpoint: Checkpoint) -> None:
-        """Go on from `checkpoint`, a trainer of this shape's: the model, critic, optimisers, LR schedule, β, the
-        step and epoch counters, early stopping's record and the random stream. One of weights only sets the
-        model and the counters; the optimiser and LR schedule start afresh. ValueError when it does not fit."""
-        tensors, values = checkpoint.tensors, checkpoint.values
-        try:
-            self.load_weights(part(tensors, "model"))
-        except RuntimeError as exc:
-            raise ValueError(f"its weights do not fit this model ({str(exc).splitlines()[0]})") from None
-        self.step, self.epoch = values["step"], values["epoch"]
-        if not checkpoint.full:
-            return
-        if values["device"] != self.device.type:  # the random stream's state is the device's own kind
-            raise ValueError(f"it was trained on {values['device']!r:.10} and cannot go on on {self.device.type}")
-        self.generator.set_state(tensors["generator"])
-        load_optimizer(self.optimizer, values["optimizer"], tensors, "optimizer")
-        if self.discriminator is not None:
-            self.discriminator.load_state_dict(part(tensors, "critic"))
-            load_optimizer(self.disc_optimizer, values["critic_optimizer"], tensors, "critic_optimizer")
-        for scheduler, state in ((self.schedule.per_step, values["per_step"]), (self.schedule.plateau,
-                                                                                values["plateau"])):
-            if scheduler is not None:
-                same_kind(scheduler.state_dict(), state, "the learning-rate schedule")
-                scheduler.load_state_dict(state)
-        self.schedule.steps = values["schedule_steps"]
-        self.config = self.config.replace(lr=values["lr"])  # the base LR then (live changes included)
-        self.beta, self.beta_used = values["beta"], values["beta_used"]
-        track = values["track"]
-        best = part(tensors, "best") or (self.weights() if track["best_epoch"] == self.epoch else None)
-        self.track = Track(track["best_val"], track["best_epoch"], best, track["bad_epochs"], track["first_loss"])
 
     @property
     def posterior(self) -> Posterior | None:

@@ -103,9 +103,9 @@ def test_a_run_keeps_every_nth_epoch_within_the_cap_and_always_its_latest(digits
     config = TrainConfig(epochs=5, hidden=[16], batch_size=256)
     trainer = Trainer(config, digits)
     trainer.train_step(digits.train[:256])  # the optimiser's moments exist from the first step on
-    size = trainer.checkpoint().nbytes
+    size = checkpoints.take(trainer).nbytes
     monkeypatch.setattr(checkpoints, "KEEP_BYTES", -(-size * 5 // 2))  # room for 2.5 of the run's 5
-    assert checkpoints.every(trainer.checkpoint(), 5) == 2
+    assert checkpoints.every(checkpoints.take(trainer), 5) == 2
     job = train(config, digits, tmp_path)
     assert checkpoints.kept(job.run_dir, 5) == [2, 4, 5]  # every second, and the latest
     assert checkpoints.kept(job.run_dir, 4) == [2, 4]  # meta.json's count is the record
@@ -116,7 +116,7 @@ def test_a_run_keeps_every_nth_epoch_within_the_cap_and_always_its_latest(digits
 def test_the_cap_keeps_every_second_epoch_of_the_default_digits_run(digits):
     trainer = Trainer(TrainConfig(), digits)  # 100k parameters and Adam's two moments: 1.2 MB an epoch
     trainer.train_step(digits.train[:32])
-    one = trainer.checkpoint()
+    one = checkpoints.take(trainer)
     assert 1.1e6 < one.nbytes < 1.3e6
     assert checkpoints.every(one, 30) == 2 and checkpoints.every(one, 16) == 1
 
@@ -172,7 +172,7 @@ def test_damaged_checkpoints_are_refused_naming_the_file(parent, digits, tmp_pat
     stored["per_step"]["surprise"] = 1  # a schedule's state from a file never brings attributes of its own
     checkpoint = Checkpoint(checkpoints.load(copy, 3).tensors, stored)
     with pytest.raises(ValueError, match="the learning-rate schedule in the checkpoint are not of this run's kind"):
-        Trainer(RICH, digits).restore(checkpoint)
+        checkpoints.restore(Trainer(RICH, digits), checkpoint)
 
 
 def test_a_failed_restore_fails_the_fork_with_its_reason_and_leaves_no_run(parent, digits, tmp_path):

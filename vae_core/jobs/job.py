@@ -286,7 +286,7 @@ class TrainingJob:
         """This epoch's checkpoint, before meta.json says the epoch was done (checkpoints.py says which stay)."""
         if self.run_dir is None:
             return
-        checkpoint = self.trainer.checkpoint()
+        checkpoint = checkpoints.take(self.trainer)
         self._keep_every = self._keep_every or checkpoints.every(checkpoint, self.config.epochs)
         try:
             checkpoints.save(self.run_dir, checkpoint)
@@ -297,7 +297,7 @@ class TrainingJob:
         """Start from the parent's state at the fork, with its history and live changes up to there; the fork
         itself (with the β or LR it changed) follows them as a live change, where the loss chart marks it."""
         trainer = self.trainer
-        trainer.restore(fork.checkpoint)
+        checkpoints.restore(trainer, fork.checkpoint)
         change = {"step": trainer.step, "fork": fork.record()}
         for name in ("lr", "beta"):
             if getattr(self.config, name) != fork.settings[name]:
