@@ -63,3 +63,17 @@ def shoot():
             && Array.from(document.images).every(img => img.complete)""", polling=50)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
     return take
+
+
+@pytest.fixture(scope="session")
+def train_on_page():
+    """Train a run as a student does: open the Train page at `link` (a link carrying its settings), press Start
+    once the page has settled (a click during a rerun can be lost), and wait until `ended` shows."""
+    def train(page, link: str, ended: str) -> None:
+        page.goto(link)
+        start = page.get_by_role("button", name="Start", exact=True)
+        start.wait_for()
+        page.locator("[data-testid=stStatusWidget]").wait_for(state="hidden")
+        start.click()
+        page.get_by_text(ended).wait_for(timeout=60_000)
+    return train

@@ -9,13 +9,8 @@ PLOT = ".st-key-explore_latent .js-plotly-plot"
 TRACES = f"() => Array.from(document.querySelector('{PLOT}')._fullData || [], t => [t.name, t.fill || ''])"
 
 
-def test_a_drawn_digit_is_encoded_and_starred_on_the_scatter(page, server, shoot):
-    page.goto(server.url + "/?epochs=2&hidden=32")
-    start = page.get_by_role("button", name="Start", exact=True)
-    start.wait_for()
-    page.locator("[data-testid=stStatusWidget]").wait_for(state="hidden")
-    start.click()
-    page.get_by_text("Final score on the held-out test split").wait_for(timeout=60_000)
+def test_a_drawn_digit_is_encoded_and_starred_on_the_scatter(page, server, shoot, train_on_page):
+    train_on_page(page, server.url + "/?epochs=2&hidden=32", "Final score on the held-out test split")
     page.get_by_role("link", name="Explore").click()
     page.wait_for_function(f"() => (document.querySelector('{PLOT}') || {{}})._fullData")
     page.get_by_text("Show each point's uncertainty (σ)").click()

@@ -20,13 +20,9 @@ def state(page) -> dict:
     return page.wait_for_function(STATE, polling=50).json_value()
 
 
-def test_play_and_the_slider_move_the_latent_points(page, server, shoot):
-    page.goto(server.url + "/?epochs=3&hidden=32")
-    start = page.get_by_role("button", name="Start", exact=True)
-    start.wait_for()
-    page.locator("[data-testid=stStatusWidget]").wait_for(state="hidden")
-    start.click()
-    page.get_by_text("Replay: how the latent space formed").wait_for(timeout=60_000)  # after the run, on Train
+def test_play_and_the_slider_move_the_latent_points(page, server, shoot, train_on_page):
+    # the replay shows on the Train page once the run has ended
+    train_on_page(page, server.url + "/?epochs=3&hidden=32", "Replay: how the latent space formed")
     page.get_by_role("link", name="Explore").click()
     page.locator(PLOT).wait_for()
     first = state(page)
